@@ -1,0 +1,40 @@
+"""Time-ordered UUIDv7 (RFC 9562), monotonic within a process.
+
+Python 3.11 has no ``uuid.uuid7``; this keeps producer installs free of another dependency.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+
+_lock = threading.Lock()
+_last_ms = 0
+_last_counter = 0
+
+
+def uuid7() -> uuid.UUID:
+    """A UUIDv7 whose 48-bit millisecond prefix and 12-bit counter keep it sortable by
+    creation order within a process, also when the clock stalls or steps back."""
+    global _last_ms, _last_counter  # noqa: PLW0603 - one generator state per process
+    with _lock:
+        now_ms = time.time_ns() // 1_000_000
+        if now_ms > _last_ms:
+            _last_ms = now_ms
+            _last_counter = int.from_bytes(os.urandom(2), "big") & 0x3FF
+        else:
+            _last_counter += 1
+            if _last_counter > 0xFFF:
+                # Counter exhausted within one millisecond: borrow the next one.
+                _last_ms += 1
+                _last_counter = 0
+        ms, counter = _last_ms, _last_counter
+    rand_b = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+    value = (ms & ((1 << 48) - 1)) << 80
+    value |= 0x7 << 76
+    value |= counter << 64
+    value |= 0b10 << 62
+    value |= rand_b
+    return uuid.UUID(int=value)

@@ -1,0 +1,361 @@
+"""Settings: keyword arguments first, then the environment, then a ``.env`` file.
+
+One frozen :class:`Settings` object is built at start and passed down; nothing deeper in
+the library reads the environment. A bad value fails here, naming the setting and, unless
+the setting is a secret, the value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Final
+
+from audit_logging.errors import ConfigurationError
+
+
+class Secret:
+    """A string that never shows itself in ``repr``, ``str``, logs or error messages."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+SESSION_KEY_MODES: Final = ("hash", "raw", "drop")
+_BOOL_WORDS: Final = {
+    "1": True,
+    "true": True,
+    "yes": True,
+    "on": True,
+    "0": False,
+    "false": False,
+    "no": False,
+    "off": False,
+}
+_NAME_RE: Final = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
+_INDEX_PREFIX_RE: Final = re.compile(r"^[a-z0-9][a-z0-9._-]{0,100}$")
+_BUCKET_RE: Final = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def _parse_str(setting: str, raw: Any) -> str:
+    if not isinstance(raw, str):
+        raise ConfigurationError(setting, f"must be a string, got {type(raw).__name__}")
+    return raw
+
+
+def _parse_int(lo: int, hi: int) -> Callable[[str, Any], int]:
+    def parse(setting: str, raw: Any) -> int:
+        if isinstance(raw, bool):
+            raise ConfigurationError(setting, f"must be an integer, got {raw!r}")
+        if isinstance(raw, int):
+            value = raw
+        else:
+            try:
+                value = int(str(raw).strip())
+            except ValueError:
+                raise ConfigurationError(setting, f"must be an integer, got {raw!r}") from None
+        if not lo <= value <= hi:
+            raise ConfigurationError(setting, f"must be from {lo} to {hi}, got {value}")
+        return value
+
+    return parse
+
+
+def _parse_float(lo: float, hi: float) -> Callable[[str, Any], float]:
+    def parse(setting: str, raw: Any) -> float:
+        if isinstance(raw, bool):
+            raise ConfigurationError(setting, f"must be a number, got {raw!r}")
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            raise ConfigurationError(setting, f"must be a number, got {raw!r}") from None
+        if math.isnan(value) or not lo <= value <= hi:
+            raise ConfigurationError(setting, f"must be from {lo:g} to {hi:g}, got {raw!r}")
+        return value
+
+    return parse
+
+
+def _parse_bool(setting: str, raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    word = str(raw).strip().lower()
+    if word not in _BOOL_WORDS:
+        raise ConfigurationError(setting, f"must be true or false, got {raw!r}")
+    return _BOOL_WORDS[word]
+
+
+def _parse_pattern(pattern: re.Pattern[str], what: str) -> Callable[[str, Any], str]:
+    def parse(setting: str, raw: Any) -> str:
+        value = _parse_str(setting, raw)
+        if not pattern.match(value):
+            raise ConfigurationError(setting, f"must be {what}, got {value!r}")
+        return value
+
+    return parse
+
+
+def _parse_host(setting: str, raw: Any) -> str:
+    value = _parse_str(setting, raw).strip()
+    if not value or any(c.isspace() or c in "/?#@" for c in value) or len(value) > 253:
+        raise ConfigurationError(setting, f"must be a host name or address, got {raw!r}")
+    return value
+
+
+def _parse_url(setting: str, raw: Any) -> str:
+    value = _parse_str(setting, raw).strip()
+    if not re.match(r"^https?://[^\s/?#]+(/[^\s]*)?$", value):
+        raise ConfigurationError(setting, f"must be an http:// or https:// URL, got {raw!r}")
+    return value.rstrip("/")
+
+
+def _parse_s3_prefix(setting: str, raw: Any) -> str:
+    value = _parse_str(setting, raw)
+    if value.startswith("/") or "//" in value or len(value) > 512 or not value.isprintable():
+        raise ConfigurationError(setting, f"must be a relative S3 key prefix, got {raw!r}")
+    # A prefix is a folder: always end it with "/" so keys never run into it.
+    return value if value == "" or value.endswith("/") else value + "/"
+
+
+def _parse_session_mode(setting: str, raw: Any) -> str:
+    value = _parse_str(setting, raw).strip().lower()
+    if value not in SESSION_KEY_MODES:
+        raise ConfigurationError(
+            setting, f"must be one of {', '.join(SESSION_KEY_MODES)}, got {raw!r}"
+        )
+    return value
+
+
+def _parse_secret(min_length: int = 1) -> Callable[[str, Any], Secret]:
+    def parse(setting: str, raw: Any) -> Secret:
+        if isinstance(raw, Secret):
+            raw = raw.get()
+        if not isinstance(raw, str):
+            raise ConfigurationError(setting, f"must be a string, got {type(raw).__name__}")
+        if len(raw) < min_length:
+            # The value is secret: say only how long it must be.
+            raise ConfigurationError(setting, f"must be at least {min_length} characters long")
+        return Secret(raw)
+
+    return parse
+
+
+def _parse_path(setting: str, raw: Any) -> Path:
+    if isinstance(raw, Path):
+        return raw
+    value = _parse_str(setting, raw).strip()
+    if not value or "\x00" in value:
+        raise ConfigurationError(setting, f"must be a file system path, got {raw!r}")
+    return Path(value).expanduser()
+
+
+@dataclasses.dataclass(frozen=True)
+class _Spec:
+    env: str
+    parse: Callable[[str, Any], Any]
+    secret: bool = False
+
+
+# Field name -> where it comes from and how it is checked. The environment names are the
+# seed's (DESIGN.md, "Settings"); keyword arguments may use either name.
+_SPECS: Final[dict[str, _Spec]] = {
+    "rabbitmq_stream_host": _Spec("RABBITMQ_STREAM_HOST", _parse_host),
+    "rabbitmq_stream_port": _Spec("RABBITMQ_STREAM_PORT", _parse_int(1, 65535)),
+    "rabbitmq_stream_user": _Spec("RABBITMQ_STREAM_USER", _parse_str),
+    "rabbitmq_stream_password": _Spec("RABBITMQ_STREAM_PASSWORD", _parse_secret(), secret=True),
+    "rabbitmq_stream_vhost": _Spec("RABBITMQ_STREAM_VHOST", _parse_str),
+    "rabbitmq_stream_name": _Spec(
+        "RABBITMQ_STREAM_NAME", _parse_pattern(_NAME_RE, "letters, digits, '.', '_' or '-'")
+    ),
+    "opensearch_host": _Spec("OPENSEARCH_HOST", _parse_host),
+    "opensearch_port": _Spec("OPENSEARCH_PORT", _parse_int(1, 65535)),
+    "opensearch_username": _Spec("OPENSEARCH_USERNAME", _parse_str),
+    "opensearch_password": _Spec("OPENSEARCH_PASSWORD", _parse_secret(), secret=True),
+    "opensearch_use_ssl": _Spec("OPENSEARCH_USE_SSL", _parse_bool),
+    "opensearch_verify_certs": _Spec("OPENSEARCH_VERIFY_CERTS", _parse_bool),
+    "opensearch_index_prefix": _Spec(
+        "OPENSEARCH_INDEX_PREFIX",
+        _parse_pattern(_INDEX_PREFIX_RE, "lower-case letters, digits, '.', '_' or '-'"),
+    ),
+    "s3_bucket": _Spec(
+        "AUDIT_LOG_AWS_S3_BUCKET", _parse_pattern(_BUCKET_RE, "a valid S3 bucket name")
+    ),
+    "s3_prefix": _Spec("AUDIT_LOG_S3_PREFIX", _parse_s3_prefix),
+    "aws_access_key_id": _Spec("AWS_ACCESS_KEY_ID", _parse_str),
+    "aws_secret_access_key": _Spec("AWS_SECRET_ACCESS_KEY", _parse_secret(), secret=True),
+    "aws_region_name": _Spec(
+        "AWS_REGION_NAME", _parse_pattern(re.compile(r"^[a-z0-9-]{2,32}$"), "an AWS region")
+    ),
+    "aws_endpoint_url_s3": _Spec("AWS_ENDPOINT_URL_S3", _parse_url),
+    "batch_size": _Spec("AUDIT_LOG_BATCH_SIZE", _parse_int(1, 100_000)),
+    "flush_interval": _Spec("AUDIT_LOG_FLUSH_INTERVAL", _parse_float(0.01, 86_400.0)),
+    "retention_months": _Spec("AUDIT_LOG_RETENTION_MONTHS", _parse_int(1, 1200)),
+    "spool_dir": _Spec("AUDIT_LOG_SPOOL_DIR", _parse_path),
+    "queue_size": _Spec("AUDIT_LOG_QUEUE_SIZE", _parse_int(1, 10_000_000)),
+    "hash_key": _Spec("AUDIT_LOG_HASH_KEY", _parse_secret(16), secret=True),
+    "session_key_mode": _Spec("AUDIT_LOG_SESSION_KEY_MODE", _parse_session_mode),
+    "api_tokens": _Spec("AUDIT_LOG_API_TOKENS", _parse_secret(), secret=True),
+    "api_tokens_file": _Spec("AUDIT_LOG_API_TOKENS_FILE", _parse_path),
+    "source": _Spec(
+        "AUDIT_LOG_SOURCE",
+        _parse_pattern(
+            re.compile(r"^[\x21-\x7e]{1,128}$"),
+            "1 to 128 printable ASCII characters without spaces",
+        ),
+    ),
+}
+
+_ENV_TO_FIELD: Final = {spec.env.lower(): name for name, spec in _SPECS.items()}
+
+
+def _default_spool_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "audit_logging" / "spool"
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Every setting of the library, checked. Build it with :meth:`Settings.load`."""
+
+    rabbitmq_stream_host: str = "localhost"
+    rabbitmq_stream_port: int = 5552
+    rabbitmq_stream_user: str = "guest"
+    rabbitmq_stream_password: Secret = dataclasses.field(default_factory=lambda: Secret("guest"))
+    rabbitmq_stream_vhost: str = "/"
+    rabbitmq_stream_name: str = "audit_logs_stream"
+    opensearch_host: str = "localhost"
+    opensearch_port: int = 9200
+    opensearch_username: str | None = None
+    opensearch_password: Secret | None = None
+    opensearch_use_ssl: bool = False
+    opensearch_verify_certs: bool = True
+    opensearch_index_prefix: str = "audit-logs"
+    s3_bucket: str | None = None
+    s3_prefix: str = "audit-logs/"
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: Secret | None = None
+    aws_region_name: str | None = None
+    aws_endpoint_url_s3: str | None = None
+    batch_size: int = 1000
+    flush_interval: float = 60.0
+    retention_months: int = 12
+    spool_dir: Path = dataclasses.field(default_factory=_default_spool_dir)
+    queue_size: int = 10_000
+    hash_key: Secret | None = None
+    session_key_mode: str = "hash"
+    api_tokens: Secret | None = None
+    api_tokens_file: Path | None = None
+    source: str | None = None
+
+    @classmethod
+    def load(
+        cls,
+        *,
+        environ: Mapping[str, str] | None = None,
+        env_file: str | Path | None = ".env",
+        **overrides: Any,
+    ) -> Settings:
+        """Build settings from ``overrides``, then ``environ`` (default ``os.environ``),
+        then ``env_file`` (``None`` to skip it). Keyword names are the field names
+        (``batch_size``) or the environment names (``AUDIT_LOG_BATCH_SIZE``)."""
+        given: dict[str, Any] = {}
+        for key, value in overrides.items():
+            name = key if key in _SPECS else _ENV_TO_FIELD.get(key.lower())
+            if name is None:
+                raise ConfigurationError(key, "is not a setting of audit_logging")
+            if name in given:
+                raise ConfigurationError(_SPECS[name].env, "is given twice")
+            given[name] = value
+        env = os.environ if environ is None else environ
+        file_values = read_env_file(Path(env_file)) if env_file is not None else {}
+        values: dict[str, Any] = {}
+        for name, spec in _SPECS.items():
+            if name in given:
+                raw = given[name]
+                if raw is None:
+                    continue
+            elif spec.env in env:
+                raw = env[spec.env]
+            elif spec.env in file_values:
+                raw = file_values[spec.env]
+            else:
+                continue
+            if isinstance(raw, str) and raw.strip() == "":
+                # An empty variable means "not set", as in most tools.
+                continue
+            values[name] = spec.parse(spec.env, raw)
+        settings = cls(**values)
+        settings._check_consistency()
+        return settings
+
+    def _check_consistency(self) -> None:
+        if (self.aws_access_key_id is None) != (self.aws_secret_access_key is None):
+            missing = (
+                "AWS_SECRET_ACCESS_KEY"
+                if self.aws_secret_access_key is None
+                else ("AWS_ACCESS_KEY_ID")
+            )
+            raise ConfigurationError(missing, "must be set together with the other AWS credential")
+        if self.opensearch_password is not None and self.opensearch_username is None:
+            raise ConfigurationError(
+                "OPENSEARCH_USERNAME", "must be set when OPENSEARCH_PASSWORD is set"
+            )
+
+    def env_name(self, field: str) -> str:
+        """The environment name of a setting, for error messages elsewhere."""
+        return _SPECS[field].env
+
+    def require(self, field: str) -> Any:
+        """The value of a setting that this feature cannot do without."""
+        value = getattr(self, field)
+        if value is None:
+            raise ConfigurationError(_SPECS[field].env, "is required here and is not set")
+        return value
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """``KEY=value`` lines (``export`` and quotes allowed, ``#`` comments); missing file: {}."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(str(path), f"cannot be read as a .env file: {exc}") from None
+    values: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if stripped.startswith("export "):
+            stripped = stripped[len("export ") :].lstrip()
+        key, sep, value = stripped.partition("=")
+        key = key.strip()
+        if not sep or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
+            raise ConfigurationError(f"{path}:{number}", "is not a KEY=value line")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        elif " #" in value:
+            value = value.split(" #", 1)[0].rstrip()
+        values[key] = value
+    return values

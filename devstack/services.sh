@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Start (idempotently) or stop the local stack: RabbitMQ Streams, OpenSearch and the S3 server.
+# `start` leaves the settings that point at them in devstack/local.env.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+state="$here/.state"
+local_env="$here/local.env"
+bucket="${AUDIT_LOG_AWS_S3_BUCKET:-audit-logs-local}"
+mkdir -p "$state"
+
+# A secret made once per checkout and kept in the git-ignored state folder.
+persistent_secret() {
+  local file="$state/$1"
+  if [ ! -s "$file" ]; then
+    (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$file")
+  fi
+  cat "$file"
+}
+
+write_local_env() {
+  local tmp="$local_env.tmp"
+  mkdir -p "$state/spool"
+  (umask 077; cat > "$tmp" <<ENV
+# Written by devstack/services.sh: settings for the local stack. Load with
+#   set -a; . devstack/local.env; set +a
+RABBITMQ_STREAM_HOST=localhost
+RABBITMQ_STREAM_PORT=5552
+RABBITMQ_STREAM_USER=guest
+RABBITMQ_STREAM_PASSWORD=guest
+RABBITMQ_STREAM_VHOST=/
+RABBITMQ_STREAM_NAME=audit_logs_stream
+OPENSEARCH_HOST=127.0.0.1
+OPENSEARCH_PORT=9200
+OPENSEARCH_USE_SSL=false
+OPENSEARCH_VERIFY_CERTS=false
+OPENSEARCH_INDEX_PREFIX=audit-logs
+AUDIT_LOG_AWS_S3_BUCKET=$bucket
+AUDIT_LOG_S3_PREFIX=audit-logs/
+AWS_ACCESS_KEY_ID=testing
+AWS_SECRET_ACCESS_KEY=testing
+AWS_REGION_NAME=us-east-1
+AWS_ENDPOINT_URL_S3=http://127.0.0.1:9000
+AUDIT_LOG_SPOOL_DIR=$state/spool
+AUDIT_LOG_HASH_KEY=$(persistent_secret hash_key)
+AUDIT_LOG_API_TOKENS=$(persistent_secret api_token)
+AUDIT_LOG_SOURCE=local-demo
+ENV
+  )
+  mv "$tmp" "$local_env"
+}
+
+start() {
+  local started=$SECONDS failed=()
+  # OpenSearch's first start downloads from Maven Central: the longest step, so it runs
+  # beside the other two.
+  bash "$here/opensearch.sh" start > "$state/opensearch-start.out" 2>&1 &
+  local os_pid=$!
+  bash "$here/rabbitmq.sh" start || failed+=(rabbitmq)
+  AUDIT_LOG_AWS_S3_BUCKET="$bucket" bash "$here/s3.sh" start || failed+=(s3)
+  wait "$os_pid" || failed+=(opensearch)
+  cat "$state/opensearch-start.out"
+  if [ ${#failed[@]} -gt 0 ]; then
+    echo "services: failed to start: ${failed[*]} (see the messages above)" >&2
+    exit 1
+  fi
+  write_local_env
+  echo "services: RabbitMQ stream localhost:5552, OpenSearch http://127.0.0.1:9200," \
+       "S3 http://127.0.0.1:9000 (bucket $bucket), ready in $((SECONDS - started)) s;" \
+       "settings in devstack/local.env"
+}
+
+stop() {
+  local rc=0
+  for svc in opensearch s3 rabbitmq; do
+    bash "$here/$svc.sh" stop || rc=1
+  done
+  return $rc
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+esac
