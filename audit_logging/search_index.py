@@ -1,0 +1,128 @@
+"""Where and how records live in OpenSearch: index names, the index template, clients.
+
+Shared by the consumer (which writes) and the API (which reads), so both agree on names
+and mappings.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any, Final
+
+from audit_logging.errors import MissingExtraError
+from audit_logging.record import STRING_LIMITS, parse_timestamp
+
+if TYPE_CHECKING:
+    from opensearchpy import AsyncOpenSearch, OpenSearch
+
+    from audit_logging.settings import Settings
+
+_KEYWORD: Final = {"type": "keyword", "ignore_above": 1024}
+
+
+def _text_with_keyword(limit: int) -> dict[str, Any]:
+    return {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": limit}}}
+
+
+# One mapping per record field (record.FIELDS). "strict" so a stray field is a mapping
+# error (dead-lettered by the consumer), never a mapping explosion.
+MAPPINGS: Final[dict[str, Any]] = {
+    "dynamic": "strict",
+    "properties": {
+        "log_id": {"type": "keyword"},
+        "timestamp": {"type": "date", "format": "strict_date_optional_time||epoch_millis"},
+        "user_id": _KEYWORD,
+        "username": _text_with_keyword(STRING_LIMITS["username"]),
+        "action": {"type": "keyword"},
+        "object_type": {"type": "keyword"},
+        "object_id": _KEYWORD,
+        "object_repr": _text_with_keyword(STRING_LIMITS["object_repr"]),
+        "change_message": _text_with_keyword(STRING_LIMITS["change_message"]),
+        # Stored in _source for the detail view, never exploded into mappings.
+        "changes": {"type": "object", "enabled": False},
+        "extra": {"type": "object", "enabled": False},
+        "ip_address": {"type": "ip"},
+        "user_agent": _KEYWORD,
+        "session_key": {"type": "keyword"},
+        "request_id": {"type": "keyword"},
+        "source": {"type": "keyword"},
+        "schema_version": {"type": "integer"},
+        "truncated": {"type": "keyword"},
+    },
+}
+
+
+def index_pattern(prefix: str) -> str:
+    """What searches and retention address: every monthly index of ``prefix``."""
+    return f"{prefix}-*"
+
+
+def index_for(prefix: str, timestamp: str | dt.datetime) -> str:
+    """The monthly index of a record: ``{prefix}-YYYY.MM`` by its UTC timestamp."""
+    moment = parse_timestamp(timestamp) if isinstance(timestamp, str) else timestamp
+    moment = moment.astimezone(dt.UTC)
+    return f"{prefix}-{moment.year:04d}.{moment.month:02d}"
+
+
+def index_month(prefix: str, index: str) -> tuple[int, int] | None:
+    """(year, month) of one of ``prefix``'s monthly indices, None for any other name."""
+    rest = index.removeprefix(f"{prefix}-")
+    if rest == index or len(rest) != 7 or rest[4] != ".":
+        return None
+    year, month = rest[:4], rest[5:]
+    if not (year.isdigit() and month.isdigit() and 1 <= int(month) <= 12):
+        return None
+    return int(year), int(month)
+
+
+def index_template(prefix: str) -> dict[str, Any]:
+    """The composable index template every ``{prefix}-YYYY.MM`` index is created from."""
+    return {
+        "index_patterns": [index_pattern(prefix)],
+        "priority": 100,
+        "template": {
+            "settings": {
+                "number_of_shards": 1,
+                # One replica where a second node exists, none on a single node.
+                "auto_expand_replicas": "0-1",
+                # A record is searchable within 2 s of being logged.
+                "refresh_interval": "1s",
+            },
+            "mappings": MAPPINGS,
+        },
+    }
+
+
+def install_template(client: OpenSearch, prefix: str) -> None:
+    client.indices.put_index_template(name=prefix, body=index_template(prefix))
+
+
+def _client_options(settings: Settings) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "hosts": [{"host": settings.opensearch_host, "port": settings.opensearch_port}],
+        "use_ssl": settings.opensearch_use_ssl,
+        "verify_certs": settings.opensearch_verify_certs,
+        "ssl_show_warn": False,
+    }
+    if settings.opensearch_username is not None:
+        password = settings.opensearch_password
+        options["http_auth"] = (settings.opensearch_username, password.get() if password else "")
+    return options
+
+
+def make_client(settings: Settings, **options: Any) -> OpenSearch:
+    """A blocking client (for the consumer's worker threads)."""
+    try:
+        from opensearchpy import OpenSearch
+    except ImportError:
+        raise MissingExtraError("consumer", "opensearch-py") from None
+    return OpenSearch(**(_client_options(settings) | options))
+
+
+def make_async_client(settings: Settings, **options: Any) -> AsyncOpenSearch:
+    """An asyncio client (for the API)."""
+    try:
+        from opensearchpy import AsyncOpenSearch
+    except ImportError:
+        raise MissingExtraError("api", "opensearch-py[async]") from None
+    return AsyncOpenSearch(**(_client_options(settings) | options))
