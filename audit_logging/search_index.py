@@ -30,7 +30,12 @@ MAPPINGS: Final[dict[str, Any]] = {
     "dynamic": "strict",
     "properties": {
         "log_id": {"type": "keyword"},
-        "timestamp": {"type": "date", "format": "strict_date_optional_time||epoch_millis"},
+        # date_nanos, not date: records carry microseconds, and a millisecond "date" would
+        # blur the API's inclusive time bounds and newest-first order within a millisecond.
+        "timestamp": {
+            "type": "date_nanos",
+            "format": "strict_date_optional_time_nanos||epoch_millis",
+        },
         "user_id": _KEYWORD,
         "username": _text_with_keyword(STRING_LIMITS["username"]),
         "action": {"type": "keyword"},
