@@ -1,0 +1,62 @@
+"""``python -m audit_logging.api [--host H] [--port P] [--insecure-no-auth]``: serve the API."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from audit_logging.errors import AuditLoggingError, MissingExtraError
+from audit_logging.settings import Settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m audit_logging.api",
+        description="Serve the audit log query API (settings from the environment and .env).",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="port to bind (8000)")
+    parser.add_argument(
+        "--env-file", default=".env", help="a KEY=value settings file read after the environment"
+    )
+    parser.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        help="serve without authentication when no token is configured (local development only)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug"],
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if not 0 < args.port < 65536:
+        print(f"--port must be from 1 to 65535, got {args.port}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        try:
+            import uvicorn
+        except ImportError:
+            raise MissingExtraError("api", "uvicorn") from None
+        from audit_logging.api import create_app
+
+        settings = Settings.load(env_file=Path(args.env_file))
+        app = create_app(settings, allow_no_auth=args.insecure_no_auth)
+    except AuditLoggingError as exc:
+        print(f"audit_logging.api: {exc}", file=sys.stderr)
+        return 2
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, server_header=False)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,323 @@
+"""The Starlette app: routes, authentication, error mapping and the reads' own audit trail."""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import logging
+import re
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Final
+
+from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
+from opensearchpy.exceptions import TransportError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from audit_logging.api import errors
+from audit_logging.api.auth import (
+    TOKENS_SETTING,
+    Authenticator,
+    BearerTokenAuthenticator,
+    Caller,
+    configured_tokens,
+)
+from audit_logging.api.cursor import Cursor, encode_cursor
+from audit_logging.api.openapi import (
+    DETAIL_PATH,
+    HEALTH_PATH,
+    OPENAPI_PATH,
+    SEARCH_PATH,
+    openapi_document,
+)
+from audit_logging.api.params import parse_search, single_values
+from audit_logging.api.query import (
+    DETAIL_FILTER_PATH,
+    SEARCH_FILTER_PATH,
+    SUMMARY_FIELDS,
+    detail_body,
+    search_body,
+)
+from audit_logging.errors import ConfigurationError
+from audit_logging.record import FIELDS
+from audit_logging.search_index import index_pattern, make_async_client
+
+if TYPE_CHECKING:
+    from opensearchpy import AsyncOpenSearch
+
+    from audit_logging.settings import Settings
+
+logger = logging.getLogger("audit_logging.api")
+
+AUDIT_OBJECT_TYPE: Final = "AuditLog"
+_UUID_RE: Final = re.compile(
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
+# Audit data must not linger in shared caches or browser history.
+_NO_STORE: Final = {"Cache-Control": "no-store"}
+_INDEX_OPTIONS: Final = {"ignore_unavailable": True, "allow_no_indices": True}
+_HEALTH_TIMEOUT: Final = 2.0
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def create_app(
+    settings: Settings,
+    *,
+    authenticator: Authenticator | None = None,
+    allow_no_auth: bool = False,
+    client: AsyncOpenSearch | None = None,
+    opensearch_timeout: float = 10.0,
+    audit_logger: logging.Logger | None = None,
+) -> Starlette:
+    """The query API as an ASGI app.
+
+    Callers are authenticated by ``authenticator`` if given, else by the Bearer tokens of
+    ``AUDIT_LOG_API_TOKENS`` / ``AUDIT_LOG_API_TOKENS_FILE``. With neither, the app refuses
+    to start unless ``allow_no_auth`` (for local development only) is set.
+
+    ``client`` is used as given and left open; without it the app makes its own from
+    ``settings`` and closes it when the app's lifespan ends. Reads are audited through
+    ``audit_logger`` (default: the ``audit`` logger).
+    """
+    if authenticator is None:
+        tokens = configured_tokens(settings)
+        if tokens:
+            authenticator = BearerTokenAuthenticator(tokens)
+        elif allow_no_auth:
+            logger.warning(
+                "THE AUDIT LOG API IS RUNNING WITHOUT AUTHENTICATION: anyone who can reach it "
+                "can read every audit record. Set %s for anything but local development.",
+                TOKENS_SETTING,
+            )
+            authenticator = _anonymous
+        else:
+            raise ConfigurationError(
+                TOKENS_SETTING,
+                "is not set (nor AUDIT_LOG_API_TOKENS_FILE): the API will not serve audit "
+                "records without authentication (for local development only: "
+                "--insecure-no-auth / allow_no_auth=True)",
+            )
+    owns_client = client is None
+    if client is None:
+        client = make_async_client(settings, timeout=opensearch_timeout, max_retries=1)
+    api = _Api(
+        client=client,
+        authenticator=authenticator,
+        prefix=settings.opensearch_index_prefix,
+        audit=audit_logger if audit_logger is not None else logging.getLogger("audit"),
+        timeout=opensearch_timeout,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if owns_client:
+                await api.client.close()
+
+    routes = [
+        Route(SEARCH_PATH, _guarded(api.search), methods=["GET"]),
+        Route(DETAIL_PATH, _guarded(api.detail), methods=["GET"]),
+        Route(OPENAPI_PATH, _guarded(api.openapi), methods=["GET"]),
+        Route(HEALTH_PATH, _guarded(api.health), methods=["GET"]),
+    ]
+    return Starlette(
+        routes=routes,
+        exception_handlers={HTTPException: _http_exception},
+        lifespan=lifespan,
+    )
+
+
+def _anonymous(headers: Mapping[str, str]) -> Caller:
+    return Caller(id="anonymous", name="anonymous (authentication disabled)")
+
+
+class _Api:
+    def __init__(
+        self,
+        *,
+        client: AsyncOpenSearch,
+        authenticator: Authenticator,
+        prefix: str,
+        audit: logging.Logger,
+        timeout: float,
+    ) -> None:
+        self.client = client
+        self.authenticator = authenticator
+        self.index = index_pattern(prefix)
+        self.audit = audit
+        self.timeout = timeout
+        self._openapi = openapi_document()
+
+    async def caller(self, request: Request) -> Caller:
+        found = self.authenticator(request.headers)
+        if inspect.isawaitable(found):
+            found = await found
+        if found is None:
+            raise errors.UnauthorizedError(
+                "A valid 'Authorization: Bearer <token>' header is required"
+            )
+        return found
+
+    async def search(self, request: Request) -> Response:
+        caller = await self.caller(request)
+        params = parse_search(request.query_params.multi_items())
+        result = await self.client.search(
+            index=self.index,
+            body=search_body(params, caller.visible_filter),
+            filter_path=SEARCH_FILTER_PATH,
+            request_timeout=self.timeout,
+            **_INDEX_OPTIONS,
+        )
+        hits_section = result.get("hits", {})
+        hits = hits_section.get("hits", [])
+        count = hits_section.get("total", {}).get("value", 0)
+        results = [_pick(hit.get("_source", {}), SUMMARY_FIELDS) for hit in hits]
+        after = params.offset + len(hits)
+        next_cursor = None
+        if hits and len(hits) == params.page_size and after < count:
+            last_sort = hits[-1]["sort"]
+            next_cursor = encode_cursor(Cursor(int(last_sort[0]), str(last_sort[1]), after))
+        self._audit_read(
+            caller,
+            "SEARCH",
+            f"Searched audit logs: {count} matches, {len(results)} returned",
+            extra={
+                "filters": params.filters(),
+                "page_size": params.page_size,
+                "from_offset": params.offset,
+                "count": count,
+                "returned": len(results),
+            },
+        )
+        body = {
+            "count": count,
+            "page_size": params.page_size,
+            "from_offset": params.offset,
+            "next": next_cursor,
+            "results": results,
+        }
+        return JSONResponse(body, headers=_NO_STORE)
+
+    async def detail(self, request: Request) -> Response:
+        caller = await self.caller(request)
+        single_values(request.query_params.multi_items(), ())
+        raw_id: str = request.path_params["log_id"]
+        if not _UUID_RE.match(raw_id):
+            # Not an id any record can have: nothing to look up, and nothing to audit.
+            raise errors.NotFoundError(f"No audit record with log_id '{errors.shown(raw_id)}'")
+        log_id = str(uuid.UUID(raw_id))
+        result = await self.client.search(
+            index=self.index,
+            body=detail_body(log_id, caller.visible_filter),
+            filter_path=DETAIL_FILTER_PATH,
+            request_timeout=self.timeout,
+            **_INDEX_OPTIONS,
+        )
+        hits = result.get("hits", {}).get("hits", [])
+        # Audited found or not: probing for ids is worth knowing about too.
+        self._audit_read(
+            caller,
+            "VIEW",
+            f"Viewed audit log {log_id}" if hits else f"Audit log {log_id} not found",
+            object_id=log_id,
+            extra={"found": bool(hits)},
+        )
+        if not hits:
+            raise errors.NotFoundError(f"No audit record with log_id '{log_id}'")
+        return JSONResponse(_pick(hits[0].get("_source", {}), FIELDS), headers=_NO_STORE)
+
+    async def openapi(self, request: Request) -> Response:
+        await self.caller(request)
+        single_values(request.query_params.multi_items(), ())
+        return JSONResponse(self._openapi)
+
+    async def health(self, request: Request) -> Response:
+        single_values(request.query_params.multi_items(), ())
+        # ping() answers False, not an exception, when OpenSearch is unreachable.
+        if await self.client.ping(request_timeout=_HEALTH_TIMEOUT):
+            return JSONResponse({"status": "ok", "opensearch": "reachable"}, headers=_NO_STORE)
+        return JSONResponse(
+            {"status": "unavailable", "opensearch": "unreachable"},
+            status_code=503,
+            headers={**_NO_STORE, **errors.UnavailableError("").headers()},
+        )
+
+    def _audit_read(
+        self,
+        caller: Caller,
+        action: str,
+        message: str,
+        *,
+        object_id: str | None = None,
+        extra: dict[str, Any],
+    ) -> None:
+        fields: dict[str, Any] = {
+            "action": action,
+            "user_id": caller.id,
+            "object_type": AUDIT_OBJECT_TYPE,
+            "extra": extra,
+        }
+        # Left out rather than None, so request context (if any) may fill them.
+        if caller.name is not None:
+            fields["username"] = caller.name
+        if object_id is not None:
+            fields["object_id"] = object_id
+        self.audit.info(message, extra=fields)
+
+
+def _pick(source: Mapping[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    return {name: source.get(name) for name in fields}
+
+
+def _guarded(handler: Endpoint) -> Endpoint:
+    """``handler`` with every failure answered as the JSON error, never a stack trace."""
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except errors.ApiError as exc:
+            return error_response(exc)
+        except OpenSearchConnectionError as exc:
+            logger.warning("OpenSearch is unreachable: %s", type(exc).__name__)
+            return error_response(errors.UnavailableError("The search service is unreachable"))
+        except TransportError as exc:
+            if exc.status_code in (429, 503):
+                logger.warning("OpenSearch is overloaded or unavailable (%s)", exc.status_code)
+                return error_response(errors.UnavailableError("The search service is unavailable"))
+            logger.exception("OpenSearch refused a request of %s", request.url.path)
+            return error_response(errors.InternalError("Internal error"))
+        except Exception:
+            logger.exception("Unexpected error serving %s", request.url.path)
+            return error_response(errors.InternalError("Internal error"))
+
+    return endpoint
+
+
+def error_response(exc: errors.ApiError, headers: Mapping[str, str] | None = None) -> Response:
+    merged = {**_NO_STORE, **exc.headers(), **(headers or {})}
+    return JSONResponse(exc.body(), status_code=exc.status, headers=merged)
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    # Starlette's own errors (404 unknown route, 405 other method) in our JSON shape.
+    assert isinstance(exc, HTTPException)
+    error: errors.ApiError
+    if exc.status_code == 404:
+        error = errors.NotFoundError(f"No route {errors.shown(request.url.path)}")
+    elif exc.status_code == 405:
+        error = errors.MethodNotAllowedError(
+            f"Method {errors.shown(request.method)} is not allowed"
+        )
+    else:
+        error = errors.ApiError(errors.shown(str(exc.detail)))
+        return JSONResponse(
+            error.body(), status_code=exc.status_code, headers={**_NO_STORE, **(exc.headers or {})}
+        )
+    return error_response(error, exc.headers)

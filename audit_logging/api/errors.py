@@ -1,0 +1,75 @@
+"""The API's errors and their one JSON shape: ``{"error": {"code", "message", "field"}}``."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from audit_logging.errors import AuditLoggingError
+
+# How long a client should wait before retrying when OpenSearch is unreachable.
+RETRY_AFTER_SECONDS = 5
+_MAX_SHOWN = 60
+
+
+class ApiError(AuditLoggingError):
+    """An error the API answers with; ``message`` is safe to show to the caller."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message, "field": self.field}}
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+
+class BadParameterError(ApiError):
+    status = 400
+    code = "bad_parameter"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"Parameter '{shown(field)}' {message}", shown(field))
+
+
+class UnauthorizedError(ApiError):
+    status = 401
+    code = "unauthorized"
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer realm="audit-logs"'}
+
+
+class NotFoundError(ApiError):
+    status = 404
+    code = "not_found"
+
+
+class MethodNotAllowedError(ApiError):
+    status = 405
+    code = "method_not_allowed"
+
+
+class UnavailableError(ApiError):
+    status = 503
+    code = "search_unavailable"
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(RETRY_AFTER_SECONDS)}
+
+
+class InternalError(ApiError):
+    status = 500
+    code = "internal_error"
+
+
+def shown(value: str, limit: int = _MAX_SHOWN) -> str:
+    """A caller-supplied value as it may appear in an error message: bounded, escaped."""
+    text = value if len(value) <= limit else value[: limit - 3] + "..."
+    # repr-style escaping keeps control characters and quotes from shaping the message.
+    return text.encode("unicode_escape").decode("ascii").replace("'", "\\'")

@@ -1,0 +1,344 @@
+"""The OpenAPI 3.0 document of the API, written by hand so it says exactly what is enforced."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from audit_logging.api.cursor import MAX_CURSOR_LENGTH
+from audit_logging.api.errors import RETRY_AFTER_SECONDS
+from audit_logging.api.params import (
+    DEFAULT_PAGE_SIZE,
+    EXACT_FILTERS,
+    MAX_IP_LENGTH,
+    MAX_PAGE_SIZE,
+    MAX_SEARCH_TERM,
+    MAX_TIME_LENGTH,
+    MAX_WINDOW,
+)
+from audit_logging.record import FIELDS, STRING_LIMITS
+
+SEARCH_PATH: Final = "/api/audit-logs/search/"
+DETAIL_PATH: Final = "/api/audit-logs/detail/{log_id}/"
+OPENAPI_PATH: Final = "/api/audit-logs/openapi.json"
+HEALTH_PATH: Final = "/healthz"
+
+_EXACT_DOCS: Final = {
+    "user_id": "Exact user id.",
+    "username": "Exact username (case-sensitive, whole value).",
+    "action": "Exact action, e.g. CREATE, UPDATE, DELETE, LOGIN (case-sensitive).",
+    "object_type": "Exact object type, e.g. Customer.",
+    "object_id": "Exact object id.",
+}
+_TIME_DOC: Final = (
+    "ISO 8601 date or date-time. A time without a zone is UTC. Both bounds are inclusive;"
+    " a date alone stands for the whole (UTC) day, so end_time=2026-01-31 includes the 31st."
+)
+
+
+def _nullable_string(max_length: int | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string", "nullable": True}
+    if max_length is not None:
+        schema["maxLength"] = max_length
+    return schema
+
+
+def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+    }
+
+
+def _search_parameters() -> list[dict[str, Any]]:
+    params = [
+        _query(name, doc, {"type": "string", "minLength": 1, "maxLength": EXACT_FILTERS[name]})
+        for name, doc in _EXACT_DOCS.items()
+    ]
+    params.append(
+        _query(
+            "ip_address",
+            "IPv4 or IPv6 address, or a CIDR network such as 10.0.0.0/8 (every address in it).",
+            {
+                "type": "string",
+                "maxLength": MAX_IP_LENGTH,
+                "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}],
+            },
+        )
+    )
+    time_schema = {
+        "type": "string",
+        "maxLength": MAX_TIME_LENGTH,
+        "anyOf": [{"format": "date-time"}, {"format": "date"}],
+    }
+    params.append(_query("start_time", "Earliest timestamp. " + _TIME_DOC, time_schema))
+    params.append(
+        _query("end_time", "Latest timestamp; not before start_time. " + _TIME_DOC, time_schema)
+    )
+    params.append(
+        _query(
+            "search_term",
+            "Free text (leading and trailing spaces ignored): records whose username, "
+            "object_repr or change_message contain every word (the last may be the start of "
+            "a word), or whose username, object_type or object_id equal it. Plain text: no "
+            "query syntax is interpreted.",
+            {"type": "string", "minLength": 1, "maxLength": MAX_SEARCH_TERM, "pattern": r"\S"},
+        )
+    )
+    params.append(
+        _query(
+            "page_size",
+            "Results per page.",
+            {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": MAX_PAGE_SIZE,
+                "default": DEFAULT_PAGE_SIZE,
+            },
+        )
+    )
+    params.append(
+        _query(
+            "from_offset",
+            f"Results to skip; from_offset + page_size must be at most {MAX_WINDOW}. "
+            "Use the cursor to go deeper. Not with cursor.",
+            {"type": "integer", "minimum": 0, "maximum": MAX_WINDOW - 1, "default": 0},
+        )
+    )
+    params.append(
+        _query(
+            "cursor",
+            "The 'next' value of the previous page, to read the page after it (at any depth)."
+            " Not with from_offset.",
+            {"type": "string", "minLength": 1, "maxLength": MAX_CURSOR_LENGTH},
+        )
+    )
+    return params
+
+
+def _error_response(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+_RESPONSES: Final = {
+    "BadParameterError": _error_response(
+        "A parameter is unknown, repeated, empty, too long or has a bad value."
+    ),
+    "UnauthorizedError": _error_response(
+        "No valid 'Authorization: Bearer <token>' header.",
+        {"WWW-Authenticate": {"schema": {"type": "string"}}},
+    ),
+    "NotFoundError": _error_response("No such record (or not visible to this caller)."),
+    "UnavailableError": _error_response(
+        "OpenSearch is unreachable; retry later.",
+        {
+            "Retry-After": {
+                "description": f"Seconds to wait ({RETRY_AFTER_SECONDS}).",
+                "schema": {"type": "integer"},
+            }
+        },
+    ),
+}
+
+
+def _summary_schema() -> dict[str, Any]:
+    props: dict[str, Any] = {
+        "log_id": {"type": "string", "format": "uuid"},
+        "timestamp": {"type": "string", "format": "date-time"},
+    }
+    for name in ("user_id", "username", "action", "object_type", "object_id", "object_repr"):
+        props[name] = _nullable_string(STRING_LIMITS[name])
+    return {"type": "object", "required": list(props), "properties": props}
+
+
+def _record_schema() -> dict[str, Any]:
+    props: dict[str, Any] = dict(_summary_schema()["properties"])
+    for name in ("change_message", "user_agent", "session_key", "request_id", "source"):
+        props[name] = _nullable_string(STRING_LIMITS[name])
+    props["ip_address"] = _nullable_string()
+    props["changes"] = {
+        "type": "object",
+        "nullable": True,
+        "description": "field -> [old, new]",
+        "additionalProperties": True,
+    }
+    props["extra"] = {"type": "object", "nullable": True, "additionalProperties": True}
+    props["schema_version"] = {"type": "integer"}
+    props["truncated"] = {
+        "type": "array",
+        "nullable": True,
+        "items": {"type": "string"},
+        "description": "Fields cut to their length limit at capture.",
+    }
+    assert set(props) == set(FIELDS)
+    return {"type": "object", "required": list(FIELDS), "properties": props}
+
+
+_BEARER: Final[list[dict[str, list[str]]]] = [{"bearerAuth": []}]
+
+
+def openapi_document() -> dict[str, Any]:
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "Audit log query API",
+            "version": "1",
+            "description": "Search and read audit records. Every route but /healthz needs "
+            "'Authorization: Bearer <token>'. Every read is itself audited (SEARCH, VIEW). "
+            'Errors are {"error": {"code", "message", "field"}}.',
+        },
+        "security": _BEARER,
+        "paths": {
+            SEARCH_PATH: {
+                "get": {
+                    "operationId": "searchAuditLogs",
+                    "summary": "Search audit records, newest first (filters combine with AND)",
+                    "parameters": _search_parameters(),
+                    "responses": {
+                        "200": {
+                            "description": "A page of matching records, newest first.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/SearchPage"}
+                                }
+                            },
+                        },
+                        "400": {"$ref": "#/components/responses/BadParameterError"},
+                        "401": {"$ref": "#/components/responses/UnauthorizedError"},
+                        "503": {"$ref": "#/components/responses/UnavailableError"},
+                    },
+                }
+            },
+            DETAIL_PATH: {
+                "get": {
+                    "operationId": "getAuditLog",
+                    "summary": "Every field of one audit record",
+                    "parameters": [
+                        {
+                            "name": "log_id",
+                            "in": "path",
+                            "required": True,
+                            "description": "The record's log_id (a UUID); anything else is 404.",
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "The record.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/Record"}
+                                }
+                            },
+                        },
+                        "400": {"$ref": "#/components/responses/BadParameterError"},
+                        "401": {"$ref": "#/components/responses/UnauthorizedError"},
+                        "404": {"$ref": "#/components/responses/NotFoundError"},
+                        "503": {"$ref": "#/components/responses/UnavailableError"},
+                    },
+                }
+            },
+            OPENAPI_PATH: {
+                "get": {
+                    "operationId": "getOpenApi",
+                    "summary": "This document",
+                    "responses": {
+                        "200": {
+                            "description": "OpenAPI 3.0 document.",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        },
+                        "400": {"$ref": "#/components/responses/BadParameterError"},
+                        "401": {"$ref": "#/components/responses/UnauthorizedError"},
+                    },
+                }
+            },
+            HEALTH_PATH: {
+                "get": {
+                    "operationId": "health",
+                    "summary": "Whether OpenSearch answers (no authentication)",
+                    "security": [],
+                    "responses": {
+                        "200": {
+                            "description": "OpenSearch answers.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/Health"}
+                                }
+                            },
+                        },
+                        "400": {"$ref": "#/components/responses/BadParameterError"},
+                        "503": {
+                            "description": "OpenSearch does not answer.",
+                            "headers": _RESPONSES["UnavailableError"]["headers"],
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/Health"}
+                                }
+                            },
+                        },
+                    },
+                }
+            },
+        },
+        "components": {
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
+            "responses": _RESPONSES,
+            "schemas": {
+                "Summary": _summary_schema(),
+                "Record": _record_schema(),
+                "SearchPage": {
+                    "type": "object",
+                    "required": ["count", "page_size", "from_offset", "next", "results"],
+                    "properties": {
+                        "count": {"type": "integer", "minimum": 0, "description": "All matches."},
+                        "page_size": {"type": "integer", "minimum": 1},
+                        "from_offset": {
+                            "type": "integer",
+                            "minimum": 0,
+                            "description": "Offset of the first result of this page.",
+                        },
+                        "next": {
+                            "type": "string",
+                            "nullable": True,
+                            "description": "Cursor for the next page; null on the last page.",
+                        },
+                        "results": {
+                            "type": "array",
+                            "items": {"$ref": "#/components/schemas/Summary"},
+                        },
+                    },
+                },
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {
+                        "error": {
+                            "type": "object",
+                            "required": ["code", "message", "field"],
+                            "properties": {
+                                "code": {"type": "string"},
+                                "message": {"type": "string"},
+                                "field": {"type": "string", "nullable": True},
+                            },
+                        }
+                    },
+                },
+                "Health": {
+                    "type": "object",
+                    "required": ["status", "opensearch"],
+                    "properties": {
+                        "status": {"type": "string", "enum": ["ok", "unavailable"]},
+                        "opensearch": {"type": "string", "enum": ["reachable", "unreachable"]},
+                    },
+                },
+            },
+        },
+    }
