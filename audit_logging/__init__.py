@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from audit_logging.capture import configure, flush, log_audit_event, shutdown
+from audit_logging.context import bind_user
 from audit_logging.errors import (
     AuditLoggingError,
     ConfigurationError,
@@ -19,4 +21,9 @@ __all__ = [
     "RecordError",
     "Settings",
     "__version__",
+    "bind_user",
+    "configure",
+    "flush",
+    "log_audit_event",
+    "shutdown",
 ]

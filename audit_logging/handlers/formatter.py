@@ -1,0 +1,92 @@
+"""Turns a ``logging.LogRecord`` into one audit record as JSON, on python-json-logger.
+
+The message becomes ``change_message``, record fields come from ``extra=``, any other
+``extra=`` key goes into the record's ``extra`` object, and the request context fills what
+the call left out. Problems are repaired and reported (an app's log call must not fail);
+only a record without ``action`` is refused.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Callable, Mapping
+from functools import partial
+from typing import Any, Final
+
+from pythonjsonlogger.core import RESERVED_ATTRS, merge_record_extra
+from pythonjsonlogger.json import JsonFormatter
+
+from audit_logging.errors import RecordError
+from audit_logging.record import INPUT_FIELDS, build_record, format_timestamp
+from audit_logging.session_key import stored_session_key
+from audit_logging.settings import Settings
+
+# Attributes the handler sets on its private copy of a LogRecord.
+MESSAGE_ATTR: Final = "audit_message"
+CONTEXT_ATTR: Final = "audit_context"
+
+_NOT_EXTRA: Final = frozenset(RESERVED_ATTRS) | INPUT_FIELDS | {MESSAGE_ATTR, CONTEXT_ATTR}
+_dumps: Final = partial(json.dumps, separators=(",", ":"), allow_nan=False)
+
+
+class AuditJsonFormatter(JsonFormatter):
+    """A python-json-logger formatter whose output is a schema-v1 audit record."""
+
+    def __init__(self, settings: Settings, report: Callable[[str], None]) -> None:
+        super().__init__(json_serializer=_dumps, json_ensure_ascii=False)
+        self._settings = settings
+        self._report = report
+
+    def add_fields(
+        self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
+    ) -> None:
+        values = record.__dict__
+        for name in INPUT_FIELDS:
+            if name in values:
+                log_data[name] = values[name]
+        context = values.get(CONTEXT_ATTR)
+        if context:
+            for name, value in context.items():
+                log_data.setdefault(name, value)
+        log_data.setdefault("change_message", values.get(MESSAGE_ATTR, record.getMessage()))
+        log_data.setdefault("timestamp", format_timestamp_from_epoch(record.created))
+        # Other extra= keys, a traceback, a stack: kept in the record's "extra" object.
+        other: dict[str, Any] = {}
+        merge_record_extra(record, other, reserved=_NOT_EXTRA)
+        other.update(message_dict)
+        if other:
+            given = log_data.get("extra")
+            log_data["extra"] = ({**other, **given} if isinstance(given, Mapping)
+                                 else other if given is None else {**other, "extra": given})
+
+    def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
+        return finish_record(log_data, self._settings, self._report)
+
+    def serialize_record(self, record: dict[str, Any]) -> bytes:
+        """The JSON of a record already built (by ``log_audit_event``)."""
+        return self.jsonify_log_record(record).encode("utf-8")
+
+
+def finish_record(
+    fields: dict[str, Any], settings: Settings, report: Callable[[str], None] | None
+) -> dict[str, Any]:
+    """Apply the session key policy and build the checked record (strict without report)."""
+    if fields.get("session_key") is not None:
+        raw = fields["session_key"]
+        stored = stored_session_key(
+            raw if isinstance(raw, str) else str(raw),
+            settings.session_key_mode, settings.hash_key,
+        )
+        if stored is None and settings.session_key_mode == "hash":
+            reason = "AUDIT_LOG_SESSION_KEY_MODE is hash and AUDIT_LOG_HASH_KEY is not set"
+            if report is None:
+                raise RecordError("session_key", f"cannot be stored: {reason}")
+            report(f"Audit record field 'session_key' dropped: {reason}")
+        fields["session_key"] = stored
+    return build_record(fields, source=settings.source, report=report)
+
+
+def format_timestamp_from_epoch(created: float) -> str:
+    return format_timestamp(dt.datetime.fromtimestamp(created, dt.UTC))

@@ -1,0 +1,107 @@
+"""``AuditHandler``: a ``logging.Handler`` whose ``emit`` only enqueues.
+
+``emit`` takes a snapshot (the LogRecord, its rendered message, the request context) and
+hands it to the transport; the record is built, checked and encoded on the publisher's
+thread. Nothing here touches the network, and nothing raises into the app: problems are
+reported on the ``audit_logging`` logger, which this handler ignores (no recursion).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Callable
+from typing import Any, Final
+
+from audit_logging.context import current_context
+from audit_logging.errors import RecordError
+from audit_logging.handlers.formatter import CONTEXT_ATTR, MESSAGE_ATTR, AuditJsonFormatter
+from audit_logging.publisher import Encode, RecordRejected, StreamPublisher, Transport
+from audit_logging.settings import Settings
+
+library_logger = logging.getLogger("audit_logging")
+
+# Records from these loggers are never audited: ours and our transports' (recursion).
+IGNORED_LOGGERS: Final = frozenset(
+    {"audit_logging", "rstream", "opensearchpy", "botocore", "boto3", "urllib3", "s3transfer"}
+)
+
+TransportFactory = Callable[[Settings, Encode], Transport]
+
+
+class AuditHandler(logging.Handler):
+    """Sends audit records to the RabbitMQ stream. Keyword arguments are settings (see
+    :class:`audit_logging.settings.Settings`), usable from ``logging.config.dictConfig``."""
+
+    def __init__(
+        self,
+        level: int | str = logging.NOTSET,
+        *,
+        settings: Settings | None = None,
+        transport_factory: TransportFactory | None = None,
+        env_file: str | None = ".env",
+        **setting_values: Any,
+    ) -> None:
+        super().__init__(level)
+        if settings is None:
+            settings = Settings.load(env_file=env_file, **setting_values)
+        elif setting_values:
+            raise TypeError("give either settings= or setting keyword arguments, not both")
+        self.settings = settings
+        self.audit_formatter = AuditJsonFormatter(settings, self._report_problem)
+        factory = transport_factory or StreamPublisher
+        self.transport: Transport = factory(settings, self._encode)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            if record.name.partition(".")[0] in IGNORED_LOGGERS:
+                return
+            if "action" not in record.__dict__:
+                library_logger.error(
+                    "Audit record from logger %r refused: no 'action' in extra= "
+                    "(message: %.200r)", record.name, record.getMessage(),
+                )
+                return
+            context = current_context()
+            self.transport.submit(
+                (record, record.getMessage(), context.fields() if context else None)
+            )
+        except Exception:  # noqa: BLE001 - an app's log call must never fail
+            library_logger.exception("Audit handler failed to take a record")
+
+    def submit_record(self, record: dict[str, Any]) -> None:
+        """Queue a record already built and checked (``log_audit_event``)."""
+        self.transport.submit(record)
+
+    def flush(self, timeout: float = 5.0) -> int:  # type: ignore[override]
+        """Wait up to ``timeout`` s for the broker to confirm everything; return how many
+        records are still unconfirmed."""
+        return self.transport.flush(timeout)
+
+    def close(self, timeout: float = 5.0) -> int:  # type: ignore[override]
+        """Drain within ``timeout`` s and stop; return how many records were not
+        delivered (kept in the spool for the next process)."""
+        try:
+            return self.transport.close(timeout)
+        finally:
+            super().close()
+
+    def stats(self) -> dict[str, int]:
+        return self.transport.stats()
+
+    def _encode(self, item: Any) -> bytes:
+        if isinstance(item, dict):
+            return self.audit_formatter.serialize_record(item)
+        record, message, context = item
+        # A private copy: the app's other handlers must not see our attributes.
+        clone = copy.copy(record)
+        setattr(clone, MESSAGE_ATTR, message)
+        setattr(clone, CONTEXT_ATTR, context)
+        try:
+            return self.audit_formatter.format(clone).encode("utf-8")
+        except RecordError as exc:
+            library_logger.error("Audit record from logger %r refused: %s", record.name, exc)
+            raise RecordRejected(str(exc)) from None
+
+    def _report_problem(self, message: str) -> None:
+        library_logger.warning(message)

@@ -1,0 +1,678 @@
+"""The background publisher: one thread, its own asyncio loop, one rstream producer.
+
+Modelled on sentry-python's ``worker.py``: the app's threads only append to a bounded
+in-memory queue (:meth:`StreamPublisher.submit` never blocks and never touches the network);
+one daemon thread turns queued items into record JSON, publishes them with confirms, and
+keeps in a durable local spool whatever the broker has not confirmed.
+
+Publishing ids: every record gets its id, from one counter, at the moment it leaves the
+queue (sent, or written to the spool), and records are sent in id order under one producer
+name per process (the spool folder's name). A resend after a reconnect, or a replay after
+a crash, reuses the ids, so the broker drops what it already has (deduplication).
+
+Invariant that keeps that order: records are sent straight from the queue only while the
+spool is empty; while anything is spooled, new records go behind it in the spool and are
+sent from there. When the connection breaks, records sent straight and not yet confirmed
+are spooled first (the spool is empty then), so nothing is ever sent with a lower id than
+one sent before it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+from audit_logging._spool import Position, Spool
+from audit_logging.settings import Settings
+
+logger = logging.getLogger("audit_logging.publisher")
+
+MAX_BATCH: Final = 1000
+MAX_BATCH_BYTES: Final = 900 * 1024  # under rstream's default 1 MiB frame
+MAX_IN_FLIGHT: Final = 20_000
+CONFIRM_TIMEOUT: Final = 10.0
+CONNECT_TIMEOUT: Final = 10.0
+BACKOFF_FIRST: Final = 0.2
+BACKOFF_MAX: Final = 5.0
+REPORT_EVERY: Final = 10.0
+STREAM_MAX_AGE: Final = "7D"
+
+Encode = Callable[[Any], bytes]
+
+
+class Transport(Protocol):
+    """What a handler needs from whatever carries its records away."""
+
+    def submit(self, item: Any) -> None: ...
+
+    def flush(self, timeout: float) -> int: ...
+
+    def close(self, timeout: float) -> int: ...
+
+    def stats(self) -> dict[str, int]: ...
+
+
+class RecordRejected(Exception):  # noqa: N818 - a signal between encode and the publisher
+    """Raised by an encode function for an item that cannot become a record."""
+
+
+@dataclass(slots=True)
+class _InFlight:
+    body: bytes
+    end: Position | None  # where it ends in the spool; None when sent straight
+
+
+class _Reporter:
+    """Says what went wrong on the library's logger, at most every REPORT_EVERY seconds per
+    kind, with how many times it happened meanwhile."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, float] = {}
+        self._suppressed: collections.Counter[str] = collections.Counter()
+
+    def __call__(self, kind: str, level: int, message: str, *args: object) -> None:
+        now = time.monotonic()
+        if now - self._last.get(kind, -REPORT_EVERY) < REPORT_EVERY:
+            self._suppressed[kind] += 1
+            return
+        self._last[kind] = now
+        again = self._suppressed.pop(kind, 0)
+        suffix = f" (and {again} more times in the last {REPORT_EVERY:.0f} s)" if again else ""
+        logger.log(level, message + suffix, *args)
+
+
+class StreamPublisher:
+    """Publishes records to ``settings.rabbitmq_stream_name``; see the module docstring."""
+
+    def __init__(self, settings: Settings, encode: Encode) -> None:
+        self._settings = settings
+        self._encode = encode
+        self._report = _Reporter()
+        self._closed = False
+        self._init_process_state()
+        # A child forked from this process (gunicorn --preload) starts afresh: its own
+        # queue, thread, spool and producer name. The parent keeps what it had.
+        os.register_at_fork(after_in_child=_forget_in_child(weakref.ref(self)))
+
+    def _init_process_state(self) -> None:
+        self._pid = os.getpid()
+        self._queue: collections.deque[Any] = collections.deque()
+        self._start_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._sleeping = False
+        self._stop_requested = False
+        self._stopped = threading.Event()
+        self._spool: Spool | None = None
+        self._in_hand = 0
+        self._in_flight: dict[int, _InFlight] = {}
+        self._spool_sent: collections.deque[tuple[int, Position]] = collections.deque()
+        self._next_id = 1
+        self._counts: collections.Counter[str] = collections.Counter()
+
+    def _after_fork(self) -> None:
+        if self._spool is not None:
+            self._spool.forget_after_fork()
+        self._init_process_state()
+
+    # -- the app's side -------------------------------------------------------------------
+
+    def submit(self, item: Any) -> None:
+        """Queue ``item`` for publishing; never blocks, never raises for a full queue."""
+        if self._closed:
+            self._counts["lost"] += 1
+            self._report("closed", logging.ERROR,
+                         "Audit record logged after shutdown() was not kept")
+            return
+        if self._thread is None:
+            self._start()
+        if len(self._queue) >= self._settings.queue_size:
+            self._spill(item)
+            return
+        self._queue.append(item)
+        if self._sleeping:
+            self._sleeping = False
+            loop, wake = self._loop, self._wake
+            if loop is not None and wake is not None:
+                with contextlib.suppress(RuntimeError):  # the loop is closing
+                    loop.call_soon_threadsafe(wake.set)
+
+    def _spill(self, item: Any) -> None:
+        # The queue is full (the app logs faster than records leave): rather than lose the
+        # record or block, encode it here and append it to the spool's overflow file.
+        try:
+            body = self._encode(item)
+        except RecordRejected:
+            self._counts["rejected"] += 1
+            return
+        except Exception:
+            self._counts["rejected"] += 1
+            logger.exception("Audit record could not be encoded")
+            return
+        spool = self._spool
+        try:
+            if spool is None:
+                raise OSError("no usable spool folder")
+            spool.append_overflow(body)
+        except (OSError, ValueError) as exc:
+            self._counts["lost"] += 1
+            self._report("overflow-lost", logging.ERROR,
+                         "Audit record lost: the queue is full and the spool cannot be "
+                         "written (%s)", exc)
+            return
+        self._report("full", logging.WARNING,
+                     "Audit queue full (AUDIT_LOG_QUEUE_SIZE=%d): records go to the spool",
+                     self._settings.queue_size)
+
+    def flush(self, timeout: float = 5.0) -> int:
+        """Wait up to ``timeout`` s until everything is confirmed by the broker; return how
+        many records are still not (kept in the spool when the broker is unreachable)."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        while True:
+            left = self.undelivered()
+            if left == 0 or time.monotonic() >= deadline or self._thread is None:
+                return left
+            self._poke()
+            time.sleep(0.01)
+
+    def close(self, timeout: float = 5.0) -> int:
+        """Flush within ``timeout``, spool what is left, stop the thread; return how many
+        records were not delivered (each kept in the spool, or counted as lost)."""
+        if self._closed:
+            return 0
+        left = self.flush(timeout)
+        self._closed = True
+        thread = self._thread
+        if thread is not None and self._pid == os.getpid():
+            self._stop_requested = True
+            self._poke()
+            self._stopped.wait(max(2.0, timeout))
+            thread.join(timeout=1.0)
+        if left:
+            where = self._spool.path if self._spool is not None else "(no spool)"
+            logger.warning(
+                "%d audit records were not confirmed by the broker before shutdown; they are "
+                "kept in the spool %s and sent by the next process using AUDIT_LOG_SPOOL_DIR",
+                left, where,
+            )
+        if self._counts["lost"]:
+            logger.error("%d audit records could not be kept (see earlier errors)",
+                         self._counts["lost"])
+        return left
+
+    def undelivered(self) -> int:
+        spool = self._spool
+        spooled = spool.unsent + spool.overflow_count if spool is not None else 0
+        return (len(self._queue) + self._in_hand
+                + sum(1 for f in list(self._in_flight.values()) if f.end is None) + spooled)
+
+    def stats(self) -> dict[str, int]:
+        """Counters: submitted is not kept (it would cost the app's thread); published,
+        spooled, rejected (invalid), lost (could not be kept), and pending."""
+        return {
+            "published": self._counts["published"],
+            "spooled": self._counts["spooled"],
+            "rejected": self._counts["rejected"],
+            "lost": self._counts["lost"],
+            "pending": self.undelivered(),
+        }
+
+    def _poke(self) -> None:
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(wake.set)
+
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._thread is not None:
+                return
+            ready = threading.Event()
+            self._thread = threading.Thread(
+                target=self._run, args=(ready,), name="audit-logging-publisher", daemon=True
+            )
+            self._thread.start()
+            ready.wait(5.0)
+
+    # -- the worker thread ----------------------------------------------------------------
+
+    def _run(self, ready: threading.Event) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._main(ready))
+        except Exception:
+            logger.exception("Audit publisher stopped by an unexpected error")
+        finally:
+            self._stopped.set()
+            loop.close()
+
+    async def _main(self, ready: threading.Event) -> None:
+        self._wake = asyncio.Event()
+        root = Path(self._settings.spool_dir)
+        try:
+            self._spool = Spool.create(root)
+            orphans = Spool.adopt_orphans(root)
+        except OSError as exc:
+            self._report("spool", logging.ERROR,
+                         "AUDIT_LOG_SPOOL_DIR=%s cannot be used (%s): records that the broker "
+                         "cannot take now will be lost", root, exc)
+            orphans = []
+        ready.set()
+        link = _Link(self)
+        orphans_due = 0.0
+        try:
+            while True:
+                worked = await link.step()
+                # Older records first, but only while nothing of ours is in flight, so our
+                # own spool may take the queue meanwhile without breaking id order.
+                if orphans and link.connected and not self._in_flight:
+                    if time.monotonic() >= orphans_due:
+                        for orphan in list(orphans):
+                            if await link.replay_orphan(orphan):
+                                orphans.remove(orphan)
+                        orphans_due = time.monotonic() + BACKOFF_MAX
+                if self._stop_requested:
+                    break
+                if not worked:
+                    await self._sleep(link.idle_timeout())
+        finally:
+            await link.stop()
+            for orphan in orphans:
+                orphan.close(remove_if_empty=False)
+
+    async def _sleep(self, timeout: float) -> None:
+        assert self._wake is not None
+        self._wake.clear()
+        self._sleeping = True
+        if self._queue or self._stop_requested:
+            self._sleeping = False
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+        self._sleeping = False
+
+    # Helpers used by _Link (same thread).
+
+    def _take(self) -> list[bytes]:
+        """Up to a batch of queued items, encoded (rejected ones counted and left out)."""
+        queue = self._queue
+        self._in_hand = count = min(len(queue), MAX_BATCH)
+        bodies: list[bytes] = []
+        size = 0
+        for _ in range(count):
+            item = queue.popleft()
+            try:
+                body = self._encode(item)
+            except RecordRejected:
+                self._counts["rejected"] += 1
+                continue
+            except Exception:
+                self._counts["rejected"] += 1
+                logger.exception("Audit record could not be encoded")
+                continue
+            bodies.append(body)
+            size += len(body)
+            if size >= MAX_BATCH_BYTES:
+                # Give back what did not fit: it stays first in line.
+                self._in_hand = len(bodies)
+                break
+        return bodies
+
+    def _assign_ids(self, bodies: list[bytes]) -> list[tuple[int, bytes]]:
+        first = self._next_id
+        self._next_id += len(bodies)
+        return list(zip(range(first, first + len(bodies)), bodies, strict=True))
+
+    def _to_spool(self, records: list[tuple[int, bytes]]) -> None:
+        spool = self._spool
+        if not records:
+            return
+        if spool is None:
+            self._counts["lost"] += len(records)
+            self._report("lost", logging.ERROR,
+                         "Audit records lost: the broker is unreachable and there is no spool")
+            return
+        try:
+            spool.append(records)
+            spool.sync()
+        except OSError as exc:
+            self._counts["lost"] += len(records)
+            self._report("spool-write", logging.ERROR,
+                         "Audit records lost: the spool %s cannot be written (%s)",
+                         spool.path, exc)
+            return
+        self._counts["spooled"] += len(records)
+
+    def _absorb_overflow(self) -> None:
+        spool = self._spool
+        if spool is None or not spool.overflow_count:
+            return
+        try:
+            moved = spool.drain_overflow(self._assign_ids)
+        except OSError as exc:
+            self._report("spool-write", logging.ERROR,
+                         "The spool %s cannot be written (%s)", spool.path, exc)
+            return
+        self._counts["spooled"] += moved
+
+    def _has_overflow(self) -> bool:
+        return self._spool is not None and self._spool.overflow_count > 0
+
+    def _relieve_queue(self) -> None:
+        """While busy elsewhere (an orphan's replay), keep the queue from filling up."""
+        if len(self._queue) > self._settings.queue_size // 2:
+            self._to_spool(self._assign_ids(self._take()))
+            self._in_hand = 0
+
+
+class _Link:
+    """The worker's connection to the broker and what is in flight on it."""
+
+    def __init__(self, owner: StreamPublisher) -> None:
+        self.o = owner
+        self.s = owner._settings
+        self.producer: Any = None
+        self.broken = False
+        self.next_connect = 0.0
+        self.backoff = BACKOFF_FIRST
+        self.last_progress = time.monotonic()
+        self.down_since: float | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self.producer is not None and not self.broken
+
+    def idle_timeout(self) -> float:
+        if self.o._in_flight:
+            return 0.05
+        if not self.connected:
+            return max(0.01, min(0.5, self.next_connect - time.monotonic()))
+        return 1.0
+
+    async def step(self) -> bool:
+        """One round of work; False when there was nothing to do."""
+        o = self.o
+        if self.broken:
+            await self.disconnect("the connection was lost")
+        if self.producer is None:
+            bodies = o._take()
+            o._to_spool(o._assign_ids(bodies))
+            o._in_hand = 0
+            o._absorb_overflow()
+            if o._stop_requested:
+                return False
+            if time.monotonic() >= self.next_connect:
+                await self.connect()
+            return bool(bodies)
+        if o._in_flight and time.monotonic() - self.last_progress > CONFIRM_TIMEOUT:
+            await self.disconnect(f"no confirm within {CONFIRM_TIMEOUT:.0f} s")
+            return True
+        self.commit_spool()
+        if len(o._in_flight) >= MAX_IN_FLIGHT:
+            return False
+        spool = o._spool
+        direct_in_flight = any(f.end is None for f in o._in_flight.values())
+        if spool is not None and (spool.unsent or spool.overflow_count):
+            if not direct_in_flight:
+                # Spool mode: what is queued goes behind the spool, and is sent from it.
+                o._absorb_overflow()
+                bodies = o._take()
+                o._to_spool(o._assign_ids(bodies))
+                o._in_hand = 0
+            return await self.send_from_spool()
+        bodies = o._take()
+        if not bodies:
+            o._in_hand = 0
+            return False
+        records = o._assign_ids(bodies)
+        for pid, body in records:
+            o._in_flight[pid] = _InFlight(body, None)
+        o._in_hand = 0
+        await self.send(records)
+        return True
+
+    async def send_from_spool(self) -> bool:
+        o = self.o
+        assert o._spool is not None
+        room = MAX_IN_FLIGHT - len(o._in_flight)
+        entries = o._spool.read(min(MAX_BATCH, room), MAX_BATCH_BYTES)
+        if not entries:
+            return False
+        for entry in entries:
+            o._in_flight[entry.publishing_id] = _InFlight(entry.body, entry.end)
+            o._spool_sent.append((entry.publishing_id, entry.end))
+        await self.send([(e.publishing_id, e.body) for e in entries])
+        return True
+
+    async def send(self, records: list[tuple[int, bytes]]) -> None:
+        messages = [_message(pid, body) for pid, body in records]
+        if not self.o._in_flight.keys() - {pid for pid, _ in records}:
+            self.last_progress = time.monotonic()
+        try:
+            await asyncio.wait_for(
+                self.producer.send_batch(
+                    self.s.rabbitmq_stream_name, messages,
+                    publisher_name=self.o._spool.producer_name if self.o._spool else None,
+                    on_publish_confirm=self.on_confirm,
+                ),
+                CONFIRM_TIMEOUT,
+            )
+        except Exception as exc:  # noqa: BLE001 - any failure means: resend after reconnect
+            self.broken = True
+            self.o._report("send", logging.WARNING,
+                           "Audit publish to RabbitMQ failed (%s); will resend", _describe(exc))
+
+    def on_confirm(self, status: Any) -> None:
+        o = self.o
+        if status.message_id not in o._in_flight:
+            return  # from a connection already given up, or a duplicate confirm
+        if status.is_confirmed:
+            if o._in_flight.pop(status.message_id, None) is not None:
+                o._counts["published"] += 1
+            self.last_progress = time.monotonic()
+        else:
+            # Not stored (connection lost or an error): everything in flight is resent.
+            self.broken = True
+        if o._wake is not None:
+            o._wake.set()
+
+    def commit_spool(self) -> None:
+        o = self.o
+        sent = o._spool_sent
+        last: Position | None = None
+        count = 0
+        while sent and sent[0][0] not in o._in_flight:
+            _, last = sent.popleft()
+            count += 1
+        if last is not None and o._spool is not None:
+            o._spool.commit(last, count)
+
+    async def connect(self) -> None:
+        from rstream import Producer
+        from rstream.recovery import BackOffRecoveryStrategy
+
+        s = self.s
+        producer = Producer(
+            s.rabbitmq_stream_host, s.rabbitmq_stream_port,
+            vhost=s.rabbitmq_stream_vhost, username=s.rabbitmq_stream_user,
+            password=s.rabbitmq_stream_password.get(),
+            connection_name=self.o._spool.producer_name if self.o._spool else "audit-logging",
+            # We reconnect ourselves, so that what was in flight is resent in id order.
+            recovery_strategy=BackOffRecoveryStrategy(False),
+            on_close_handler=self.on_closed,
+        )
+        try:
+            await asyncio.wait_for(producer.start(), CONNECT_TIMEOUT)
+            await asyncio.wait_for(
+                producer.create_stream(
+                    s.rabbitmq_stream_name, arguments={"max-age": STREAM_MAX_AGE},
+                    exists_ok=True,
+                ),
+                CONNECT_TIMEOUT,
+            )
+        except Exception as exc:  # noqa: BLE001 - any failure: back off and try again
+            await _close_quietly(producer)
+            self.next_connect = time.monotonic() + self.backoff
+            self.backoff = min(BACKOFF_MAX, self.backoff * 2)
+            if self.down_since is None:
+                self.down_since = time.monotonic()
+            self.o._report(
+                "connect", logging.WARNING,
+                "RabbitMQ stream %s:%d unreachable (%s); audit records are kept in the spool",
+                s.rabbitmq_stream_host, s.rabbitmq_stream_port, _describe(exc),
+            )
+            return
+        self.producer = producer
+        self.broken = False
+        self.backoff = BACKOFF_FIRST
+        self.last_progress = time.monotonic()
+        if self.down_since is not None:
+            logger.info("RabbitMQ stream reachable again after %.1f s; replaying the spool",
+                        time.monotonic() - self.down_since)
+            self.down_since = None
+
+    def on_closed(self, info: Any) -> None:
+        self.broken = True
+
+    async def disconnect(self, reason: str) -> None:
+        o = self.o
+        # Sent straight and not confirmed: spool them, in id order, before anything else.
+        direct = sorted((pid, f.body) for pid, f in o._in_flight.items() if f.end is None)
+        o._in_flight.clear()
+        o._spool_sent.clear()
+        if o._spool is not None:
+            o._spool.rewind()
+        o._to_spool(direct)
+        producer, self.producer = self.producer, None
+        if producer is not None:
+            await _close_quietly(producer)
+        self.broken = False
+        if self.down_since is None:
+            self.down_since = time.monotonic()
+        self.next_connect = time.monotonic() + self.backoff
+        o._report("disconnect", logging.WARNING,
+                  "RabbitMQ stream connection dropped (%s); audit records are kept in the "
+                  "spool and resent", reason)
+
+    async def replay_orphan(self, orphan: Spool) -> bool:
+        """Send what a process that is gone left in its spool, under its producer name (so
+        the broker drops what it already has); True once the folder is empty and removed."""
+        from rstream import Producer
+        from rstream.recovery import BackOffRecoveryStrategy
+
+        s = self.s
+        producer = Producer(
+            s.rabbitmq_stream_host, s.rabbitmq_stream_port,
+            vhost=s.rabbitmq_stream_vhost, username=s.rabbitmq_stream_user,
+            password=s.rabbitmq_stream_password.get(),
+            connection_name=orphan.producer_name,
+            recovery_strategy=BackOffRecoveryStrategy(False),
+        )
+        try:
+            await asyncio.wait_for(producer.start(), CONNECT_TIMEOUT)
+            if orphan.overflow_count:
+                client = await producer.default_client
+                sequence = await client.query_publisher_sequence(
+                    stream=s.rabbitmq_stream_name, reference=orphan.producer_name
+                )
+                next_id = max(sequence, orphan.last_id()) + 1
+
+                def assign(bodies: list[bytes]) -> list[tuple[int, bytes]]:
+                    return list(enumerate(bodies, start=next_id))
+
+                orphan.drain_overflow(assign)
+            while True:
+                self.o._relieve_queue()
+                entries = orphan.read(MAX_BATCH, MAX_BATCH_BYTES)
+                if not entries:
+                    break
+                done = asyncio.get_running_loop().create_future()
+                waiting = {e.publishing_id for e in entries}
+
+                def on_confirm(status: Any, waiting: set[int] = waiting,
+                               done: asyncio.Future[None] = done) -> None:
+                    waiting.discard(status.message_id)
+                    if not status.is_confirmed and not done.done():
+                        done.set_exception(ConnectionError("not confirmed"))
+                    elif not waiting and not done.done():
+                        done.set_result(None)
+
+                messages = [_message(e.publishing_id, e.body) for e in entries]
+                await asyncio.wait_for(
+                    producer.send_batch(s.rabbitmq_stream_name, messages,
+                                        publisher_name=orphan.producer_name,
+                                        on_publish_confirm=on_confirm),
+                    CONFIRM_TIMEOUT,
+                )
+                await asyncio.wait_for(done, CONFIRM_TIMEOUT)
+                orphan.commit(entries[-1].end, len(entries))
+                self.o._counts["published"] += len(entries)
+        except Exception as exc:  # noqa: BLE001 - try again on a later round
+            orphan.rewind()
+            self.o._report("orphan", logging.WARNING,
+                           "Replaying the spool %s failed (%s); will retry",
+                           orphan.path, _describe(exc))
+            return False
+        finally:
+            await _close_quietly(producer)
+        logger.info("Replayed the spool %s left by an earlier process", orphan.path)
+        orphan.close(remove_if_empty=True)
+        return True
+
+    async def stop(self) -> None:
+        """At shutdown: whatever is not confirmed goes to the spool; then close."""
+        o = self.o
+        direct = sorted((pid, f.body) for pid, f in o._in_flight.items() if f.end is None)
+        o._in_flight.clear()
+        o._spool_sent.clear()
+        o._to_spool(direct)
+        while o._queue:
+            o._to_spool(o._assign_ids(o._take()))
+        o._in_hand = 0
+        o._absorb_overflow()
+        if self.producer is not None:
+            await _close_quietly(self.producer)
+            self.producer = None
+        if o._spool is not None:
+            o._spool.close(remove_if_empty=True)
+
+
+def _message(publishing_id: int, body: bytes) -> Any:
+    """One AMQP 1.0 message: the record JSON as its body, any client can read it."""
+    from rstream import AMQPMessage, Properties
+
+    message = AMQPMessage(body=body, properties=Properties(content_type="application/json"))
+    message.publishing_id = publishing_id
+    return message
+
+
+def _forget_in_child(ref: weakref.ref[StreamPublisher]) -> Callable[[], None]:
+    def after_fork() -> None:
+        publisher = ref()
+        if publisher is not None:
+            publisher._after_fork()
+
+    return after_fork
+
+
+async def _close_quietly(producer: Any) -> None:
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(producer.close(), 3.0)
+
+
+def _describe(exc: BaseException) -> str:
+    # The exception's class and text: rstream's messages name hosts and codes, not secrets.
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
