@@ -295,7 +295,9 @@ class Spool:
             with open(self._segment_path(segment), "rb") as handle:
                 if segment == start.segment:
                     handle.seek(start.offset)
-                count += sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+                count += sum(
+                    chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b"")
+                )
         return count
 
 

@@ -9,7 +9,7 @@ from typing import Any, Final
 
 from audit_logging.context import current_context
 from audit_logging.errors import RecordError
-from audit_logging.handlers.formatter import finish_record
+from audit_logging.handlers.formatter import fill_from_context, finish_record
 from audit_logging.handlers.handler import AuditHandler
 from audit_logging.record import INPUT_FIELDS
 from audit_logging.settings import Settings
@@ -60,8 +60,7 @@ def log_audit_event(**fields: Any) -> str:
         raise RecordError(", ".join(unknown), "is not a record field; put it in 'extra'")
     context = current_context()
     if context is not None:
-        for name, value in context.fields().items():
-            fields.setdefault(name, value)
+        fill_from_context(fields, context.fields())
     handlers = audit_handlers() or [configure()]
     record = finish_record(dict(fields), handlers[0].settings, None)
     for handler in handlers:

@@ -32,6 +32,7 @@ class RequestContext:
         "_resolved",
         "_resolver",
         "ip_address",
+        "notes",
         "request_id",
         "session_key",
         "user_agent",
@@ -58,6 +59,8 @@ class RequestContext:
         self.username = username
         self._resolver = user_resolver
         self._resolved = user_resolver is None
+        # Why a field is missing (e.g. an invalid forwarded address), kept in "extra".
+        self.notes: dict[str, str] = {}
 
     def _resolve_user(self) -> None:
         self._resolved = True
@@ -75,10 +78,19 @@ class RequestContext:
         if not self._resolved:
             self._resolve_user()
         values = (
-            self.ip_address, self.user_agent, self.session_key,
-            self.request_id, self.user_id, self.username,
+            self.ip_address,
+            self.user_agent,
+            self.session_key,
+            self.request_id,
+            self.user_id,
+            self.username,
         )
-        return {name: v for name, v in zip(CONTEXT_FIELDS, values, strict=True) if v is not None}
+        found: dict[str, Any] = {
+            name: v for name, v in zip(CONTEXT_FIELDS, values, strict=True) if v is not None
+        }
+        if self.notes:
+            found["extra"] = dict(self.notes)
+        return found
 
 
 _current: ContextVar[RequestContext | None] = ContextVar("audit_logging_request", default=None)

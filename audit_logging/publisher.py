@@ -132,8 +132,9 @@ class StreamPublisher:
         """Queue ``item`` for publishing; never blocks, never raises for a full queue."""
         if self._closed:
             self._counts["lost"] += 1
-            self._report("closed", logging.ERROR,
-                         "Audit record logged after shutdown() was not kept")
+            self._report(
+                "closed", logging.ERROR, "Audit record logged after shutdown() was not kept"
+            )
             return
         if self._thread is None:
             self._start()
@@ -167,13 +168,19 @@ class StreamPublisher:
             spool.append_overflow(body)
         except (OSError, ValueError) as exc:
             self._counts["lost"] += 1
-            self._report("overflow-lost", logging.ERROR,
-                         "Audit record lost: the queue is full and the spool cannot be "
-                         "written (%s)", exc)
+            self._report(
+                "overflow-lost",
+                logging.ERROR,
+                "Audit record lost: the queue is full and the spool cannot be written (%s)",
+                exc,
+            )
             return
-        self._report("full", logging.WARNING,
-                     "Audit queue full (AUDIT_LOG_QUEUE_SIZE=%d): records go to the spool",
-                     self._settings.queue_size)
+        self._report(
+            "full",
+            logging.WARNING,
+            "Audit queue full (AUDIT_LOG_QUEUE_SIZE=%d): records go to the spool",
+            self._settings.queue_size,
+        )
 
     def flush(self, timeout: float = 5.0) -> int:
         """Wait up to ``timeout`` s until everything is confirmed by the broker; return how
@@ -204,18 +211,24 @@ class StreamPublisher:
             logger.warning(
                 "%d audit records were not confirmed by the broker before shutdown; they are "
                 "kept in the spool %s and sent by the next process using AUDIT_LOG_SPOOL_DIR",
-                left, where,
+                left,
+                where,
             )
         if self._counts["lost"]:
-            logger.error("%d audit records could not be kept (see earlier errors)",
-                         self._counts["lost"])
+            logger.error(
+                "%d audit records could not be kept (see earlier errors)", self._counts["lost"]
+            )
         return left
 
     def undelivered(self) -> int:
         spool = self._spool
         spooled = spool.unsent + spool.overflow_count if spool is not None else 0
-        return (len(self._queue) + self._in_hand
-                + sum(1 for f in list(self._in_flight.values()) if f.end is None) + spooled)
+        return (
+            len(self._queue)
+            + self._in_hand
+            + sum(1 for f in list(self._in_flight.values()) if f.end is None)
+            + spooled
+        )
 
     def stats(self) -> dict[str, int]:
         """Counters: submitted is not kept (it would cost the app's thread); published,
@@ -265,9 +278,14 @@ class StreamPublisher:
             self._spool = Spool.create(root)
             orphans = Spool.adopt_orphans(root)
         except OSError as exc:
-            self._report("spool", logging.ERROR,
-                         "AUDIT_LOG_SPOOL_DIR=%s cannot be used (%s): records that the broker "
-                         "cannot take now will be lost", root, exc)
+            self._report(
+                "spool",
+                logging.ERROR,
+                "AUDIT_LOG_SPOOL_DIR=%s cannot be used (%s): records that the broker "
+                "cannot take now will be lost",
+                root,
+                exc,
+            )
             orphans = []
         ready.set()
         link = _Link(self)
@@ -277,12 +295,12 @@ class StreamPublisher:
                 worked = await link.step()
                 # Older records first, but only while nothing of ours is in flight, so our
                 # own spool may take the queue meanwhile without breaking id order.
-                if orphans and link.connected and not self._in_flight:
-                    if time.monotonic() >= orphans_due:
-                        for orphan in list(orphans):
-                            if await link.replay_orphan(orphan):
-                                orphans.remove(orphan)
-                        orphans_due = time.monotonic() + BACKOFF_MAX
+                due = time.monotonic() >= orphans_due
+                if orphans and due and link.connected and not self._in_flight:
+                    for orphan in list(orphans):
+                        if await link.replay_orphan(orphan):
+                            orphans.remove(orphan)
+                    orphans_due = time.monotonic() + BACKOFF_MAX
                 if self._stop_requested:
                     break
                 if not worked:
@@ -311,7 +329,11 @@ class StreamPublisher:
         self._in_hand = count = min(len(queue), MAX_BATCH)
         bodies: list[bytes] = []
         size = 0
-        for _ in range(count):
+        for index in range(count):
+            if index % 16 == 15:
+                # Let the app's threads have the GIL now and then: an emit that waits for
+                # it would otherwise wait up to a whole switch interval (5 ms).
+                time.sleep(0)
             item = queue.popleft()
             try:
                 body = self._encode(item)
@@ -341,17 +363,24 @@ class StreamPublisher:
             return
         if spool is None:
             self._counts["lost"] += len(records)
-            self._report("lost", logging.ERROR,
-                         "Audit records lost: the broker is unreachable and there is no spool")
+            self._report(
+                "lost",
+                logging.ERROR,
+                "Audit records lost: the broker is unreachable and there is no spool",
+            )
             return
         try:
             spool.append(records)
             spool.sync()
         except OSError as exc:
             self._counts["lost"] += len(records)
-            self._report("spool-write", logging.ERROR,
-                         "Audit records lost: the spool %s cannot be written (%s)",
-                         spool.path, exc)
+            self._report(
+                "spool-write",
+                logging.ERROR,
+                "Audit records lost: the spool %s cannot be written (%s)",
+                spool.path,
+                exc,
+            )
             return
         self._counts["spooled"] += len(records)
 
@@ -362,8 +391,9 @@ class StreamPublisher:
         try:
             moved = spool.drain_overflow(self._assign_ids)
         except OSError as exc:
-            self._report("spool-write", logging.ERROR,
-                         "The spool %s cannot be written (%s)", spool.path, exc)
+            self._report(
+                "spool-write", logging.ERROR, "The spool %s cannot be written (%s)", spool.path, exc
+            )
             return
         self._counts["spooled"] += moved
 
@@ -401,7 +431,7 @@ class _Link:
             return max(0.01, min(0.5, self.next_connect - time.monotonic()))
         return 1.0
 
-    async def step(self) -> bool:
+    async def step(self) -> bool:  # noqa: PLR0911 - one exit per state of the link
         """One round of work; False when there was nothing to do."""
         o = self.o
         if self.broken:
@@ -463,7 +493,8 @@ class _Link:
         try:
             await asyncio.wait_for(
                 self.producer.send_batch(
-                    self.s.rabbitmq_stream_name, messages,
+                    self.s.rabbitmq_stream_name,
+                    messages,
                     publisher_name=self.o._spool.producer_name if self.o._spool else None,
                     on_publish_confirm=self.on_confirm,
                 ),
@@ -471,8 +502,12 @@ class _Link:
             )
         except Exception as exc:  # noqa: BLE001 - any failure means: resend after reconnect
             self.broken = True
-            self.o._report("send", logging.WARNING,
-                           "Audit publish to RabbitMQ failed (%s); will resend", _describe(exc))
+            self.o._report(
+                "send",
+                logging.WARNING,
+                "Audit publish to RabbitMQ failed (%s); will resend",
+                _describe(exc),
+            )
 
     def on_confirm(self, status: Any) -> None:
         o = self.o
@@ -505,8 +540,10 @@ class _Link:
 
         s = self.s
         producer = Producer(
-            s.rabbitmq_stream_host, s.rabbitmq_stream_port,
-            vhost=s.rabbitmq_stream_vhost, username=s.rabbitmq_stream_user,
+            s.rabbitmq_stream_host,
+            s.rabbitmq_stream_port,
+            vhost=s.rabbitmq_stream_vhost,
+            username=s.rabbitmq_stream_user,
             password=s.rabbitmq_stream_password.get(),
             connection_name=self.o._spool.producer_name if self.o._spool else "audit-logging",
             # We reconnect ourselves, so that what was in flight is resent in id order.
@@ -517,7 +554,8 @@ class _Link:
             await asyncio.wait_for(producer.start(), CONNECT_TIMEOUT)
             await asyncio.wait_for(
                 producer.create_stream(
-                    s.rabbitmq_stream_name, arguments={"max-age": STREAM_MAX_AGE},
+                    s.rabbitmq_stream_name,
+                    arguments={"max-age": STREAM_MAX_AGE},
                     exists_ok=True,
                 ),
                 CONNECT_TIMEOUT,
@@ -529,9 +567,12 @@ class _Link:
             if self.down_since is None:
                 self.down_since = time.monotonic()
             self.o._report(
-                "connect", logging.WARNING,
+                "connect",
+                logging.WARNING,
                 "RabbitMQ stream %s:%d unreachable (%s); audit records are kept in the spool",
-                s.rabbitmq_stream_host, s.rabbitmq_stream_port, _describe(exc),
+                s.rabbitmq_stream_host,
+                s.rabbitmq_stream_port,
+                _describe(exc),
             )
             return
         self.producer = producer
@@ -539,8 +580,10 @@ class _Link:
         self.backoff = BACKOFF_FIRST
         self.last_progress = time.monotonic()
         if self.down_since is not None:
-            logger.info("RabbitMQ stream reachable again after %.1f s; replaying the spool",
-                        time.monotonic() - self.down_since)
+            logger.info(
+                "RabbitMQ stream reachable again after %.1f s; replaying the spool",
+                time.monotonic() - self.down_since,
+            )
             self.down_since = None
 
     def on_closed(self, info: Any) -> None:
@@ -562,9 +605,13 @@ class _Link:
         if self.down_since is None:
             self.down_since = time.monotonic()
         self.next_connect = time.monotonic() + self.backoff
-        o._report("disconnect", logging.WARNING,
-                  "RabbitMQ stream connection dropped (%s); audit records are kept in the "
-                  "spool and resent", reason)
+        o._report(
+            "disconnect",
+            logging.WARNING,
+            "RabbitMQ stream connection dropped (%s); audit records are kept in the "
+            "spool and resent",
+            reason,
+        )
 
     async def replay_orphan(self, orphan: Spool) -> bool:
         """Send what a process that is gone left in its spool, under its producer name (so
@@ -574,8 +621,10 @@ class _Link:
 
         s = self.s
         producer = Producer(
-            s.rabbitmq_stream_host, s.rabbitmq_stream_port,
-            vhost=s.rabbitmq_stream_vhost, username=s.rabbitmq_stream_user,
+            s.rabbitmq_stream_host,
+            s.rabbitmq_stream_port,
+            vhost=s.rabbitmq_stream_vhost,
+            username=s.rabbitmq_stream_user,
             password=s.rabbitmq_stream_password.get(),
             connection_name=orphan.producer_name,
             recovery_strategy=BackOffRecoveryStrategy(False),
@@ -601,8 +650,9 @@ class _Link:
                 done = asyncio.get_running_loop().create_future()
                 waiting = {e.publishing_id for e in entries}
 
-                def on_confirm(status: Any, waiting: set[int] = waiting,
-                               done: asyncio.Future[None] = done) -> None:
+                def on_confirm(
+                    status: Any, waiting: set[int] = waiting, done: asyncio.Future[None] = done
+                ) -> None:
                     waiting.discard(status.message_id)
                     if not status.is_confirmed and not done.done():
                         done.set_exception(ConnectionError("not confirmed"))
@@ -611,9 +661,12 @@ class _Link:
 
                 messages = [_message(e.publishing_id, e.body) for e in entries]
                 await asyncio.wait_for(
-                    producer.send_batch(s.rabbitmq_stream_name, messages,
-                                        publisher_name=orphan.producer_name,
-                                        on_publish_confirm=on_confirm),
+                    producer.send_batch(
+                        s.rabbitmq_stream_name,
+                        messages,
+                        publisher_name=orphan.producer_name,
+                        on_publish_confirm=on_confirm,
+                    ),
                     CONFIRM_TIMEOUT,
                 )
                 await asyncio.wait_for(done, CONFIRM_TIMEOUT)
@@ -621,9 +674,13 @@ class _Link:
                 self.o._counts["published"] += len(entries)
         except Exception as exc:  # noqa: BLE001 - try again on a later round
             orphan.rewind()
-            self.o._report("orphan", logging.WARNING,
-                           "Replaying the spool %s failed (%s); will retry",
-                           orphan.path, _describe(exc))
+            self.o._report(
+                "orphan",
+                logging.WARNING,
+                "Replaying the spool %s failed (%s); will retry",
+                orphan.path,
+                _describe(exc),
+            )
             return False
         finally:
             await _close_quietly(producer)

@@ -333,7 +333,7 @@ class _Checker:
         self.problem(
             path, f"has a value of type {type(value).__name__}, which is not JSON-serialisable"
         )
-        return _short_repr(value)
+        return f"<unserialisable {type(value).__name__}> {_short_repr(value, 200)}"
 
     def previous_truncations(self, value: Any) -> None:
         if value is None:

@@ -23,6 +23,7 @@ def stored_session_key(raw: str | None, mode: str, key: Secret | None) -> str | 
         return raw
     if key is None:
         return None
-    digest = hmac.new(key.get().encode("utf-8"), raw.encode("utf-8", "surrogatepass"),
-                      hashlib.sha256).hexdigest()
+    digest = hmac.new(
+        key.get().encode("utf-8"), raw.encode("utf-8", "surrogatepass"), hashlib.sha256
+    ).hexdigest()
     return HASH_PREFIX + digest

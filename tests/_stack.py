@@ -50,3 +50,60 @@ def s3_client(settings: Settings) -> Any:
         aws_access_key_id=settings.aws_access_key_id,
         aws_secret_access_key=secret.get() if secret else None,
     )
+
+
+async def read_stream(
+    settings: Settings, stream: str, *, at_least: int, timeout: float = 60.0,
+    quiet_after: float = 1.0,
+) -> list[tuple[int, bytes]]:
+    """(offset, body) of the messages of ``stream`` from its start: waits for ``at_least``
+    of them, then for ``quiet_after`` seconds more, so extra (duplicate) messages show."""
+    import asyncio
+    import time
+
+    from rstream import (
+        AMQPMessage,
+        Consumer,
+        ConsumerOffsetSpecification,
+        MessageContext,
+        OffsetType,
+        amqp_decoder,
+    )
+
+    got: list[tuple[int, bytes]] = []
+    last = time.monotonic()
+
+    async def on_message(message: AMQPMessage, context: MessageContext) -> None:
+        nonlocal last
+        got.append((context.offset, bytes(message.body)))
+        last = time.monotonic()
+
+    consumer = Consumer(
+        settings.rabbitmq_stream_host, settings.rabbitmq_stream_port,
+        vhost=settings.rabbitmq_stream_vhost, username=settings.rabbitmq_stream_user,
+        password=settings.rabbitmq_stream_password.get(),
+    )
+    await consumer.start()
+    try:
+        await consumer.subscribe(
+            stream, on_message, decoder=amqp_decoder, initial_credit=100,
+            offset_specification=ConsumerOffsetSpecification(OffsetType.FIRST),
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(got) >= at_least and time.monotonic() - last >= quiet_after:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await consumer.close()
+    return got
+
+
+def stream_records(settings: Settings, stream: str, at_least: int,
+                   timeout: float = 60.0) -> list[dict[str, Any]]:
+    """The records (decoded JSON bodies) in ``stream``, in stream order."""
+    import asyncio
+    import json
+
+    return [json.loads(body) for _, body in
+            asyncio.run(read_stream(settings, stream, at_least=at_least, timeout=timeout))]

@@ -48,8 +48,7 @@ class AuditJsonFormatter(JsonFormatter):
                 log_data[name] = values[name]
         context = values.get(CONTEXT_ATTR)
         if context:
-            for name, value in context.items():
-                log_data.setdefault(name, value)
+            fill_from_context(log_data, context)
         log_data.setdefault("change_message", values.get(MESSAGE_ATTR, record.getMessage()))
         log_data.setdefault("timestamp", format_timestamp_from_epoch(record.created))
         # Other extra= keys, a traceback, a stack: kept in the record's "extra" object.
@@ -57,9 +56,7 @@ class AuditJsonFormatter(JsonFormatter):
         merge_record_extra(record, other, reserved=_NOT_EXTRA)
         other.update(message_dict)
         if other:
-            given = log_data.get("extra")
-            log_data["extra"] = ({**other, **given} if isinstance(given, Mapping)
-                                 else other if given is None else {**other, "extra": given})
+            log_data["extra"] = merge_extra(other, log_data.get("extra"))
 
     def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
         return finish_record(log_data, self._settings, self._report)
@@ -67,6 +64,25 @@ class AuditJsonFormatter(JsonFormatter):
     def serialize_record(self, record: dict[str, Any]) -> bytes:
         """The JSON of a record already built (by ``log_audit_event``)."""
         return self.jsonify_log_record(record).encode("utf-8")
+
+
+def fill_from_context(fields: dict[str, Any], context: Mapping[str, Any]) -> None:
+    """Fill what the caller left out from the request context (the caller wins)."""
+    for name, value in context.items():
+        if name == "extra":
+            fields["extra"] = merge_extra(value, fields.get("extra"))
+        else:
+            fields.setdefault(name, value)
+
+
+def merge_extra(base: Mapping[str, Any], given: Any) -> Any:
+    """``given`` (the caller's extra) over ``base``; a non-object ``given`` is kept as is
+    under the key "extra", so the record's check still sees and reports it."""
+    if given is None:
+        return dict(base)
+    if isinstance(given, Mapping):
+        return {**base, **given}
+    return {**base, "extra": given}
 
 
 def finish_record(
@@ -77,7 +93,8 @@ def finish_record(
         raw = fields["session_key"]
         stored = stored_session_key(
             raw if isinstance(raw, str) else str(raw),
-            settings.session_key_mode, settings.hash_key,
+            settings.session_key_mode,
+            settings.hash_key,
         )
         if stored is None and settings.session_key_mode == "hash":
             reason = "AUDIT_LOG_SESSION_KEY_MODE is hash and AUDIT_LOG_HASH_KEY is not set"

@@ -58,15 +58,16 @@ class AuditHandler(logging.Handler):
                 return
             if "action" not in record.__dict__:
                 library_logger.error(
-                    "Audit record from logger %r refused: no 'action' in extra= "
-                    "(message: %.200r)", record.name, record.getMessage(),
+                    "Audit record from logger %r refused: no 'action' in extra= (message: %.200r)",
+                    record.name,
+                    record.getMessage(),
                 )
                 return
             context = current_context()
             self.transport.submit(
                 (record, record.getMessage(), context.fields() if context else None)
             )
-        except Exception:  # noqa: BLE001 - an app's log call must never fail
+        except Exception:
             library_logger.exception("Audit handler failed to take a record")
 
     def submit_record(self, record: dict[str, Any]) -> None:

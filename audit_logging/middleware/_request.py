@@ -1,0 +1,203 @@
+"""What ASGI and WSGI middleware share: reading a request's who-and-where, safely.
+
+Everything here reads untrusted input (headers, cookies, the peer address), so every
+value is bounded and checked: forwarding headers count only when the peer is a trusted
+proxy, an invalid hop drops the address (with a note in the record), and a request id
+from the client is kept only if it is short and plain.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import re
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from audit_logging.context import RequestContext, UserResolver
+from audit_logging.errors import ConfigurationError
+from audit_logging.record import STRING_LIMITS
+from audit_logging.session_key import stored_session_key
+from audit_logging.settings import Settings
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+MAX_HEADER_CHARS: Final = 8192
+MAX_HOPS: Final = 32
+_REQUEST_ID_RE: Final = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
+_FORWARDED_FOR_RE: Final = re.compile(r'(?:^|[;\s])for\s*=\s*("[^"]*"|[^;,\s]*)', re.IGNORECASE)
+
+audit_logger = logging.getLogger("audit")
+
+
+def parse_trusted_proxies(proxies: Iterable[str]) -> tuple[IPNetwork, ...]:
+    networks = []
+    for proxy in proxies:
+        try:
+            networks.append(ipaddress.ip_network(proxy.strip(), strict=False))
+        except ValueError:
+            raise ConfigurationError(
+                "trusted_proxies", f"{proxy!r} is not an IP address or network"
+            ) from None
+    return tuple(networks)
+
+
+@dataclass(frozen=True)
+class RequestAudit:
+    """Which requests get one automatic audit record each (emitted when the response is
+    done, also when it failed), and the action it carries."""
+
+    methods: frozenset[str] = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+    path_prefixes: tuple[str, ...] = ("/",)
+    exclude_prefixes: tuple[str, ...] = ()
+    action: str = "HTTP_REQUEST"
+
+    def matches(self, method: str, path: str) -> bool:
+        return (
+            method.upper() in self.methods
+            and path.startswith(self.path_prefixes)
+            and not (self.exclude_prefixes and path.startswith(self.exclude_prefixes))
+        )
+
+
+@dataclass
+class RequestFacts:
+    """One request's raw facts, gathered by the ASGI or WSGI side."""
+
+    peer: str | None
+    headers: Mapping[str, str]  # lower-case names, joined with ", " when repeated
+    method: str
+    path: str
+    started: float = field(default_factory=time.perf_counter)
+
+
+class ContextBuilder:
+    """Builds a request's :class:`RequestContext` under the middleware's options."""
+
+    def __init__(
+        self,
+        settings: Settings | None,
+        trusted_proxies: Iterable[str],
+        session_cookie: str | None,
+        session_provided: bool,
+    ) -> None:
+        self.settings = settings if settings is not None else Settings.load()
+        self.trusted = parse_trusted_proxies(trusted_proxies)
+        self.session_cookie = session_cookie
+        reads_sessions = session_cookie is not None or session_provided
+        if (
+            reads_sessions
+            and self.settings.session_key_mode == "hash"
+            and self.settings.hash_key is None
+        ):
+            raise ConfigurationError(
+                "AUDIT_LOG_HASH_KEY",
+                "is required to store session keys hashed (AUDIT_LOG_SESSION_KEY_MODE=hash); "
+                "set it, or set AUDIT_LOG_SESSION_KEY_MODE=drop, or pass session_cookie=None",
+            )
+
+    def build(
+        self, facts: RequestFacts, raw_session: str | None, user_resolver: UserResolver | None
+    ) -> RequestContext:
+        ip, note = self.client_ip(facts.peer, facts.headers)
+        user_agent = facts.headers.get("user-agent")
+        if user_agent is not None:
+            user_agent = user_agent[: STRING_LIMITS["user_agent"]]
+        if raw_session is None and self.session_cookie is not None:
+            raw_session = cookie_value(facts.headers.get("cookie"), self.session_cookie)
+        context = RequestContext(
+            ip_address=ip,
+            user_agent=user_agent or None,
+            session_key=stored_session_key(
+                raw_session, self.settings.session_key_mode, self.settings.hash_key
+            ),
+            request_id=request_id(facts.headers.get("x-request-id")),
+            user_resolver=user_resolver,
+        )
+        if note:
+            context.notes["ip_address_note"] = note
+        return context
+
+    def client_ip(self, peer: str | None, headers: Mapping[str, str]) -> tuple[str | None, str]:
+        """The client's address and, if it had to be dropped, why.
+
+        Forwarding headers are read only when the peer is a trusted proxy: walking the hops
+        from the right, the first address that is not a trusted proxy is the client.
+        """
+        try:
+            address = ipaddress.ip_address(peer) if peer else None
+        except ValueError:
+            return None, "the peer address is not an IP address"
+        if address is None or not self._is_trusted(address):
+            return (str(address) if address else None), ""
+        hops = forwarded_hops(headers)
+        for hop in reversed(hops):
+            try:
+                address = ipaddress.ip_address(_strip_port(hop))
+            except ValueError:
+                return None, "a trusted proxy forwarded an invalid address"
+            if not self._is_trusted(address):
+                break
+        return str(address), ""
+
+    def _is_trusted(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+        if address.version == 6 and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return any(address in network for network in self.trusted)
+
+
+def forwarded_hops(headers: Mapping[str, str]) -> list[str]:
+    """The hops of ``Forwarded`` (RFC 7239) if present, else of ``X-Forwarded-For``."""
+    forwarded = headers.get("forwarded")
+    if forwarded:
+        values = _FORWARDED_FOR_RE.findall(forwarded[:MAX_HEADER_CHARS])
+        return [v.strip('"') for v in values][-MAX_HOPS:]
+    xff = headers.get("x-forwarded-for")
+    if not xff:
+        return []
+    return [hop.strip() for hop in xff[:MAX_HEADER_CHARS].split(",")][-MAX_HOPS:]
+
+
+def _strip_port(hop: str) -> str:
+    if hop.startswith("["):  # [v6] or [v6]:port
+        return hop[1:].split("]", 1)[0]
+    if hop.count(":") == 1:  # v4:port
+        return hop.split(":", 1)[0]
+    return hop
+
+
+def request_id(given: str | None) -> str:
+    """The client's X-Request-ID if it is short and plain, else a new one."""
+    if given and _REQUEST_ID_RE.match(given):
+        return given
+    return uuid.uuid4().hex
+
+
+def cookie_value(header: str | None, name: str) -> str | None:
+    if not header:
+        return None
+    for part in header[:MAX_HEADER_CHARS].split(";"):
+        key, sep, value = part.strip().partition("=")
+        if sep and key == name:
+            return value.strip().strip('"') or None
+    return None
+
+
+def emit_request_record(rule: RequestAudit, facts: RequestFacts, status: int) -> None:
+    """The automatic per-request record, logged like any other audit record."""
+    duration_ms = round((time.perf_counter() - facts.started) * 1000, 3)
+    extra: dict[str, Any] = {
+        "action": rule.action,
+        "object_type": "http_request",
+        "object_id": facts.path[: STRING_LIMITS["object_id"]],
+        "extra": {
+            "method": facts.method,
+            "path": facts.path[:2048],
+            "status_code": status,
+            "duration_ms": duration_ms,
+        },
+    }
+    audit_logger.info("%s %s -> %d", facts.method, facts.path[:2048], status, extra=extra)

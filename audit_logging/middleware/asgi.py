@@ -1,0 +1,113 @@
+"""``AuditMiddleware``: pure ASGI middleware that binds the request context.
+
+Not ``BaseHTTPMiddleware``: that runs the app in another task, so contextvars set around
+it do not reach the app (see Starlette's docs/middleware.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
+
+from audit_logging.context import _current
+from audit_logging.middleware._request import (
+    ContextBuilder,
+    RequestAudit,
+    RequestFacts,
+    emit_request_record,
+)
+from audit_logging.settings import Settings
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+UserGetter = Callable[[Scope], "tuple[str | None, str | None] | None"]
+SessionGetter = Callable[[Scope], "str | None"]
+
+
+def starlette_user(scope: Scope) -> tuple[str | None, str | None] | None:
+    """The user Starlette's AuthenticationMiddleware put in the scope, if authenticated."""
+    user = scope.get("user")
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None
+    identity = getattr(user, "identity", None)
+    name = getattr(user, "display_name", None)
+    return (
+        None if identity in (None, "") else str(identity),
+        None if name in (None, "") else str(name),
+    )
+
+
+class AuditMiddleware:
+    """Binds IP address, user agent, session, user and request id for each HTTP request,
+    echoes the request id in an ``X-Request-ID`` response header, and optionally logs one
+    audit record per request (``audit_requests``)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        settings: Settings | None = None,
+        trusted_proxies: Iterable[str] = (),
+        session_cookie: str | None = "session",
+        get_session: SessionGetter | None = None,
+        get_user: UserGetter | None = starlette_user,
+        audit_requests: RequestAudit | None = None,
+    ) -> None:
+        self.app = app
+        self.builder = ContextBuilder(
+            settings, trusted_proxies, session_cookie, get_session is not None
+        )
+        self.get_session = get_session
+        self.get_user = get_user
+        self.audit_requests = audit_requests
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        facts = RequestFacts(
+            peer=(scope.get("client") or (None,))[0],
+            headers=_headers(scope),
+            method=scope.get("method", "GET"),
+            path=scope.get("path", ""),
+        )
+        get_user = self.get_user
+        resolver = (lambda: get_user(scope)) if get_user is not None else None
+        raw_session = self.get_session(scope) if self.get_session is not None else None
+        context = self.builder.build(facts, raw_session, resolver)
+        status = 500
+        request_id = (context.request_id or "").encode("latin-1")
+
+        async def send_with_request_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = [
+                    (k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"
+                ]
+                headers.append((b"x-request-id", request_id))
+                message["headers"] = headers
+            await send(message)
+
+        token = _current.set(context)
+        try:
+            await self.app(scope, receive, send_with_request_id)
+        finally:
+            # In finally, so failed requests are audited too (status stays 500).
+            if self.audit_requests is not None and self.audit_requests.matches(
+                facts.method, facts.path
+            ):
+                emit_request_record(self.audit_requests, facts, status)
+            _current.reset(token)
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in scope.get("headers", []):
+        name = raw_name.decode("latin-1").lower()
+        value = raw_value.decode("latin-1")
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    return headers
