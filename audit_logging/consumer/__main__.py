@@ -1,0 +1,165 @@
+"""``python -m audit_logging.consumer``: index into OpenSearch and archive to S3, once each.
+
+Exit status: 0 after a clean stop (SIGTERM/SIGINT: everything read was flushed and the
+offset stored), 1 when it had to stop without flushing (a second signal, the shutdown
+timeout, an unexpected error), 2 for a bad flag or setting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+
+from audit_logging.consumer._test_hooks import crash_after_upload_from
+from audit_logging.consumer.options import (
+    DEFAULT_CONSUMER_NAME,
+    ConsumerOptions,
+    check_consumer_name,
+    parse_start,
+)
+from audit_logging.errors import ConfigurationError, MissingExtraError
+from audit_logging.settings import Settings
+
+PROG = "python -m audit_logging.consumer"
+# Flags that set a Settings field: errors about that setting name the flag too.
+_FLAG_SETTINGS = {
+    "AUDIT_LOG_BATCH_SIZE": "--batch-size",
+    "AUDIT_LOG_FLUSH_INTERVAL": "--flush-interval",
+}
+
+
+def _seconds(lo: float, hi: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be from {lo:g} to {hi:g} seconds, got {text!r}")
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Read audit records from the RabbitMQ stream, index them into OpenSearch "
+        "and archive them as Parquet in S3, each record exactly once.",
+    )
+    parser.add_argument(
+        "--batch-size",
+        metavar="N",
+        help="messages per batch (one S3 file per record day, one offset store); "
+        "AUDIT_LOG_BATCH_SIZE, default 1000",
+    )
+    parser.add_argument(
+        "--flush-interval",
+        metavar="SECONDS",
+        help="a batch is archived at the latest this long after its first message; "
+        "AUDIT_LOG_FLUSH_INTERVAL, default 60",
+    )
+    parser.add_argument(
+        "--consumer-name",
+        default=DEFAULT_CONSUMER_NAME,
+        metavar="NAME",
+        help="the name the stream offset is stored under; consumers with different names "
+        f"each read everything (default {DEFAULT_CONSUMER_NAME})",
+    )
+    parser.add_argument(
+        "--from",
+        dest="start",
+        default="first",
+        metavar="WHERE",
+        help="where a name without a stored offset starts: first, last, next, an offset or an "
+        "ISO 8601 time with a zone (default first)",
+    )
+    parser.add_argument(
+        "--index-delay",
+        type=_seconds(0.0, 60.0),
+        default=0.2,
+        metavar="SECONDS",
+        help="longest wait before a record is sent to OpenSearch (default 0.2)",
+    )
+    parser.add_argument(
+        "--shutdown-timeout",
+        type=_seconds(0.0, 3600.0),
+        default=30.0,
+        metavar="SECONDS",
+        help="after SIGTERM, how long the last flush may wait for OpenSearch and S3 (default 30)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="default INFO",
+    )
+    return parser
+
+
+def _load(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[Settings, ConsumerOptions]:
+    overrides = {}
+    if args.batch_size is not None:
+        overrides["batch_size"] = args.batch_size
+    if args.flush_interval is not None:
+        overrides["flush_interval"] = args.flush_interval
+    try:
+        settings = Settings.load(environ=environ, **overrides)
+    except ConfigurationError as exc:
+        flag = _FLAG_SETTINGS.get(exc.setting)
+        if flag and getattr(args, flag[2:].replace("-", "_")) is not None:
+            raise ConfigurationError(
+                f"{flag} ({exc.setting})", str(exc).split(": ", 1)[1]
+            ) from None
+        raise
+    settings.require("s3_bucket")
+    options = ConsumerOptions(
+        consumer_name=check_consumer_name(args.consumer_name),
+        start=parse_start(args.start),
+        index_delay=args.index_delay,
+        shutdown_timeout=args.shutdown_timeout,
+        crash_after_upload=crash_after_upload_from(environ),
+    )
+    return settings, options
+
+
+def _require_extras() -> None:
+    for module, package in (
+        ("opensearchpy", "opensearch-py"),
+        ("boto3", "boto3"),
+        ("pyarrow", "pyarrow"),
+    ):
+        try:
+            __import__(module)
+        except ImportError:
+            raise MissingExtraError("consumer", package) from None
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # One line per batch is the consumer's voice; its clients' per-request lines would drown it.
+    for noisy in ("opensearch", "urllib3", "botocore", "boto3", "rstream"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    try:
+        _require_extras()
+        settings, options = _load(args, os.environ if environ is None else environ)
+    except (ConfigurationError, MissingExtraError) as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+
+    from audit_logging.consumer.service import ConsumerService
+
+    return asyncio.run(ConsumerService(settings, options).run())
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,120 @@
+"""The Parquet archive in S3, the source of truth: one file per batch and record day.
+
+``{AUDIT_LOG_S3_PREFIX}year=YYYY/month=MM/day=DD/{stream}-{first:020d}-{last:020d}.parquet``
+where first and last are the stream offsets of the first and last record in the file.
+Columns are :data:`audit_logging.record.FIELDS` in order; ``changes`` and ``extra`` are JSON
+strings, ``truncated`` a list of strings, ``timestamp`` a UTC microsecond timestamp.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from audit_logging.record import FIELDS
+
+PARQUET_CONTENT_TYPE: Final = "application/vnd.apache.parquet"
+_JSON_FIELDS: Final = frozenset({"changes", "extra"})
+_STRING: Final = pa.string()
+
+
+def _column_type(name: str) -> pa.DataType:
+    if name == "timestamp":
+        return pa.timestamp("us", tz="UTC")
+    if name == "schema_version":
+        return pa.int16()
+    if name == "truncated":
+        return pa.list_(pa.string())
+    return _STRING
+
+
+ARROW_SCHEMA: Final = pa.schema(
+    [
+        pa.field(name, _column_type(name), nullable=name not in ("log_id", "timestamp"))
+        for name in FIELDS
+    ]
+)
+# Columns with few distinct values, where a dictionary page pays off; ids and free text
+# would only overflow it.
+_DICTIONARY_COLUMNS: Final = [
+    "user_id",
+    "username",
+    "action",
+    "object_type",
+    "ip_address",
+    "user_agent",
+    "session_key",
+    "source",
+    "schema_version",
+    "truncated",
+]
+
+
+def day_of(record: Mapping[str, Any]) -> str:
+    """``YYYY-MM-DD`` of a checked record (its timestamp is normalised to UTC)."""
+    return str(record["timestamp"])[:10]
+
+
+def day_dir(s3_prefix: str, day: str) -> str:
+    return f"{s3_prefix}year={day[:4]}/month={day[5:7]}/day={day[8:10]}/"
+
+
+def archive_key(s3_prefix: str, stream: str, day: str, first: int, last: int) -> str:
+    return f"{day_dir(s3_prefix, day)}{stream}-{first:020d}-{last:020d}.parquet"
+
+
+def archive_key_re(s3_prefix: str, day: str, stream: str) -> re.Pattern[str]:
+    return re.compile(
+        "^" + re.escape(f"{day_dir(s3_prefix, day)}{stream}-") + r"(\d{20})-(\d{20})\.parquet$"
+    )
+
+
+def _json_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def records_table(records: Sequence[Mapping[str, Any]]) -> pa.Table:
+    columns: list[pa.Array[Any]] = []
+    for field in ARROW_SCHEMA:
+        name = field.name
+        values = [record.get(name) for record in records]
+        if name == "timestamp":
+            # Checked records carry "YYYY-MM-DDTHH:MM:SS.ffffffZ", which Arrow parses natively.
+            columns.append(pc.cast(pa.array(values, _STRING), field.type))
+        elif name in _JSON_FIELDS:
+            columns.append(pa.array([_json_text(v) for v in values], _STRING))
+        else:
+            columns.append(pa.array(values, field.type))
+    return pa.Table.from_arrays(columns, schema=ARROW_SCHEMA)
+
+
+def parquet_bytes(table: pa.Table, metadata: Mapping[str, str] | None = None) -> bytes:
+    if metadata:
+        merged = dict(table.schema.metadata or {})
+        merged.update({k.encode(): v.encode() for k, v in metadata.items()})
+        table = table.replace_schema_metadata(merged)
+    sink = io.BytesIO()
+    pq.write_table(
+        table,
+        sink,
+        compression="zstd",
+        compression_level=9,
+        # pyarrow takes a list of columns here; its stubs only know bool.
+        use_dictionary=_DICTIONARY_COLUMNS,  # type: ignore[arg-type]
+        write_statistics=["log_id", "timestamp", "action", "object_type", "user_id"],
+    )
+    return sink.getvalue()
+
+
+def read_log_ids(data: bytes) -> set[str]:
+    table = pq.read_table(io.BytesIO(data), columns=["log_id"])
+    return {str(value) for value in table.column("log_id").to_pylist()}

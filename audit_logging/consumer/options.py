@@ -1,0 +1,89 @@
+"""The consumer's own options (beyond :class:`~audit_logging.settings.Settings`) and ``--from``."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+from typing import Final, Literal
+
+from audit_logging.errors import ConfigurationError
+
+DEFAULT_CONSUMER_NAME: Final = "audit-logging-consumer"
+# RabbitMQ keeps a stored offset under a reference of at most 256 bytes.
+_NAME_RE: Final = re.compile(r"^[A-Za-z0-9._:-]{1,200}$")
+
+StartKind = Literal["first", "last", "next", "offset", "timestamp"]
+
+
+@dataclasses.dataclass(frozen=True)
+class StartFrom:
+    """Where a consumer name without a stored offset starts reading."""
+
+    kind: StartKind
+    # The offset for "offset"; milliseconds since the epoch for "timestamp".
+    value: int | None = None
+
+    def __str__(self) -> str:
+        if self.kind == "offset":
+            return f"offset {self.value}"
+        if self.kind == "timestamp" and self.value is not None:
+            moment = dt.datetime.fromtimestamp(self.value / 1000, dt.UTC)
+            return f"timestamp {moment.isoformat()}"
+        return self.kind
+
+
+def parse_start(text: str, setting: str = "--from") -> StartFrom:
+    """``first``, ``last``, ``next``, an offset (``12345``) or an ISO 8601 time with a zone."""
+    word = text.strip()
+    if word.lower() in ("first", "last", "next"):
+        return StartFrom(word.lower())  # type: ignore[arg-type]
+    if word.isdigit():
+        return StartFrom("offset", int(word))
+    try:
+        moment = dt.datetime.fromisoformat(word)
+    except ValueError:
+        raise ConfigurationError(
+            setting,
+            f"must be first, last, next, an offset or an ISO 8601 time, got {text!r}",
+        ) from None
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ConfigurationError(
+            setting, f"needs a time zone (for example 2026-01-31T00:00:00Z), got {text!r}"
+        )
+    return StartFrom("timestamp", int(moment.timestamp() * 1000))
+
+
+def check_consumer_name(name: str, setting: str = "--consumer-name") -> str:
+    if not _NAME_RE.match(name):
+        raise ConfigurationError(
+            setting, f"must be 1 to 200 letters, digits, '.', '_', ':' or '-', got {name!r}"
+        )
+    return name
+
+
+@dataclasses.dataclass(frozen=True)
+class ConsumerOptions:
+    """How one consumer process behaves; the sinks and the stream come from Settings."""
+
+    consumer_name: str = DEFAULT_CONSUMER_NAME
+    start: StartFrom = StartFrom("first")
+    # A record is sent to OpenSearch at most this long after it arrived (see README: the
+    # flush rule), so it is searchable within ~1.5 s at low load.
+    index_delay: float = 0.2
+    # Most documents in one bulk request; large batches are indexed in several.
+    bulk_max_docs: int = 5000
+    bulk_max_bytes: int = 16 * 1024 * 1024
+    # After SIGTERM, how long the final flush may wait for OpenSearch and S3.
+    shutdown_timeout: float = 30.0
+    # Chunks the broker may send ahead of the one being handled (rstream's credits).
+    credits: int = 8
+    # log_ids remembered to drop a resent record, and how many stored messages to re-read at
+    # start to refill that memory.
+    dedup_window: int = 1_000_000
+    dedup_warmup: int = 20_000
+    multipart_threshold: int = 64 * 1024 * 1024
+    multipart_part_size: int = 16 * 1024 * 1024
+    retention_interval: float = 24 * 3600.0
+    # Test hook (AUDIT_LOG_TEST_CRASH_AFTER_UPLOAD): see audit_logging/consumer/_test_hooks.py.
+    crash_after_upload: int | None = None

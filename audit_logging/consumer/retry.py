@@ -1,0 +1,82 @@
+"""Waiting out an unreachable service: back off, say every 10 s what we wait for, never give up.
+
+The consumer never drops a batch because a sink is down; it keeps the batch, does not
+advance the offset, and retries until the sink answers again. Only shutdown (its deadline
+passed, or a second signal) ends the wait, through :class:`AbandonedError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from typing import Final
+
+from audit_logging.errors import AuditLoggingError
+
+_log = logging.getLogger("audit_logging.consumer")
+REPORT_EVERY: Final = 10.0
+
+
+class AbandonedError(AuditLoggingError):
+    """Shutdown gave up on a write that kept failing; its batch stays unacknowledged."""
+
+
+class Waiter:
+    """One retry loop's state. Call :meth:`failed` after each failed attempt (it sleeps) and
+    :meth:`succeeded` once the call went through."""
+
+    def __init__(
+        self,
+        what: str,
+        abandon: threading.Event,
+        *,
+        initial: float = 0.25,
+        maximum: float = 5.0,
+        report_every: float = REPORT_EVERY,
+    ) -> None:
+        self.what = what
+        self._abandon = abandon
+        self._initial = initial
+        self._maximum = maximum
+        self._report_every = report_every
+        self._delay = initial
+        self._since: float | None = None
+        self._reported_at = 0.0
+        self.attempts = 0
+
+    def failed(self, reason: str) -> None:
+        now = time.monotonic()
+        self.attempts += 1
+        if self._since is None:
+            self._since = now
+            self._reported_at = now
+            _log.warning(
+                "waiting for %s: %s; the batch is kept and the offset not advanced",
+                self.what,
+                reason,
+            )
+        elif now - self._reported_at >= self._report_every:
+            self._reported_at = now
+            _log.warning(
+                "still waiting for %s after %.0f s: %s", self.what, now - self._since, reason
+            )
+        # Full jitter keeps several retry loops from hammering a recovering service in step.
+        delay = random.uniform(self._delay / 2, self._delay)  # noqa: S311 - not cryptographic
+        self._delay = min(self._maximum, self._delay * 2)
+        if self._abandon.wait(delay):
+            raise AbandonedError(f"gave up waiting for {self.what} ({reason})")
+
+    def succeeded(self) -> None:
+        if self._since is not None:
+            _log.warning(
+                "%s answers again after %.1f s; resuming", self.what, time.monotonic() - self._since
+            )
+        self._since = None
+        self._delay = self._initial
+
+    def check(self) -> None:
+        """Raise :class:`AbandonedError` if shutdown gave up; for loops that make progress."""
+        if self._abandon.is_set():
+            raise AbandonedError(f"gave up waiting for {self.what}")

@@ -1,0 +1,637 @@
+"""The consumer loop: stream → batches → OpenSearch and S3 → stored offset.
+
+Everything network-bound and blocking (opensearch-py, boto3, pyarrow) runs in worker
+threads through ``asyncio.to_thread``; the event loop only decodes messages, keeps the
+batches and talks to RabbitMQ, so heartbeats flow while a large batch is written.
+
+Flow control: at most one batch is being archived while the next one fills. When that one
+is full too, the message callback waits, so rstream grants the broker no new credit (it
+grants one per chunk it hands to the callback) and at most ``credits`` chunks wait in memory.
+
+The flush rule, for search latency and for S3:
+* A record is sent to OpenSearch ``index_delay`` (0.2 s) after it arrived at the latest,
+  sooner when ``bulk_max_docs`` records are waiting or its batch closes; with the template's
+  1 s refresh, it is searchable about 1.5 s after it was logged at low load.
+* A batch closes when it holds ``batch_size`` messages, or ``flush_interval`` seconds after
+  its first message arrived. It is then archived (one Parquet file per record day) and, once
+  S3 has it and OpenSearch has resolved every record, its last offset is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import signal
+import threading
+import time
+from collections.abc import Awaitable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from rstream.exceptions import StreamDoesNotExist
+
+from audit_logging.consumer import archive, dead_letter, retention, stream
+from audit_logging.consumer._test_hooks import UploadCrasher
+from audit_logging.consumer.batch import Batch
+from audit_logging.consumer.dedup import RecentIds
+from audit_logging.consumer.indexer import Indexer
+from audit_logging.consumer.ledger import ArchiveLedger
+from audit_logging.consumer.messages import NotARecord, decode
+from audit_logging.consumer.options import ConsumerOptions
+from audit_logging.consumer.retry import AbandonedError, Waiter
+from audit_logging.consumer.s3 import S3Store, make_s3_client
+from audit_logging.errors import ConfigurationError
+from audit_logging.search_index import install_template, make_client
+
+if TYPE_CHECKING:
+    from opensearchpy import OpenSearch
+    from rstream import Consumer, MessageContext
+    from rstream.utils import OnClosedErrorInfo
+
+    from audit_logging.settings import Settings
+
+_log = logging.getLogger("audit_logging.consumer")
+
+
+@dataclasses.dataclass
+class _ArchiveStats:
+    files: int = 0
+    written: int = 0
+    already: int = 0
+    parquet_bytes: int = 0
+
+
+@dataclasses.dataclass
+class Totals:
+    """What this process did; logged at exit and handy for tests and benchmarks."""
+
+    batches: int = 0
+    records: int = 0
+    dead_letters: int = 0
+    duplicates: int = 0
+    already_archived: int = 0
+    committed: int | None = None
+    stored: int | None = None
+
+
+class ConsumerService:
+    def __init__(
+        self,
+        settings: Settings,
+        options: ConsumerOptions,
+        *,
+        opensearch: OpenSearch | None = None,
+    ) -> None:
+        self._settings = settings
+        self._options = options
+        self._stream = settings.rabbitmq_stream_name
+        self._name = options.consumer_name
+        self._batch_size = settings.batch_size
+        self._flush_interval = settings.flush_interval
+        # Threads check this between retries; set only when shutdown gives up.
+        self._abandon = threading.Event()
+        self._opensearch = opensearch or make_client(settings, timeout=60, max_retries=0)
+        self._store = S3Store(
+            make_s3_client(settings),
+            settings.require("s3_bucket"),
+            self._abandon,
+            multipart_threshold=options.multipart_threshold,
+            part_size=options.multipart_part_size,
+        )
+        self._indexer = Indexer(
+            self._opensearch,
+            settings.opensearch_index_prefix,
+            self._abandon,
+            max_docs=options.bulk_max_docs,
+            max_bytes=options.bulk_max_bytes,
+        )
+        self._crasher = UploadCrasher(options.crash_after_upload)
+        self._recent = RecentIds(options.dedup_window)
+        self._ledger: ArchiveLedger | None = None
+        self.totals = Totals()
+        self._batch_numbers = 0
+        self._filling = self._new_batch()
+        self._archiving: Batch | None = None
+        self._archive_task: asyncio.Task[None] | None = None
+        self._consumer: Consumer | None = None
+        # The next offset we expect, and below which messages only refill the duplicate
+        # memory (they were acknowledged before this process started).
+        self._next_offset: int | None = None
+        self._resume_at: int | None = None
+        self._failure: BaseException | None = None
+        self._exit_code = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        """Consume until SIGTERM/SIGINT (or :meth:`stop`); the process exit code."""
+        loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()
+        self._abandoned = asyncio.Event()
+        # Ends the current RabbitMQ session: set on stop and when the connection is lost.
+        self._session_over = asyncio.Event()
+        self._lost = False
+        self._wake_indexer = asyncio.Event()
+        self._close_lock = asyncio.Lock()
+        self._archive_slot = asyncio.Semaphore(1)
+        self._signals = 0
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_signal, sig)
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            await self._prepare()
+            if self._stopping.is_set():
+                return self._exit_code
+            tasks = [
+                asyncio.create_task(self._guard(self._index_loop()), name="index"),
+                asyncio.create_task(self._guard(self._timer_loop()), name="timer"),
+                asyncio.create_task(self._guard(self._retention_loop()), name="retention"),
+            ]
+            await self._consume()
+            await self._shutdown()
+        except AbandonedError:
+            self._exit_code = self._exit_code or 1
+        except ConfigurationError as exc:
+            _log.error("%s", exc)
+            self._exit_code = 2
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self._close_consumer()
+            self._abandon.set()
+        self._log_totals()
+        return self._exit_code
+
+    def stop(self) -> None:
+        """Stop reading, flush, store the offset and return from :meth:`run` (as SIGTERM)."""
+        self._stopping.set()
+        self._session_over.set()
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        self._signals += 1
+        if self._signals == 1:
+            _log.info("%s: stopping; flushing what was read", sig.name)
+            self.stop()
+        else:
+            _log.warning("%s again: stopping now without flushing", sig.name)
+            self._give_up(1)
+
+    def _give_up(self, code: int) -> None:
+        self._exit_code = self._exit_code or code
+        self._abandon.set()
+        self._abandoned.set()
+        self.stop()
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._failure is None:
+            self._failure = exc
+            _log.error("consumer failed; stopping without acknowledging", exc_info=exc)
+        self._give_up(1)
+
+    async def _guard(self, work: Awaitable[None]) -> None:
+        try:
+            await work
+        except (AbandonedError, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - any bug must stop the consumer, loudly
+            self._fail(exc)
+
+    async def _prepare(self) -> None:
+        """Install the index template, waiting for OpenSearch (or a stop) as long as it takes."""
+        prefix = self._settings.opensearch_index_prefix
+        waiter = Waiter("OpenSearch (index template)", self._abandon)
+        while not self._stopping.is_set():
+            try:
+                await asyncio.to_thread(install_template, self._opensearch, prefix)
+            except Exception as exc:  # noqa: BLE001 - whatever the client raises, we wait
+                await self._sleep_or_stop(
+                    asyncio.to_thread(waiter.failed, stream.describe_error(exc))
+                )
+            else:
+                waiter.succeeded()
+                break
+        if not self._stopping.is_set():
+            await self._sleep_or_stop(asyncio.to_thread(self._store.check_bucket))
+
+    # -- RabbitMQ ---------------------------------------------------------------------------
+
+    async def _consume(self) -> None:
+        """Sessions of one connection each, until stopping; reconnects after a loss."""
+        waiter = Waiter(f"RabbitMQ stream '{self._stream}'", self._abandon, maximum=10.0)
+        while not self._stopping.is_set():
+            self._session_over.clear()
+            self._lost = False
+            try:
+                await self._open_session()
+            except Exception as exc:  # noqa: BLE001 - connection and server errors alike
+                await self._close_consumer()
+                if isinstance(exc, StreamDoesNotExist):
+                    reason = "the stream does not exist yet (a producer creates it)"
+                else:
+                    reason = stream.describe_error(exc)
+                await self._sleep_or_stop(asyncio.to_thread(waiter.failed, reason))
+                continue
+            waiter.succeeded()
+            await self._session_over.wait()
+            if not self._stopping.is_set():
+                _log.warning("RabbitMQ connection lost; reconnecting")
+                await self._close_consumer()
+
+    async def _sleep_or_stop(self, wait: Awaitable[None]) -> None:
+        waiting = asyncio.ensure_future(wait)
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not waiting.done():
+            # The thread ends by itself at its next wake-up; nothing waits for it.
+            waiting.cancel()
+        elif waiting.exception() is not None:
+            raise waiting.exception()  # type: ignore[misc]
+
+    async def _on_closed(self, info: OnClosedErrorInfo) -> None:
+        _log.debug("rstream reports %s for %s", info.reason, info.streams)
+        self._lost = True
+        self._session_over.set()
+
+    async def _open_session(self) -> None:
+        consumer = stream.make_consumer(self._settings, self._name, self._on_closed)
+        self._consumer = consumer
+        await consumer.start()
+        if self._ledger is None:
+            stored = await stream.stored_offset(consumer, self._stream, self._name)
+            self._begin(stored)
+        elif self.totals.committed is not None and self.totals.stored != self.totals.committed:
+            await self._store_offset()
+        if self._next_offset is not None:
+            spec = stream.offset_spec(self._next_offset)
+        elif self._resume_at is not None:
+            spec = stream.offset_spec(max(0, self._resume_at - self._options.dedup_warmup))
+        else:
+            spec = stream.start_spec(self._options.start)
+        await consumer.subscribe(
+            self._stream,
+            self._on_message,
+            offset_specification=spec,
+            initial_credit=self._options.credits,
+            subscriber_name=self._name,
+        )
+
+    def _begin(self, stored: int | None) -> None:
+        self._ledger = ArchiveLedger(self._store, self._settings.s3_prefix, self._stream, stored)
+        self.totals.committed = self.totals.stored = stored
+        if stored is None:
+            _log.info(
+                "consumer '%s' has no stored offset on stream '%s': starting from %s",
+                self._name,
+                self._stream,
+                self._options.start,
+            )
+        else:
+            self._resume_at = stored + 1
+            _log.info(
+                "consumer '%s' resumes stream '%s' at offset %d (stored offset %d)",
+                self._name,
+                self._stream,
+                stored + 1,
+                stored,
+            )
+
+    async def _close_consumer(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            with contextlib.suppress(TimeoutError, Exception):
+                await asyncio.wait_for(consumer.close(), 10)
+
+    async def _on_message(self, raw: bytes, context: MessageContext) -> None:
+        # rstream drops the rest of a chunk when a callback raises: never let one escape.
+        try:
+            await self._take(raw, context.offset, context.timestamp)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - see above
+            self._fail(exc)
+
+    async def _take(self, raw: bytes, offset: int, broker_timestamp: int) -> None:
+        if self._stopping.is_set():
+            # Not part of any batch: read again at the next start.
+            return
+        if self._next_offset is not None and offset < self._next_offset:
+            return
+        if self._resume_at is not None and offset < self._resume_at:
+            # Acknowledged before this process started: only refills the duplicate memory.
+            with contextlib.suppress(NotARecord):
+                self._recent.add(decode(raw)[1]["log_id"])
+            return
+        self._next_offset = offset + 1
+        batch = self._filling
+        now = time.monotonic()
+        if batch.messages == 0:
+            batch.opened_at = now
+        try:
+            _, record = decode(raw)
+        except NotARecord as exc:
+            batch.add_dead(
+                dead_letter.DeadLetter(offset, "decode", exc.reason, exc.body, broker_timestamp)
+            )
+            _log.debug("offset %d dead-lettered: %s", offset, exc.reason)
+        else:
+            if self._recent.add(record["log_id"]):
+                batch.add_record(offset, record, broker_timestamp, now)
+                if batch.unsent >= self._options.bulk_max_docs:
+                    self._wake_indexer.set()
+            else:
+                batch.add_duplicate(offset, broker_timestamp)
+        if batch.messages >= self._batch_size:
+            await self._close_filling()
+
+    # -- batches ----------------------------------------------------------------------------
+
+    def _new_batch(self) -> Batch:
+        self._batch_numbers += 1
+        return Batch(number=self._batch_numbers, opened_at=time.monotonic())
+
+    async def _close_filling(self) -> None:
+        async with self._close_lock:
+            batch = self._filling
+            if batch.messages == 0 or self._abandoned.is_set():
+                return
+            # Waits while the previous batch is archived: this is the back-pressure.
+            await self._archive_slot.acquire()
+            if self._abandoned.is_set():
+                self._archive_slot.release()
+                return
+            batch.close()
+            self._filling = self._new_batch()
+            self._archiving = batch
+            self._archive_task = asyncio.create_task(self._archive(batch), name="archive")
+            self._wake_indexer.set()
+
+    async def _timer_loop(self) -> None:
+        while True:
+            batch = self._filling
+            due = batch.opened_at + self._flush_interval
+            now = time.monotonic()
+            if batch.messages and now >= due and not self._archive_slot.locked():
+                await self._close_filling()
+                continue
+            await asyncio.sleep(min(0.1, max(0.01, due - now)))
+
+    async def _index_loop(self) -> None:
+        while True:
+            job = self._next_index_job(time.monotonic())
+            if job is None:
+                self._wake_indexer.clear()
+                timeout = self._index_wait(time.monotonic())
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._wake_indexer.wait(), timeout)
+                continue
+            batch, start, records = job
+            began = time.monotonic()
+            refusals = await asyncio.to_thread(self._indexer.index, records)
+            batch.resolve(start, len(records), refusals, time.monotonic() - began)
+
+    def _next_index_job(self, now: float) -> tuple[Batch, int, list[dict[str, Any]]] | None:
+        limit = self._options.bulk_max_docs
+        closed = self._archiving
+        if closed is not None and closed.unsent:
+            return (closed, *closed.take(limit, now))
+        batch = self._filling
+        if not batch.unsent:
+            return None
+        waited = now - (batch.unsent_since or now)
+        if batch.unsent >= limit or waited >= self._options.index_delay or self._stopping.is_set():
+            return (batch, *batch.take(limit, now))
+        return None
+
+    def _index_wait(self, now: float) -> float | None:
+        batch = self._filling
+        if not batch.unsent or batch.unsent_since is None:
+            return None
+        return max(0.0, batch.unsent_since + self._options.index_delay - now)
+
+    async def _archive(self, batch: Batch) -> None:
+        try:
+            began = time.monotonic()
+            # The Parquet upload does not depend on OpenSearch, so it runs beside the tail
+            # of the indexing; dead letters and the offset wait for both.
+            parquet = asyncio.ensure_future(asyncio.to_thread(self._write_parquet, batch))
+            try:
+                await self._until(batch.indexed)
+            finally:
+                stats = await parquet
+            letters = [*batch.dead, *batch.refused]
+            if letters:
+                await asyncio.to_thread(self._write_dead_letters, batch, letters)
+            archive_seconds = time.monotonic() - began
+            self.totals.batches += 1
+            self.totals.records += stats.written
+            self.totals.already_archived += stats.already
+            self.totals.dead_letters += len(letters)
+            self.totals.duplicates += batch.duplicates
+            self.totals.committed = batch.last_offset
+            await self._store_offset()
+            self._log_batch(batch, stats, letters, archive_seconds)
+        except AbandonedError:
+            _log.warning(
+                "batch %d (offsets %d-%d) abandoned: it will be read again at the next start",
+                batch.number,
+                batch.first_offset,
+                batch.last_offset,
+            )
+        except Exception as exc:  # noqa: BLE001 - see _guard
+            self._fail(exc)
+        finally:
+            self._archiving = None
+            self._archive_slot.release()
+
+    async def _until(self, event: asyncio.Event) -> None:
+        done = asyncio.ensure_future(event.wait())
+        abandoned = asyncio.ensure_future(self._abandoned.wait())
+        await asyncio.wait({done, abandoned}, return_when=asyncio.FIRST_COMPLETED)
+        done.cancel()
+        abandoned.cancel()
+        if not event.is_set():
+            raise AbandonedError("shutdown gave up")
+
+    def _write_parquet(self, batch: Batch) -> _ArchiveStats:
+        assert self._ledger is not None
+        stats = _ArchiveStats()
+        by_day: dict[str, list[int]] = {}
+        for position, record in enumerate(batch.records):
+            by_day.setdefault(archive.day_of(record), []).append(position)
+        for day in sorted(by_day):
+            positions = by_day[day]
+            done = self._ledger.archived(
+                day, [(batch.offsets[p], batch.records[p]["log_id"]) for p in positions]
+            )
+            if done:
+                stats.already += len(done)
+                positions = [p for p in positions if batch.offsets[p] not in done]
+            if not positions:
+                continue
+            first, last = batch.offsets[positions[0]], batch.offsets[positions[-1]]
+            key = archive.archive_key(self._settings.s3_prefix, self._stream, day, first, last)
+            data = archive.parquet_bytes(
+                archive.records_table([batch.records[p] for p in positions]),
+                {
+                    "audit_logging.stream": self._stream,
+                    "audit_logging.first_offset": str(first),
+                    "audit_logging.last_offset": str(last),
+                },
+            )
+            stats.files += 1
+            stats.parquet_bytes += len(data)
+            if self._store.put_create_only(key, data, archive.PARQUET_CONTENT_TYPE):
+                stats.written += len(positions)
+                self._crasher.uploaded(key)
+            else:
+                stats.already += len(positions)
+                _log.warning(
+                    "%s already exists; not replaced (is another consumer writing to this prefix?)",
+                    key,
+                )
+        self._ledger.forget_before(batch.first_offset)
+        return stats
+
+    def _write_dead_letters(self, batch: Batch, letters: Sequence[dead_letter.DeadLetter]) -> None:
+        assert self._ledger is not None
+        done = self._ledger.dead_lettered(letters)
+        fresh = [letter for letter in letters if (letter.offset, letter.stage) not in done]
+        if not fresh:
+            return
+        offsets = [letter.offset for letter in fresh]
+        key = dead_letter.dead_letter_key(
+            self._settings.s3_prefix, self._stream, min(offsets), max(offsets)
+        )
+        self._store.put_create_only(
+            key, dead_letter.encode(self._stream, fresh), "application/x-ndjson"
+        )
+
+    async def _store_offset(self) -> None:
+        offset, consumer = self.totals.committed, self._consumer
+        if offset is None or consumer is None or self._lost:
+            return  # stored when the next session starts
+        try:
+            await asyncio.wait_for(consumer.store_offset(self._stream, self._name, offset), 10)
+        except (TimeoutError, Exception) as exc:  # noqa: BLE001 - retried later
+            _log.warning("could not store offset %d yet: %s", offset, stream.describe_error(exc))
+            return
+        self.totals.stored = offset
+
+    def _log_batch(
+        self,
+        batch: Batch,
+        stats: _ArchiveStats,
+        letters: Sequence[dead_letter.DeadLetter],
+        archive_seconds: float,
+    ) -> None:
+        lag = max(0.0, time.time() - batch.last_broker_timestamp / 1000)
+        _log.info(
+            "batch %d: %d messages (offsets %d-%d): %d records archived in %d file(s)%s, "
+            "%d dead-lettered, %d duplicates dropped; index %.3f s, archive %.3f s; "
+            "lag %.1f s behind the stream's end",
+            batch.number,
+            batch.messages,
+            batch.first_offset,
+            batch.last_offset,
+            stats.written,
+            stats.files,
+            f" ({stats.already} already archived)" if stats.already else "",
+            len(letters),
+            batch.duplicates,
+            batch.index_seconds,
+            archive_seconds,
+            lag,
+        )
+
+    # -- retention ---------------------------------------------------------------------------
+
+    async def _retention_loop(self) -> None:
+        prefix = self._settings.opensearch_index_prefix
+        months = self._settings.retention_months
+        while True:
+            try:
+                await asyncio.to_thread(retention.delete_expired, self._opensearch, prefix, months)
+            except Exception as exc:  # noqa: BLE001 - retention waits for the next round
+                _log.warning("retention: %s; trying again in an hour", stream.describe_error(exc))
+                await asyncio.sleep(min(3600.0, self._options.retention_interval))
+                continue
+            await asyncio.sleep(self._options.retention_interval)
+
+    # -- shutdown ----------------------------------------------------------------------------
+
+    async def _shutdown(self) -> None:
+        deadline = self._options.shutdown_timeout
+        give_up = asyncio.get_running_loop().call_later(deadline, self._deadline_passed)
+        try:
+            await self._close_filling()
+            # Holding the slot means no batch is being archived any more.
+            await self._archive_slot.acquire()
+            self._archive_slot.release()
+            if self._abandoned.is_set():
+                return
+            await self._final_store()
+        finally:
+            give_up.cancel()
+
+    def _deadline_passed(self) -> None:
+        _log.error(
+            "shutdown: OpenSearch or S3 did not take the last batch within %.0f s; "
+            "its messages will be read again at the next start",
+            self._options.shutdown_timeout,
+        )
+        self._give_up(1)
+
+    async def _final_store(self) -> None:
+        committed = self.totals.committed
+        if committed is None:
+            return
+        waiter = Waiter("RabbitMQ (storing the offset)", self._abandon)
+        while not self._abandoned.is_set():
+            if self._consumer is None or self._lost:
+                self._lost = False
+                with contextlib.suppress(Exception):
+                    await self._close_consumer()
+                    consumer = stream.make_consumer(self._settings, self._name, self._on_closed)
+                    self._consumer = consumer
+                    await consumer.start()
+            try:
+                assert self._consumer is not None
+                await asyncio.wait_for(
+                    self._consumer.store_offset(self._stream, self._name, committed), 10
+                )
+                # store_offset has no reply; reading it back proves the broker has it.
+                stored = await asyncio.wait_for(
+                    stream.stored_offset(self._consumer, self._stream, self._name), 10
+                )
+            except (TimeoutError, Exception) as exc:  # noqa: BLE001 - retried
+                await self._sleep_or_stop_abandon(waiter, stream.describe_error(exc))
+                continue
+            if stored == committed:
+                self.totals.stored = committed
+                return
+            await self._sleep_or_stop_abandon(waiter, f"the broker reports offset {stored}")
+
+    async def _sleep_or_stop_abandon(self, waiter: Waiter, reason: str) -> None:
+        try:
+            await asyncio.to_thread(waiter.failed, reason)
+        except AbandonedError:
+            return
+
+    def _log_totals(self) -> None:
+        t = self.totals
+        _log.info(
+            "stopped: %d batches, %d records archived, %d dead-lettered, %d duplicates dropped, "
+            "%d already archived; offset %s stored%s",
+            t.batches,
+            t.records,
+            t.dead_letters,
+            t.duplicates,
+            t.already_archived,
+            t.stored,
+            "" if t.stored == t.committed else f" (processed up to {t.committed})",
+        )

@@ -1,0 +1,351 @@
+"""Helpers for the consumer tests: publish records, run the consumer, read both sinks back.
+
+Records are published with rstream directly, as the capture side does (an AMQP 1.0 message
+whose body is ``record_to_json(record)``, content type application/json).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pyarrow.parquet as pq
+from opensearchpy import helpers
+from rstream import AMQPMessage, ConfirmationStatus, Consumer, Producer, Properties
+from rstream.exceptions import OffsetNotFound
+
+from audit_logging.record import build_record, record_to_json
+from audit_logging.settings import Settings
+from tests._stack import opensearch_client, s3_client
+
+T = TypeVar("T")
+STREAM_ARGUMENTS = {"max-age": "2h"}
+ACTIONS = ("CREATE", "UPDATE", "DELETE", "LOGIN", "LOGOUT", "VIEW", "EXPORT")
+
+
+def connect_args(settings: Settings) -> dict[str, Any]:
+    return {
+        "host": settings.rabbitmq_stream_host,
+        "port": settings.rabbitmq_stream_port,
+        "vhost": settings.rabbitmq_stream_vhost,
+        "username": settings.rabbitmq_stream_user,
+        "password": settings.rabbitmq_stream_password.get(),
+    }
+
+
+def make_records(count: int, **fields: Any) -> list[dict[str, Any]]:
+    """Realistic, checked records (time-ordered log_ids, timestamps of now)."""
+    records = []
+    for i in range(count):
+        records.append(
+            build_record(
+                {
+                    "action": ACTIONS[i % len(ACTIONS)],
+                    "user_id": f"user_{i % 97}",
+                    "username": f"user{i % 97}@example.com",
+                    "object_type": ("Customer", "Invoice", "Order")[i % 3],
+                    "object_id": f"obj_{i}",
+                    "object_repr": f"Object number {i}",
+                    "change_message": f"Changed the status of object {i}",
+                    "changes": {"status": ["draft", "sent"]} if i % 2 else None,
+                    "ip_address": f"10.0.{i % 7}.{i % 250 + 1}",
+                    "user_agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0",
+                    "request_id": f"req-{i}",
+                    "source": "consumer-tests",
+                    "extra": {"n": i},
+                    **fields,
+                },
+            )
+        )
+    return records
+
+
+def bodies_of(records: Sequence[dict[str, Any]]) -> list[bytes]:
+    return [record_to_json(record) for record in records]
+
+
+async def publish_async(
+    settings: Settings,
+    bodies: Sequence[bytes],
+    *,
+    chunk: int = 500,
+    frame_max: int = 1024 * 1024,
+) -> None:
+    """Publish ``bodies`` in order and wait until the broker confirmed every one."""
+    failed: list[ConfirmationStatus] = []
+    confirmed = 0
+    done = asyncio.Event()
+
+    def on_confirm(status: ConfirmationStatus) -> None:
+        nonlocal confirmed
+        confirmed += 1
+        if not status.is_confirmed:
+            failed.append(status)
+        if confirmed == len(bodies):
+            done.set()
+
+    async with Producer(**connect_args(settings), frame_max=frame_max) as producer:
+        await producer.create_stream(
+            settings.rabbitmq_stream_name, exists_ok=True, arguments=STREAM_ARGUMENTS
+        )
+        for start in range(0, len(bodies), chunk):
+            messages = [
+                AMQPMessage(body=body, properties=Properties(content_type="application/json"))
+                for body in bodies[start : start + chunk]
+            ]
+            await producer.send_batch(
+                settings.rabbitmq_stream_name, messages, on_publish_confirm=on_confirm
+            )
+        await asyncio.wait_for(done.wait(), 120)
+    assert not failed, f"{len(failed)} messages were not confirmed"
+
+
+def publish(settings: Settings, bodies: Sequence[bytes], **options: Any) -> None:
+    asyncio.run(publish_async(settings, bodies, **options))
+
+
+def create_stream(settings: Settings) -> None:
+    async def create() -> None:
+        async with Producer(**connect_args(settings)) as producer:
+            await producer.create_stream(
+                settings.rabbitmq_stream_name, exists_ok=True, arguments=STREAM_ARGUMENTS
+            )
+
+    asyncio.run(create())
+
+
+class PacedPublisher(threading.Thread):
+    """Publishes ``bodies`` at about ``per_second`` in the background (a live application)."""
+
+    def __init__(self, settings: Settings, bodies: Sequence[bytes], per_second: int) -> None:
+        super().__init__(daemon=True)
+        self.settings = settings
+        self.bodies = bodies
+        self.per_second = per_second
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            asyncio.run(self._run())
+        except BaseException as exc:  # noqa: BLE001 - reported by join_checked
+            self.error = exc
+
+    async def _run(self) -> None:
+        step = max(1, self.per_second // 10)
+        began = time.monotonic()
+        for n, start in enumerate(range(0, len(self.bodies), step)):
+            await publish_async(self.settings, self.bodies[start : start + step])
+            await asyncio.sleep(max(0.0, began + (n + 1) * 0.1 - time.monotonic()))
+
+    def join_checked(self, timeout: float) -> None:
+        self.join(timeout)
+        assert not self.is_alive(), "the paced publisher did not finish"
+        if self.error is not None:
+            raise self.error
+
+
+def stored_offset(settings: Settings, name: str) -> int | None:
+    async def query() -> int | None:
+        async with Consumer(**connect_args(settings)) as consumer:
+            try:
+                offset: int = await consumer.query_offset(settings.rabbitmq_stream_name, name)
+            except OffsetNotFound:
+                return None
+            return offset
+
+    return asyncio.run(query())
+
+
+def wait_until(
+    what: str, probe: Callable[[], T], done: Callable[[T], bool], timeout: float
+) -> T:
+    """Poll ``probe`` until ``done`` holds; fail saying what was awaited and the last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if done(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}: {value!r}")
+        time.sleep(0.25)
+
+
+# -- the consumer as a real process ---------------------------------------------------------
+
+
+def consumer_env(stack_env: dict[str, str], settings: Settings, **extra: str) -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("RABBITMQ_", "OPENSEARCH_", "AUDIT_LOG_", "AWS_"))
+    }
+    env.update(stack_env)
+    env.update(
+        {
+            "RABBITMQ_STREAM_NAME": settings.rabbitmq_stream_name,
+            "OPENSEARCH_INDEX_PREFIX": settings.opensearch_index_prefix,
+            "OPENSEARCH_HOST": settings.opensearch_host,
+            "OPENSEARCH_PORT": str(settings.opensearch_port),
+            "AUDIT_LOG_S3_PREFIX": settings.s3_prefix,
+            "AWS_ENDPOINT_URL_S3": settings.aws_endpoint_url_s3 or "",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+class ConsumerProcess:
+    """``python -m audit_logging.consumer`` in its own process, its log in a file."""
+
+    def __init__(self, env: dict[str, str], args: Sequence[str], workdir: Path) -> None:
+        self.env = env
+        self.args = list(args)
+        self.workdir = workdir
+        self.log_path = workdir / "consumer.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ConsumerProcess:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        log.write(f"--- start {' '.join(self.args)}\n".encode())
+        log.flush()
+        # cwd is the test's own folder, so no stray .env file is read.
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "audit_logging.consumer", *self.args],
+            env=self.env,
+            cwd=self.workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, sig: signal.Signals) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout: float) -> int:
+        assert self.proc is not None
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+            raise AssertionError(f"the consumer did not exit within {timeout} s:\n{self.log()}")
+
+    def stop(self, timeout: float = 60) -> int:
+        """SIGTERM and wait for the exit status."""
+        self.signal(signal.SIGTERM)
+        return self.wait(timeout)
+
+    def kill(self) -> None:
+        if self.running():
+            self.signal(signal.SIGKILL)
+            self.wait(10)
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def batch_lines(self) -> int:
+        return sum(1 for line in self.log().splitlines() if " batch " in line and "messages" in line)
+
+    def __enter__(self) -> ConsumerProcess:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.kill()
+
+
+# -- reading the sinks ----------------------------------------------------------------------
+
+
+def opensearch_ids(settings: Settings) -> list[str]:
+    client = opensearch_client(settings)
+    try:
+        pattern = f"{settings.opensearch_index_prefix}-*"
+        client.indices.refresh(index=pattern, params={"allow_no_indices": "true"})
+        return [
+            hit["_id"]
+            for hit in helpers.scan(
+                client,
+                index=pattern,
+                query={"query": {"match_all": {}}},
+                _source=False,
+                size=5000,
+                params={"allow_no_indices": "true"},
+            )
+        ]
+    finally:
+        client.close()
+
+
+def opensearch_count(settings: Settings) -> int:
+    client = opensearch_client(settings)
+    try:
+        pattern = f"{settings.opensearch_index_prefix}-*"
+        client.indices.refresh(index=pattern, params={"allow_no_indices": "true"})
+        response = client.count(index=pattern, params={"allow_no_indices": "true"})
+        return int(response["count"])
+    finally:
+        client.close()
+
+
+def s3_keys(settings: Settings, under: str = "") -> list[str]:
+    s3 = s3_client(settings)
+    keys = []
+    for page in s3.get_paginator("list_objects_v2").paginate(
+        Bucket=settings.s3_bucket, Prefix=settings.s3_prefix + under
+    ):
+        keys.extend(item["Key"] for item in page.get("Contents", []))
+    return keys
+
+
+def archive_keys(settings: Settings) -> list[str]:
+    return [key for key in s3_keys(settings) if key.endswith(".parquet")]
+
+
+def read_object(settings: Settings, key: str) -> bytes:
+    body: bytes = s3_client(settings).get_object(Bucket=settings.s3_bucket, Key=key)["Body"].read()
+    return body
+
+
+def archived_rows(settings: Settings) -> Iterator[dict[str, Any]]:
+    for key in archive_keys(settings):
+        table = pq.read_table(io.BytesIO(read_object(settings, key)))
+        yield from table.to_pylist()
+
+
+def archived_log_ids(settings: Settings) -> list[str]:
+    ids: list[str] = []
+    for key in archive_keys(settings):
+        table = pq.read_table(io.BytesIO(read_object(settings, key)), columns=["log_id"])
+        ids.extend(table.column("log_id").to_pylist())
+    return ids
+
+
+def dead_letters(settings: Settings) -> list[dict[str, Any]]:
+    entries = []
+    for key in s3_keys(settings, "dead-letter/"):
+        for line in read_object(settings, key).splitlines():
+            if line.strip():
+                entries.append(json.loads(line))
+    return entries

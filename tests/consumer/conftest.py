@@ -1,0 +1,63 @@
+"""Fixtures for the consumer tests: consumer processes that are always killed afterwards,
+and a second set of sinks for a second consumer name."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from audit_logging.settings import Settings
+from tests._stack import opensearch_client, s3_client, unique
+from tests.consumer._helpers import ConsumerProcess, consumer_env
+
+StartConsumer = Callable[..., ConsumerProcess]
+
+
+@pytest.fixture
+def start_consumer(
+    stack_env: dict[str, str], settings: Settings, tmp_path: Path
+) -> Iterator[StartConsumer]:
+    """Start ``python -m audit_logging.consumer *args`` for this test's stream and sinks."""
+    started: list[ConsumerProcess] = []
+
+    def start(
+        *args: str,
+        env: dict[str, str] | None = None,
+        sinks: Settings | None = None,
+        workdir: str = "consumer",
+    ) -> ConsumerProcess:
+        process_env = consumer_env(stack_env, sinks or settings, **(env or {}))
+        process = ConsumerProcess(process_env, args, tmp_path / workdir).start()
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.kill()
+
+
+@pytest.fixture
+def other_sinks(settings: Settings) -> Iterator[Settings]:
+    """The same stream, with its own index prefix and S3 prefix (removed afterwards)."""
+    other = dataclasses.replace(
+        settings,
+        opensearch_index_prefix=unique("test-audit-b"),
+        s3_prefix=unique("tests-b") + "/",
+    )
+    yield other
+    client = opensearch_client(other)
+    try:
+        client.indices.delete(index=f"{other.opensearch_index_prefix}-*", ignore_unavailable=True)
+        client.indices.delete_index_template(name=other.opensearch_index_prefix, ignore=[404])
+    finally:
+        client.close()
+    s3 = s3_client(other)
+    for page in s3.get_paginator("list_objects_v2").paginate(
+        Bucket=other.s3_bucket, Prefix=other.s3_prefix
+    ):
+        keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+        if keys:
+            s3.delete_objects(Bucket=other.s3_bucket, Delete={"Objects": keys})
