@@ -112,7 +112,12 @@ def _search_parameters() -> list[dict[str, Any]]:
             "cursor",
             "The 'next' value of the previous page, to read the page after it (at any depth)."
             " Not with from_offset.",
-            {"type": "string", "minLength": 1, "maxLength": MAX_CURSOR_LENGTH},
+            {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": MAX_CURSOR_LENGTH,
+                "pattern": "^[A-Za-z0-9_-]+$",
+            },
         )
     )
     return params
@@ -178,8 +183,11 @@ def _record_schema() -> dict[str, Any]:
         "items": {"type": "string"},
         "description": "Fields cut to their length limit at capture.",
     }
-    assert set(props) == set(FIELDS)
-    return {"type": "object", "required": list(FIELDS), "properties": props}
+    return {
+        "type": "object",
+        "required": list(FIELDS),
+        "properties": {name: props[name] for name in FIELDS},
+    }
 
 
 _BEARER: Final[list[dict[str, list[str]]]] = [{"bearerAuth": []}]

@@ -82,6 +82,9 @@ def test_refused_requests_are_not_reads(
 ) -> None:
     index_records([{"action": "DELETE"}])
     assert client.get(SEARCH, params={"page_size": 0}).status_code == 400
-    assert client.get(SEARCH, headers={"Authorization": "Bearer wrong-token-000000"}).status_code == 401
+    assert (
+        client.get(SEARCH, headers={"Authorization": "Bearer wrong-token-000000"}).status_code
+        == 401
+    )
     assert client.get("/api/audit-logs/detail/nope/").status_code == 404
     assert audit_capture.records == []

@@ -86,9 +86,7 @@ def test_unknown_or_malformed_id_is_404(client: TestClient, index_records: Index
         assert set(error) == {"code", "message", "field"}
 
 
-def test_detail_takes_no_query_parameters(
-    client: TestClient, index_records: IndexRecords
-) -> None:
+def test_detail_takes_no_query_parameters(client: TestClient, index_records: IndexRecords) -> None:
     (record,) = index_records([{"action": "LOGIN"}])
     response = client.get(detail(record["log_id"]), params={"fields": "all"})
     assert response.status_code == 400

@@ -207,7 +207,9 @@ def test_ip_address_takes_an_address_or_a_network(value: str, normalised: str) -
     assert parse(ip_address=value).ip_address == normalised
 
 
-@pytest.mark.parametrize("value", ["10.0.0", "10.0.0.256", "host.example", "10.0.0.0/33", " 10.0.0.1"])
+@pytest.mark.parametrize(
+    "value", ["10.0.0", "10.0.0.256", "host.example", "10.0.0.0/33", " 10.0.0.1"]
+)
 def test_bad_ip_address_is_refused(value: str) -> None:
     assert refused([("ip_address", value)]).field == "ip_address"
 

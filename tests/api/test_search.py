@@ -188,7 +188,10 @@ def test_filters_combine_with_and(client: TestClient, sample: dict[str, dict[str
                 {"object_type": "Customer", "ip_address": "10.0.0.0/8", "end_time": at(29)},
                 ["create_john"],
             ),
-            ({"start_time": at(30), "end_time": at(90)}, ["login_umlaut", "delete_jane", "update_john"]),
+            (
+                {"start_time": at(30), "end_time": at(90)},
+                ["login_umlaut", "delete_jane", "update_john"],
+            ),
             (
                 {
                     "user_id": "user_1",
@@ -269,7 +272,7 @@ HOSTILE_TERMS = [
     "\x00",
     "a\u2028b",
     "'; DROP TABLE audit; --",
-    "{\"query\": {\"match_all\": {}}}",
+    '{"query": {"match_all": {}}}',
     "日" * 100,  # one clause per character: the worst case for the clause limit
     " ".join(["a"] * 50),
     "x" * 100,
