@@ -53,6 +53,7 @@ class Spool:
         self.producer_name = producer_name
         self._lock_fd = lock_fd
         self._mutex = threading.Lock()
+        self._closed = False
         segments = self._segments()
         self._write_segment = segments[-1] if segments else 1
         self._writer = open(self._segment_path(self._write_segment), "ab")  # noqa: SIM115
@@ -252,6 +253,9 @@ class Spool:
     def close(self, *, remove_if_empty: bool = True) -> None:
         """Release the folder; remove it when nothing in it waits for the broker."""
         with self._mutex, self._overflow_mutex:
+            if self._closed:
+                return
+            self._closed = True
             self._writer.flush()
             os.fsync(self._writer.fileno())
             self._writer.close()
@@ -264,6 +268,9 @@ class Spool:
 
     def forget_after_fork(self) -> None:
         """In a forked child: drop the parent's handles without touching its files."""
+        if self._closed:
+            return
+        self._closed = True
         self._writer.close()
         self._overflow_writer.close()
         os.close(self._lock_fd)

@@ -718,8 +718,12 @@ def _message(publishing_id: int, body: bytes) -> Any:
 def _forget_in_child(ref: weakref.ref[StreamPublisher]) -> Callable[[], None]:
     def after_fork() -> None:
         publisher = ref()
-        if publisher is not None:
+        if publisher is None:
+            return
+        try:
             publisher._after_fork()
+        except Exception:  # noqa: BLE001 - must not stop the other at-fork hooks
+            logger.exception("Audit publisher could not reset itself in a forked child")
 
     return after_fork
 
