@@ -81,9 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--index-delay",
         type=_seconds(0.0, 60.0),
-        default=0.2,
+        default=0.1,
         metavar="SECONDS",
-        help="longest wait before a record is sent to OpenSearch (default 0.2)",
+        help="longest a record waits before it is sent to OpenSearch, to share a bulk "
+        "request with the records that follow it (default 0.1)",
     )
     parser.add_argument(
         "--shutdown-timeout",

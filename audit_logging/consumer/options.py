@@ -70,7 +70,7 @@ class ConsumerOptions:
     start: StartFrom = StartFrom("first")
     # A record is sent to OpenSearch at most this long after it arrived (see README: the
     # flush rule), so it is searchable within ~1.5 s at low load.
-    index_delay: float = 0.2
+    index_delay: float = 0.1
     # Most documents in one bulk request; large batches are indexed in several.
     bulk_max_docs: int = 5000
     bulk_max_bytes: int = 16 * 1024 * 1024

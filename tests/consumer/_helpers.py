@@ -166,9 +166,7 @@ def stored_offset(settings: Settings, name: str) -> int | None:
     return asyncio.run(query())
 
 
-def wait_until(
-    what: str, probe: Callable[[], T], done: Callable[[T], bool], timeout: float
-) -> T:
+def wait_until(what: str, probe: Callable[[], T], done: Callable[[T], bool], timeout: float) -> T:
     """Poll ``probe`` until ``done`` holds; fail saying what was awaited and the last value."""
     deadline = time.monotonic() + timeout
     while True:
@@ -250,7 +248,9 @@ class ConsumerProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(10)
-            raise AssertionError(f"the consumer did not exit within {timeout} s:\n{self.log()}")
+            raise AssertionError(
+                f"the consumer did not exit within {timeout} s:\n{self.log()}"
+            ) from None
 
     def stop(self, timeout: float = 60) -> int:
         """SIGTERM and wait for the exit status."""
@@ -266,7 +266,9 @@ class ConsumerProcess:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
     def batch_lines(self) -> int:
-        return sum(1 for line in self.log().splitlines() if " batch " in line and "messages" in line)
+        return sum(
+            1 for line in self.log().splitlines() if " batch " in line and "messages" in line
+        )
 
     def __enter__(self) -> ConsumerProcess:
         return self.start()
@@ -311,7 +313,7 @@ def opensearch_count(settings: Settings) -> int:
 
 def s3_keys(settings: Settings, under: str = "") -> list[str]:
     s3 = s3_client(settings)
-    keys = []
+    keys: list[str] = []
     for page in s3.get_paginator("list_objects_v2").paginate(
         Bucket=settings.s3_bucket, Prefix=settings.s3_prefix + under
     ):
@@ -338,7 +340,7 @@ def archived_log_ids(settings: Settings) -> list[str]:
     ids: list[str] = []
     for key in archive_keys(settings):
         table = pq.read_table(io.BytesIO(read_object(settings, key)), columns=["log_id"])
-        ids.extend(table.column("log_id").to_pylist())
+        ids.extend(str(value) for value in table.column("log_id").to_pylist())
     return ids
 
 

@@ -72,9 +72,7 @@ class TcpProxy:
             ]
             for pump in pumps:
                 pump.start()
-            threading.Thread(
-                target=self._reap, args=(pumps, client, upstream), daemon=True
-            ).start()
+            threading.Thread(target=self._reap, args=(pumps, client, upstream), daemon=True).start()
 
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:

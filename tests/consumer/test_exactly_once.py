@@ -4,6 +4,7 @@ through large runs, crashes at random points and a crash between upload and offs
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import random
 import re
@@ -70,7 +71,9 @@ def test_fifty_thousand_records_reach_opensearch_and_s3_once_each(
         for name in ("changes", "extra"):
             text = row.pop(name)
             assert (json.loads(text) if text is not None else None) == record[name]
-        assert row == {k: v for k, v in record.items() if k not in ("timestamp", "changes", "extra")}
+        assert row == {
+            k: v for k, v in record.items() if k not in ("timestamp", "changes", "extra")
+        }
     # Keys follow the layout, and no two files share an offset.
     day = dt.datetime.now(dt.UTC)
     key_re = re.compile(
@@ -86,7 +89,7 @@ def test_fifty_thousand_records_reach_opensearch_and_s3_once_each(
     )
     assert len(ranges) == len(archive_keys(settings))
     assert ranges[0][0] == 0 and ranges[-1][1] == 49_999
-    assert all(a[1] < b[0] for a, b in zip(ranges, ranges[1:], strict=False))
+    assert all(a[1] < b[0] for a, b in itertools.pairwise(ranges))
 
 
 def test_killed_at_five_points_including_after_upload_before_offset_store(
@@ -166,4 +169,3 @@ def test_start_from_an_offset_for_a_new_name(
     wait_for_offset(settings, 99, timeout=60)
     assert consumer.stop() == 0
     assert_exactly_once(settings, {record["log_id"] for record in records[60:]})
-
