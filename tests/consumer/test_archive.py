@@ -118,7 +118,9 @@ def test_writes_are_create_only_single_and_multipart(settings: Settings, store: 
 @pytest.mark.services
 def test_a_missing_bucket_is_a_configuration_error(settings: Settings) -> None:
     store = S3Store(make_s3_client(settings), "no-such-bucket-here", threading.Event())
-    with pytest.raises(ConfigurationError, match="AUDIT_LOG_AWS_S3_BUCKET: bucket 'no-such-bucket-here'"):
+    with pytest.raises(
+        ConfigurationError, match="AUDIT_LOG_AWS_S3_BUCKET: bucket 'no-such-bucket-here'"
+    ):
         store.check_bucket()
 
 
