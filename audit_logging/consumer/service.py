@@ -327,6 +327,14 @@ class ConsumerService:
             with contextlib.suppress(NotARecord):
                 self._recent.add(decode(raw)[1]["log_id"])
             return
+        expected = self._next_offset if self._next_offset is not None else self._resume_at
+        if expected is not None and offset > expected:
+            _log.error(
+                "offsets %d-%d were never delivered: they left the stream (its retention) "
+                "before this consumer archived them",
+                expected,
+                offset - 1,
+            )
         self._next_offset = offset + 1
         batch = self._filling
         now = time.monotonic()
@@ -377,10 +385,13 @@ class ConsumerService:
             batch = self._filling
             due = batch.opened_at + self._flush_interval
             now = time.monotonic()
-            if batch.messages and now >= due and not self._archive_slot.locked():
+            if not batch.messages:
+                await asyncio.sleep(0.1)
+            elif now >= due and not self._archive_slot.locked():
                 await self._close_filling()
-                continue
-            await asyncio.sleep(min(0.1, max(0.01, due - now)))
+            else:
+                # While the previous batch is still being archived this one keeps filling.
+                await asyncio.sleep(min(0.1, max(0.01, due - now)))
 
     async def _index_loop(self) -> None:
         while True:
@@ -584,8 +595,8 @@ class ConsumerService:
 
     def _deadline_passed(self) -> None:
         _log.error(
-            "shutdown: OpenSearch or S3 did not take the last batch within %.0f s; "
-            "its messages will be read again at the next start",
+            "shutdown did not finish within %.0f s (see the waits above); what was not "
+            "acknowledged is read again at the next start, and S3 never gets it twice",
             self._options.shutdown_timeout,
         )
         self._give_up(1)

@@ -155,6 +155,8 @@ class PacedPublisher(threading.Thread):
 
 
 def stored_offset(settings: Settings, name: str) -> int | None:
+    """The offset stored for ``name``; rides out a short broker restart (the suite shares it)."""
+
     async def query() -> int | None:
         async with Consumer(**connect_args(settings)) as consumer:
             try:
@@ -163,7 +165,14 @@ def stored_offset(settings: Settings, name: str) -> int | None:
                 return None
             return offset
 
-    return asyncio.run(query())
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return asyncio.run(query())
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def wait_until(what: str, probe: Callable[[], T], done: Callable[[T], bool], timeout: float) -> T:
