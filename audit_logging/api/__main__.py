@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if args.log_level == "info":
+        # opensearch-py logs every request at INFO; uvicorn's access log already says enough.
+        logging.getLogger("opensearch").setLevel(logging.WARNING)
     try:
         try:
             import uvicorn

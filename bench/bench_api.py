@@ -1,0 +1,282 @@
+"""Query API latency at 1,000,000 records: a filtered free-text search through the API
+against the same query sent straight to OpenSearch, interleaved in the same run.
+
+The records live under their own prefix (``bench-api``) and are kept between runs: a rerun
+reuses them when the prefix already holds exactly 1,000,000 records with today's mapping.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import os
+import random
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any, Final
+
+import httpx
+from opensearchpy import OpenSearch, helpers
+
+from audit_logging.api.params import parse_search
+from audit_logging.api.query import SEARCH_FILTER_PATH, search_body
+from audit_logging.record import build_record
+from audit_logging.search_index import MAPPINGS, index_for, index_pattern, install_template
+from audit_logging.settings import Settings
+from bench._results import Result, percentile
+
+PREFIX: Final = "bench-api"
+RECORDS: Final = 1_000_000
+MONTHS: Final = 6  # 2026-01 .. 2026-06, one index each
+WARMUP: Final = 50
+SAMPLES: Final = 500
+P99_GOAL_MS: Final = 50.0
+OVERHEAD_GOAL: Final = 1.3
+
+_ACTIONS = ["UPDATE"] * 50 + ["CREATE"] * 20 + ["VIEW"] * 15 + ["DELETE"] * 5 + ["LOGIN"] * 8
+_ACTIONS += ["EXPORT"] * 2
+_TYPES = ["Customer", "Invoice", "Order", "Subscription", "Payment", "User", "Product", "Refund"]
+_FIRST = ["John", "Jane", "Jöhn", "Maria", "Wei", "Aiko", "Omar", "Lena", "Carlos", "Priya"]
+_LAST = ["Smith", "Doe", "Müller", "García", "Tanaka", "Chen", "Okafor", "Rossi", "Novak"]
+_FIELDS = ["email", "plan", "address", "status", "amount", "currency", "phone", "name"]
+_VERBS = {
+    "UPDATE": "Changed {f} and {g}",
+    "CREATE": "Created new {t}",
+    "VIEW": "Viewed {t} details",
+    "DELETE": "Deleted {t} after request",
+    "LOGIN": "Logged in with password",
+    "EXPORT": "Exported {t} list as CSV",
+}
+_AGENTS = [
+    "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) Safari/605.1.15",
+    "python-requests/2.32",
+]
+
+
+def _records(count: int) -> Iterator[dict[str, Any]]:
+    rng = random.Random(20261126)
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC).timestamp()
+    span = (dt.datetime(2026, 7, 1, tzinfo=dt.UTC).timestamp() - start) - 1
+    for _ in range(count):
+        action = rng.choice(_ACTIONS)
+        kind = rng.choice(_TYPES)
+        user = rng.randrange(5000)
+        f, g = rng.sample(_FIELDS, 2)
+        yield build_record(
+            {
+                "timestamp": dt.datetime.fromtimestamp(start + rng.random() * span, dt.UTC),
+                "action": action,
+                "user_id": f"user_{user}",
+                "username": f"{_FIRST[user % 10].lower()}.{_LAST[user % 9].lower()}{user}",
+                "object_type": kind,
+                "object_id": f"{kind[:3].lower()}_{rng.randrange(200_000)}",
+                "object_repr": f"{rng.choice(_FIRST)} {rng.choice(_LAST)}",
+                "change_message": _VERBS[action].format(f=f, g=g, t=kind.lower()),
+                "changes": {f: ["old", "new"]} if action == "UPDATE" else None,
+                "ip_address": f"10.{rng.randrange(4)}.{rng.randrange(256)}.{rng.randrange(256)}",
+                "user_agent": rng.choice(_AGENTS),
+                "request_id": f"req-{rng.getrandbits(48):012x}",
+                "source": "bench",
+            }
+        )
+
+
+def _client(settings: Settings) -> OpenSearch:
+    return OpenSearch(
+        hosts=[{"host": settings.opensearch_host, "port": settings.opensearch_port}],
+        use_ssl=settings.opensearch_use_ssl,
+        verify_certs=settings.opensearch_verify_certs,
+        timeout=300,
+    )
+
+
+def _ready(client: OpenSearch) -> bool:
+    pattern = index_pattern(PREFIX)
+    if not client.indices.exists(index=pattern, allow_no_indices=False):
+        return False
+    if client.count(index=pattern)["count"] != RECORDS:
+        return False
+    mappings = client.indices.get_mapping(index=pattern)
+    return all(
+        m["mappings"]["properties"].get("timestamp") == MAPPINGS["properties"]["timestamp"]
+        for m in mappings.values()
+    )
+
+
+def _load(client: OpenSearch) -> float:
+    """Index RECORDS records afresh; returns the seconds it took."""
+    started = time.perf_counter()
+    client.indices.delete(index=index_pattern(PREFIX), ignore_unavailable=True)
+    install_template(client, PREFIX)
+    indices = [index_for(PREFIX, dt.datetime(2026, m, 1, tzinfo=dt.UTC)) for m in range(1, 7)]
+    for index in indices:
+        # No refreshes while loading: one at the end is far cheaper.
+        client.indices.create(
+            index=index, body={"settings": {"refresh_interval": "-1", "number_of_replicas": 0}}
+        )
+    actions = (
+        {"_index": index_for(PREFIX, r["timestamp"]), "_id": r["log_id"], "_source": r}
+        for r in _records(RECORDS)
+    )
+    results = helpers.parallel_bulk(client, actions, thread_count=2, chunk_size=5000, queue_size=4)
+    for done, (ok, item) in enumerate(results, start=1):
+        if not ok:
+            raise RuntimeError(f"bench indexing failed: {item}")
+        if done % 100_000 == 0:
+            print(f"bench api: indexed {done:,} records", flush=True)
+    for index in indices:
+        client.indices.put_settings(index=index, body={"index": {"refresh_interval": "1s"}})
+    client.indices.refresh(index=index_pattern(PREFIX))
+    return time.perf_counter() - started
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def _serve(settings: Settings, token: str) -> Iterator[str]:
+    port = _free_port()
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "OPENSEARCH_HOST": settings.opensearch_host,
+        "OPENSEARCH_PORT": str(settings.opensearch_port),
+        "OPENSEARCH_INDEX_PREFIX": PREFIX,
+        "AUDIT_LOG_API_TOKENS": token,
+    }
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "audit_logging.api", "--port", str(port)),
+            *("--env-file", os.devnull, "--log-level", "warning"),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError("bench: the API server exited at start")
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError("bench: the API server did not answer within 30 s")
+            time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+def _queries(count: int) -> list[dict[str, str]]:
+    """Filtered free-text searches that vary, so no single cached answer is timed."""
+    rng = random.Random(7)
+    words = ["email", "plan", "address", "status", "amount", "new", "details", "password"]
+    queries = []
+    for _ in range(count):
+        month = rng.randrange(1, 7)
+        queries.append(
+            {
+                "action": rng.choice(["UPDATE", "CREATE", "VIEW"]),
+                "object_type": rng.choice(_TYPES),
+                "start_time": f"2026-{month:02d}-01T00:00:00Z",
+                "end_time": f"2026-{month:02d}-{rng.randrange(10, 28)}T12:00:00Z",
+                "search_term": rng.choice(words),
+                "page_size": "20",
+            }
+        )
+    return queries
+
+
+@dataclasses.dataclass
+class _Timings:
+    api: list[float] = dataclasses.field(default_factory=list)
+    direct: list[float] = dataclasses.field(default_factory=list)
+
+
+def _measure(settings: Settings, base: str, token: str) -> _Timings:
+    timings = _Timings()
+    search_url = f"{base}/api/audit-logs/search/"
+    direct_url = (
+        f"http://{settings.opensearch_host}:{settings.opensearch_port}/"
+        f"{index_pattern(PREFIX)}/_search"
+    )
+    direct_params = {
+        "ignore_unavailable": "true",
+        "allow_no_indices": "true",
+        "filter_path": SEARCH_FILTER_PATH,
+    }
+    queries = _queries(WARMUP + SAMPLES)
+    # No compression either way: httpx asks for gzip by default, which OpenSearch honours and
+    # the API (like its own OpenSearch client) does not, so it would slow the baseline only.
+    headers = {"Authorization": f"Bearer {token}", "Accept-Encoding": "identity"}
+    with httpx.Client(headers=headers, timeout=30) as client:
+        for i, query in enumerate(queries):
+            body = search_body(parse_search(list(query.items())), None)
+            # Interleaved, so drift in the machine's load hits both sides alike.
+            t0 = time.perf_counter()
+            api = client.get(search_url, params=query)
+            t1 = time.perf_counter()
+            direct = client.post(direct_url, params=direct_params, json=body)
+            t2 = time.perf_counter()
+            api.raise_for_status()
+            direct.raise_for_status()
+            if api.json()["count"] != direct.json()["hits"]["total"]["value"]:
+                raise RuntimeError(f"bench: the API and OpenSearch disagree on {query}")
+            if i >= WARMUP:
+                timings.api.append((t1 - t0) * 1000)
+                timings.direct.append((t2 - t1) * 1000)
+    return timings
+
+
+def run(settings: Settings) -> list[Result]:
+    settings = dataclasses.replace(settings, opensearch_index_prefix=PREFIX)
+    client = _client(settings)
+    try:
+        note = "reused the indexed records"
+        if not _ready(client):
+            seconds = _load(client)
+            note = f"indexed in {seconds:.0f} s ({RECORDS / seconds:,.0f} records/s)"
+            print(f"bench api: {note}", flush=True)
+    finally:
+        client.close()
+    token = secrets.token_hex(24)
+    with _serve(settings, token) as base:
+        timings = _measure(settings, base, token)
+    api50, api99 = percentile(timings.api, 50), percentile(timings.api, 99)
+    os50, os99 = percentile(timings.direct, 50), percentile(timings.direct, 99)
+    query = "action + object_type + time range + search_term, page of 20"
+    return [
+        Result(
+            area="api",
+            measure=f"search p50, 1M records ({query})",
+            ours=api50,
+            baseline=os50,
+            unit="ms",
+            goal=f"<= {OVERHEAD_GOAL}x",
+            met=api50 <= OVERHEAD_GOAL * os50,
+            note=f"baseline: same query straight to OpenSearch; {SAMPLES} samples; {note}",
+        ),
+        Result(
+            area="api",
+            measure="search p99, 1M records (same queries)",
+            ours=api99,
+            baseline=os99,
+            unit="ms",
+            goal=f"<= {P99_GOAL_MS:g} ms",
+            met=api99 <= P99_GOAL_MS,
+            note="2-core machine: OpenSearch, the API and the client share it",
+        ),
+    ]
