@@ -37,7 +37,7 @@ from audit_logging.settings import Settings
 
 logger = logging.getLogger("audit_logging.publisher")
 
-MAX_BATCH: Final = 1000
+MAX_BATCH: Final = 250  # per publish frame; rstream encodes a frame without letting go of the GIL
 MAX_BATCH_BYTES: Final = 900 * 1024  # under rstream's default 1 MiB frame
 MAX_IN_FLIGHT: Final = 20_000
 CONFIRM_TIMEOUT: Final = 10.0
@@ -46,6 +46,7 @@ BACKOFF_FIRST: Final = 0.2
 BACKOFF_MAX: Final = 5.0
 REPORT_EVERY: Final = 10.0
 STREAM_MAX_AGE: Final = "7D"
+YIELD_EVERY: Final = 4
 
 Encode = Callable[[Any], bytes]
 
@@ -330,10 +331,8 @@ class StreamPublisher:
         bodies: list[bytes] = []
         size = 0
         for index in range(count):
-            if index % 16 == 15:
-                # Let the app's threads have the GIL now and then: an emit that waits for
-                # it would otherwise wait up to a whole switch interval (5 ms).
-                time.sleep(0)
+            if index % YIELD_EVERY == YIELD_EVERY - 1:
+                _yield_gil()
             item = queue.popleft()
             try:
                 body = self._encode(item)
@@ -433,6 +432,7 @@ class _Link:
 
     async def step(self) -> bool:  # noqa: PLR0911 - one exit per state of the link
         """One round of work; False when there was nothing to do."""
+        _yield_gil()
         o = self.o
         if self.broken:
             await self.disconnect("the connection was lost")
@@ -445,6 +445,7 @@ class _Link:
                 return False
             if time.monotonic() >= self.next_connect:
                 await self.connect()
+                _yield_gil()
             return bool(bodies)
         if o._in_flight and time.monotonic() - self.last_progress > CONFIRM_TIMEOUT:
             await self.disconnect(f"no confirm within {CONFIRM_TIMEOUT:.0f} s")
@@ -487,7 +488,7 @@ class _Link:
         return True
 
     async def send(self, records: list[tuple[int, bytes]]) -> None:
-        messages = [_message(pid, body) for pid, body in records]
+        messages = _messages(records)
         if not self.o._in_flight.keys() - {pid for pid, _ in records}:
             self.last_progress = time.monotonic()
         try:
@@ -659,7 +660,7 @@ class _Link:
                     elif not waiting and not done.done():
                         done.set_result(None)
 
-                messages = [_message(e.publishing_id, e.body) for e in entries]
+                messages = _messages([(e.publishing_id, e.body) for e in entries])
                 await asyncio.wait_for(
                     producer.send_batch(
                         s.rabbitmq_stream_name,
@@ -706,13 +707,25 @@ class _Link:
             o._spool.close(remove_if_empty=True)
 
 
-def _message(publishing_id: int, body: bytes) -> Any:
-    """One AMQP 1.0 message: the record JSON as its body, any client can read it."""
-    from rstream import AMQPMessage, Properties
+def _messages(records: list[tuple[int, bytes]]) -> list[Any]:
+    """AMQP 1.0 messages, the record JSON as each one's body (any client can read it),
+    encoded here rather than inside rstream's send so the GIL can be let go between them."""
+    from rstream import AMQPMessage, Properties, RawMessage
 
-    message = AMQPMessage(body=body, properties=Properties(content_type="application/json"))
-    message.publishing_id = publishing_id
-    return message
+    properties = Properties(content_type="application/json")
+    messages = []
+    for index, (publishing_id, body) in enumerate(records):
+        if index % YIELD_EVERY == YIELD_EVERY - 1:
+            _yield_gil()
+        encoded = bytes(AMQPMessage(body=body, properties=properties))
+        messages.append(RawMessage(encoded, publishing_id=publishing_id))
+    return messages
+
+
+def _yield_gil() -> None:
+    # Let the app's threads have the GIL: one waiting for it would otherwise wait for a
+    # whole switch interval (5 ms) while this thread encodes.
+    time.sleep(0)
 
 
 def _forget_in_child(ref: weakref.ref[StreamPublisher]) -> Callable[[], None]:
@@ -722,15 +735,32 @@ def _forget_in_child(ref: weakref.ref[StreamPublisher]) -> Callable[[], None]:
             return
         try:
             publisher._after_fork()
-        except Exception:  # noqa: BLE001 - must not stop the other at-fork hooks
+        except Exception:  # must not stop the other at-fork hooks
             logger.exception("Audit publisher could not reset itself in a forked child")
 
     return after_fork
 
 
 async def _close_quietly(producer: Any) -> None:
+    clients = _clients_of(producer)
     with contextlib.suppress(Exception):
         await asyncio.wait_for(producer.close(), 3.0)
+    # rstream 1.1.1 leaves the socket of a connection that broke open (Client.close skips
+    # it): close what is left ourselves, or every outage leaks a file descriptor.
+    for client in clients:
+        writer = getattr(getattr(client, "_conn", None), "_writer", None)
+        if writer is not None and not writer.transport.is_closing():
+            writer.close()
+
+
+def _clients_of(producer: Any) -> list[Any]:
+    pool = getattr(getattr(producer, "_pool", None), "_clients", {})
+    found = [client for group in pool.values() for client in group]
+    found.extend(getattr(producer, "_clients", {}).values())
+    default = getattr(producer, "_default_client", None)
+    if default is not None:
+        found.append(default)
+    return found
 
 
 def _describe(exc: BaseException) -> str:

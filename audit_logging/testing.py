@@ -34,6 +34,7 @@ class CapturingTransport:
         self._encode = encode
         self._lock = threading.Lock()
         self.records: list[dict[str, Any]] = []
+        self.bodies: list[bytes] = []  # what would go on the wire, byte for byte
         self.rejected = 0
 
     def submit(self, item: Any) -> None:
@@ -44,6 +45,7 @@ class CapturingTransport:
             return
         record = json.loads(body)
         with self._lock:
+            self.bodies.append(body)
             self.records.append(record)
 
     def flush(self, timeout: float) -> int:

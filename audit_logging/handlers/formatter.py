@@ -23,11 +23,10 @@ from audit_logging.record import INPUT_FIELDS, build_record, format_timestamp
 from audit_logging.session_key import stored_session_key
 from audit_logging.settings import Settings
 
-# Attributes the handler sets on its private copy of a LogRecord.
-MESSAGE_ATTR: Final = "audit_message"
+# The attribute carrying the request context on the LogRecord the publisher rebuilds.
 CONTEXT_ATTR: Final = "audit_context"
 
-_NOT_EXTRA: Final = frozenset(RESERVED_ATTRS) | INPUT_FIELDS | {MESSAGE_ATTR, CONTEXT_ATTR}
+_NOT_EXTRA: Final = frozenset(RESERVED_ATTRS) | INPUT_FIELDS | {CONTEXT_ATTR}
 _dumps: Final = partial(json.dumps, separators=(",", ":"), allow_nan=False)
 
 
@@ -49,7 +48,7 @@ class AuditJsonFormatter(JsonFormatter):
         context = values.get(CONTEXT_ATTR)
         if context:
             fill_from_context(log_data, context)
-        log_data.setdefault("change_message", values.get(MESSAGE_ATTR, record.getMessage()))
+        log_data.setdefault("change_message", record.getMessage())
         log_data.setdefault("timestamp", format_timestamp_from_epoch(record.created))
         # Other extra= keys, a traceback, a stack: kept in the record's "extra" object.
         other: dict[str, Any] = {}

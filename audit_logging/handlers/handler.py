@@ -1,21 +1,20 @@
 """``AuditHandler``: a ``logging.Handler`` whose ``emit`` only enqueues.
 
-``emit`` takes a snapshot (the LogRecord, its rendered message, the request context) and
-hands it to the transport; the record is built, checked and encoded on the publisher's
+``emit`` takes a snapshot (the rendered message, the extra= values, the request context)
+and hands it to the transport; the record is built, checked and encoded on the publisher's
 thread. Nothing here touches the network, and nothing raises into the app: problems are
 reported on the ``audit_logging`` logger, which this handler ignores (no recursion).
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Callable
 from typing import Any, Final
 
 from audit_logging.context import current_context
 from audit_logging.errors import RecordError
-from audit_logging.handlers.formatter import CONTEXT_ATTR, MESSAGE_ATTR, AuditJsonFormatter
+from audit_logging.handlers.formatter import CONTEXT_ATTR, AuditJsonFormatter
 from audit_logging.publisher import Encode, RecordRejected, StreamPublisher, Transport
 from audit_logging.settings import Settings
 
@@ -27,6 +26,14 @@ IGNORED_LOGGERS: Final = frozenset(
 )
 
 TransportFactory = Callable[[Settings, Encode], Transport]
+
+# The attributes every LogRecord has; the others came from extra=.
+_STANDARD: Final = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+}
+_TRACEBACKS: Final = logging.Formatter()
+_BUILT: Final = "built"
 
 
 class AuditHandler(logging.Handler):
@@ -56,23 +63,37 @@ class AuditHandler(logging.Handler):
         try:
             if record.name.partition(".")[0] in IGNORED_LOGGERS:
                 return
-            if "action" not in record.__dict__:
+            values = record.__dict__
+            if "action" not in values:
                 library_logger.error(
                     "Audit record from logger %r refused: no 'action' in extra= (message: %.200r)",
                     record.name,
                     record.getMessage(),
                 )
                 return
+            # A snapshot of plain values, as QueueHandler.prepare makes: the message is
+            # rendered and a traceback formatted now, so no frames are kept alive in the
+            # queue, and the garbage collector has little there to scan.
+            item = {key: value for key, value in values.items() if key not in _STANDARD}
+            item["name"] = record.name
+            item["created"] = record.created
+            item["msg"] = record.getMessage()
+            if record.exc_info:
+                item["exc_text"] = _TRACEBACKS.formatException(record.exc_info)
+            elif record.exc_text:
+                item["exc_text"] = record.exc_text
+            if record.stack_info:
+                item["stack_info"] = record.stack_info
             context = current_context()
-            self.transport.submit(
-                (record, record.getMessage(), context.fields() if context else None)
-            )
+            if context is not None:
+                item[CONTEXT_ATTR] = context.fields()
+            self.transport.submit(item)
         except Exception:
             library_logger.exception("Audit handler failed to take a record")
 
     def submit_record(self, record: dict[str, Any]) -> None:
         """Queue a record already built and checked (``log_audit_event``)."""
-        self.transport.submit(record)
+        self.transport.submit((_BUILT, record))
 
     def flush(self, timeout: float = 5.0) -> int:  # type: ignore[override]
         """Wait up to ``timeout`` s for the broker to confirm everything; return how many
@@ -91,15 +112,11 @@ class AuditHandler(logging.Handler):
         return self.transport.stats()
 
     def _encode(self, item: Any) -> bytes:
-        if isinstance(item, dict):
-            return self.audit_formatter.serialize_record(item)
-        record, message, context = item
-        # A private copy: the app's other handlers must not see our attributes.
-        clone = copy.copy(record)
-        setattr(clone, MESSAGE_ATTR, message)
-        setattr(clone, CONTEXT_ATTR, context)
+        if type(item) is tuple:
+            return self.audit_formatter.serialize_record(item[1])
+        record = logging.makeLogRecord(item)
         try:
-            return self.audit_formatter.format(clone).encode("utf-8")
+            return self.audit_formatter.format(record).encode("utf-8")
         except RecordError as exc:
             library_logger.error("Audit record from logger %r refused: %s", record.name, exc)
             raise RecordRejected(str(exc)) from None

@@ -90,15 +90,15 @@ def test_one_megabyte_message_is_truncated_and_marked() -> None:
 
 def test_control_characters_cannot_forge_a_second_record() -> None:
     evil = 'x"}\n{"action":"DELETE","user_id":"admin"}\r\x00'
-    handler = AuditHandler(transport_factory=CapturingTransport, env_file=None)
-    log_record = logging.LogRecord("audit", logging.INFO, __file__, 1, evil, None, None)
-    log_record.action = "LOGIN"
-    body = handler._encode((log_record, evil, {"username": evil}))
+    with capture_audit_records() as records:
+        logging.getLogger("audit").info(evil, extra={"action": "LOGIN", "username": evil})
+        (handler,) = logging.getLogger("audit").handlers
+        assert isinstance(handler, AuditHandler)
+        assert isinstance(handler.transport, CapturingTransport)
+        (body,) = handler.transport.bodies
     assert b"\n" not in body
     assert b"\r" not in body
     assert b"\x00" not in body
-    with capture_audit_records() as records:
-        logging.getLogger("audit").info(evil, extra={"action": "LOGIN", "username": evil})
     assert len(records) == 1
     assert records[0]["action"] == "LOGIN"
     assert records[0]["username"] == evil
