@@ -127,11 +127,15 @@ def create_app(
         Route(OPENAPI_PATH, _guarded(api.openapi), methods=["GET"]),
         Route(HEALTH_PATH, _guarded(api.health), methods=["GET"]),
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         exception_handlers={HTTPException: _http_exception},
         lifespan=lifespan,
     )
+    # No redirect to the trailing-slash form: behind a TLS-terminating proxy the redirect
+    # could point at http://, and clients that follow it would resend the Bearer token.
+    app.router.redirect_slashes = False
+    return app
 
 
 def _anonymous(headers: Mapping[str, str]) -> Caller:
@@ -209,7 +213,7 @@ class _Api:
         caller = await self.caller(request)
         single_values(request.query_params.multi_items(), ())
         raw_id: str = request.path_params["log_id"]
-        if not _UUID_RE.match(raw_id):
+        if not _UUID_RE.fullmatch(raw_id):
             # Not an id any record can have: nothing to look up, and nothing to audit.
             raise errors.NotFoundError(f"No audit record with log_id '{errors.shown(raw_id)}'")
         log_id = str(uuid.UUID(raw_id))
@@ -310,7 +314,9 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     error: errors.ApiError
     if exc.status_code == 404:
-        error = errors.NotFoundError(f"No route {errors.shown(request.url.path)}")
+        path = request.url.path
+        hint = "" if path.endswith("/") else f" (did you mean {errors.shown(path + '/')}?)"
+        error = errors.NotFoundError(f"No route {errors.shown(path)}{hint}")
     elif exc.status_code == 405:
         error = errors.MethodNotAllowedError(
             f"Method {errors.shown(request.method)} is not allowed"

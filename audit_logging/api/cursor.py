@@ -19,7 +19,7 @@ from audit_logging.api.errors import BadParameterError
 
 MAX_CURSOR_LENGTH: Final = 256
 _VERSION: Final = 1
-_BASE64URL_RE: Final = re.compile(r"^[A-Za-z0-9_-]+$")
+_BASE64URL_RE: Final = re.compile(r"[A-Za-z0-9_-]+")
 _UUID_RE: Final = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _MAX_OFFSET: Final = 10**12
 _MAX_NANOS: Final = 2**63 - 1
@@ -43,7 +43,7 @@ def encode_cursor(cursor: Cursor) -> str:
 
 def decode_cursor(text: str) -> Cursor:
     """The cursor ``text`` stands for; :class:`BadParameterError` for anything we did not make."""
-    if len(text) > MAX_CURSOR_LENGTH or not _BASE64URL_RE.match(text):
+    if len(text) > MAX_CURSOR_LENGTH or not _BASE64URL_RE.fullmatch(text):
         raise _bad()
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
@@ -55,7 +55,7 @@ def decode_cursor(text: str) -> Cursor:
     timestamp, log_id, offset = data["t"], data["id"], data["o"]
     if not (_is_int(timestamp) and -_MAX_NANOS - 1 <= timestamp <= _MAX_NANOS):
         raise _bad()
-    if not (isinstance(log_id, str) and _UUID_RE.match(log_id)):
+    if not (isinstance(log_id, str) and _UUID_RE.fullmatch(log_id)):
         raise _bad()
     if not (_is_int(offset) and 1 <= offset <= _MAX_OFFSET):
         raise _bad()

@@ -64,7 +64,11 @@ def _search_parameters() -> list[dict[str, Any]]:
             {
                 "type": "string",
                 "maxLength": MAX_IP_LENGTH,
-                "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}],
+                "anyOf": [
+                    {"format": "ipv4"},
+                    {"format": "ipv6"},
+                    {"pattern": "^[0-9A-Fa-f:.]+/[0-9]{1,3}$"},
+                ],
             },
         )
     )
@@ -80,11 +84,11 @@ def _search_parameters() -> list[dict[str, Any]]:
     params.append(
         _query(
             "search_term",
-            "Free text (leading and trailing spaces ignored): records whose username, "
-            "object_repr or change_message contain every word (the last may be the start of "
-            "a word), or whose username, object_type or object_id equal it. Plain text: no "
-            "query syntax is interpreted.",
-            {"type": "string", "minLength": 1, "maxLength": MAX_SEARCH_TERM, "pattern": r"\S"},
+            "Free text, not only white space (leading and trailing spaces are ignored): "
+            "records whose username, object_repr or change_message contain every word (the "
+            "last may be the start of a word), or whose username, object_type or object_id "
+            "equal it. Plain text: no query syntax is interpreted.",
+            {"type": "string", "minLength": 1, "maxLength": MAX_SEARCH_TERM},
         )
     )
     params.append(

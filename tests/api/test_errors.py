@@ -61,6 +61,13 @@ def test_unknown_routes_are_404(client: TestClient) -> None:
         assert_error(client.get(path), 404, "not_found")
 
 
+def test_a_missing_trailing_slash_is_a_404_with_a_hint_not_a_redirect(client: TestClient) -> None:
+    response = client.get("/api/audit-logs/search", follow_redirects=False)
+    assert_error(response, 404, "not_found")
+    assert "/api/audit-logs/search/?" in response.json()["error"]["message"]
+    assert "location" not in response.headers
+
+
 @pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
 def test_other_methods_are_405(client: TestClient, method: str) -> None:
     for path in (SEARCH, DETAIL, "/api/audit-logs/openapi.json", "/healthz"):

@@ -122,7 +122,9 @@ def test_error_message_bounds_and_escapes_the_value() -> None:
     assert len(error.message) < 200
 
 
-@pytest.mark.parametrize("value", ["0", "101", "-1", "1.0", "+5", " 5", "5 ", "ten", "0x10", "٣"])
+@pytest.mark.parametrize(
+    "value", ["0", "101", "-1", "1.0", "+5", " 5", "5 ", "5\n", "ten", "0x10", "٣"]
+)
 def test_page_size_must_be_1_to_100(value: str) -> None:
     assert refused([("page_size", value)]).field == "page_size"
 
@@ -208,7 +210,8 @@ def test_ip_address_takes_an_address_or_a_network(value: str, normalised: str) -
 
 
 @pytest.mark.parametrize(
-    "value", ["10.0.0", "10.0.0.256", "host.example", "10.0.0.0/33", " 10.0.0.1"]
+    "value",
+    ["10.0.0", "10.0.0.256", "host.ex", "10.0.0.0/33", " 10.0.0.1", "fe80::1%eth0", "01.2.3.4"],
 )
 def test_bad_ip_address_is_refused(value: str) -> None:
     assert refused([("ip_address", value)]).field == "ip_address"
@@ -254,3 +257,9 @@ def test_tampered_cursor_fields_are_refused() -> None:
 def test_cursor_and_from_offset_do_not_combine() -> None:
     text = encode_cursor(Cursor(5, "0190d2a4-5b6c-7d8e-9f00-112233445566", 20))
     assert refused([("cursor", text), ("from_offset", "0")]).field == "from_offset"
+
+
+def test_search_term_length_counts_the_value_as_given() -> None:
+    assert parse(search_term=" " + "x" * (MAX_SEARCH_TERM - 1)).search_term == "x" * 99
+    error = refused([("search_term", " " + "x" * MAX_SEARCH_TERM + " ")])
+    assert error.field == "search_term"
