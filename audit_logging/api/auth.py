@@ -37,8 +37,13 @@ class Caller:
 
 
 class Authenticator(Protocol):
-    def __call__(self, headers: Mapping[str, str]) -> Caller | Awaitable[Caller | None] | None:
-        """The caller these headers authenticate, or ``None`` (answered with 401)."""
+    def __call__(
+        self, headers: Mapping[str, str], /
+    ) -> Caller | Awaitable[Caller | None] | None:
+        """The caller these headers authenticate, or ``None`` (answered with 401).
+
+        ``headers`` looks names up case-insensitively. Raising is a server error (500),
+        so return ``None`` for any credential that does not check out."""
 
 
 class BearerTokenAuthenticator:
