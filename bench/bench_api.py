@@ -24,7 +24,7 @@ import httpx
 from opensearchpy import OpenSearch, helpers
 
 from audit_logging.api.params import parse_search
-from audit_logging.api.query import SEARCH_FILTER_PATH, search_body
+from audit_logging.api.query import SEARCH_FILTER_PATH, search_body, search_indices
 from audit_logging.record import build_record
 from audit_logging.search_index import MAPPINGS, index_for, index_pattern, install_template
 from audit_logging.settings import Settings
@@ -209,10 +209,7 @@ class _Timings:
 def _measure(settings: Settings, base: str, token: str) -> _Timings:
     timings = _Timings()
     search_url = f"{base}/api/audit-logs/search/"
-    direct_url = (
-        f"http://{settings.opensearch_host}:{settings.opensearch_port}/"
-        f"{index_pattern(PREFIX)}/_search"
-    )
+    opensearch = f"http://{settings.opensearch_host}:{settings.opensearch_port}"
     direct_params = {
         "ignore_unavailable": "true",
         "allow_no_indices": "true",
@@ -224,7 +221,10 @@ def _measure(settings: Settings, base: str, token: str) -> _Timings:
     headers = {"Authorization": f"Bearer {token}", "Accept-Encoding": "identity"}
     with httpx.Client(headers=headers, timeout=30) as client:
         for i, query in enumerate(queries):
-            body = search_body(parse_search(list(query.items())), None)
+            # The very request the API makes: same indices, body and response filter.
+            params = parse_search(list(query.items()))
+            body = search_body(params, None)
+            direct_url = f"{opensearch}/{search_indices(PREFIX, params)}/_search"
             # Interleaved, so drift in the machine's load hits both sides alike.
             t0 = time.perf_counter()
             api = client.get(search_url, params=query)

@@ -41,6 +41,7 @@ from audit_logging.api.query import (
     SUMMARY_FIELDS,
     detail_body,
     search_body,
+    search_indices,
 )
 from audit_logging.errors import ConfigurationError
 from audit_logging.record import FIELDS
@@ -154,6 +155,7 @@ class _Api:
     ) -> None:
         self.client = client
         self.authenticator = authenticator
+        self.prefix = prefix
         self.index = index_pattern(prefix)
         self.audit = audit
         self.timeout = timeout
@@ -173,7 +175,7 @@ class _Api:
         caller = await self.caller(request)
         params = parse_search(request.query_params.multi_items())
         result = await self.client.search(
-            index=self.index,
+            index=search_indices(self.prefix, params),
             body=search_body(params, caller.visible_filter),
             filter_path=SEARCH_FILTER_PATH,
             request_timeout=self.timeout,

@@ -324,6 +324,9 @@ def test_time_bounds_are_inclusive_to_the_microsecond(
     assert actions(start_time="2026-03-11") == ["D"]
     assert actions(end_time="2026-03-11") == ["D", "C", "B", "A"]
     assert actions(end_time="2026-03-09") == []
+    # Bounds within months that have no index: nothing, not an error.
+    assert actions(start_time="2026-05-01", end_time="2026-06-30") == []
+    assert actions(start_time="2026-02-01", end_time="2026-03-10T12:00:00.0003Z") == ["A"]
     # Far-away bounds (outside what OpenSearch's date_nanos holds) are not errors.
     assert actions(start_time="1900-01-01", end_time="9999-12-31") == ["D", "C", "B", "A"]
     assert actions(end_time="1969-12-31T23:59:59Z") == []
