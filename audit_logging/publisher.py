@@ -47,6 +47,7 @@ BACKOFF_MAX: Final = 5.0
 REPORT_EVERY: Final = 10.0
 STREAM_MAX_AGE: Final = "7D"
 YIELD_EVERY: Final = 4
+STALL_AFTER: Final = 1.5  # seconds without a turn of the worker's loop: it is stuck
 
 Encode = Callable[[Any], bytes]
 
@@ -105,7 +106,7 @@ class StreamPublisher:
         # queue, thread, spool and producer name. The parent keeps what it had.
         os.register_at_fork(after_in_child=_forget_in_child(weakref.ref(self)))
 
-    def _init_process_state(self) -> None:
+    def _init_process_state(self, *, keep_counts: bool = False) -> None:
         self._pid = os.getpid()
         self._queue: collections.deque[Any] = collections.deque()
         self._start_lock = threading.Lock()
@@ -120,7 +121,23 @@ class StreamPublisher:
         self._in_flight: dict[int, _InFlight] = {}
         self._spool_sent: collections.deque[tuple[int, Position]] = collections.deque()
         self._next_id = 1
-        self._counts: collections.Counter[str] = collections.Counter()
+        self._beat = 0  # turns of the worker's loop: a flush sees whether it is stuck
+        self._resume_after_stop = False
+        if not keep_counts:
+            self._counts: collections.Counter[str] = collections.Counter()
+
+    def _reopen(self) -> None:
+        with self._start_lock:
+            if not self._closed:
+                return
+            thread = self._thread
+            if (thread is not None and thread.is_alive() and self._pid == os.getpid()
+                    and thread is not threading.current_thread()):
+                return  # still stopping: it spools what it finds in the queue
+            leftover = self._queue
+            self._init_process_state(keep_counts=True)
+            self._queue.extend(leftover)  # queued after the old worker's last look
+            self._closed = False
 
     def _after_fork(self) -> None:
         if self._spool is not None:
@@ -132,11 +149,16 @@ class StreamPublisher:
     def submit(self, item: Any) -> None:
         """Queue ``item`` for publishing; never blocks, never raises for a full queue."""
         if self._closed:
-            self._counts["lost"] += 1
-            self._report(
-                "closed", logging.ERROR, "Audit record logged after shutdown() was not kept"
-            )
-            return
+            # Closed, and now used again: logging.config.dictConfig closes every existing
+            # handler (Django's setup does, after configure()); the handler stays attached,
+            # so start over rather than lose what it is given.
+            self._reopen()
+            if self._closed:
+                # The old worker is still stopping: it spools the queue, then starts a new
+                # worker (which replays that spool); what it misses is carried over.
+                self._queue.append(item)
+                self._resume_after_stop = True
+                return
         if self._thread is None:
             self._start()
         if len(self._queue) >= self._settings.queue_size:
@@ -186,10 +208,23 @@ class StreamPublisher:
     def flush(self, timeout: float = 5.0) -> int:
         """Wait up to ``timeout`` s until everything is confirmed by the broker; return how
         many records are still not (kept in the spool when the broker is unreachable)."""
+        if self._closed and self._queue:
+            self._reopen()  # records given after close(): send them
+            if self._thread is None:
+                self._start()
         deadline = time.monotonic() + max(0.0, timeout)
+        beat, beat_seen = self._beat, time.monotonic()
         while True:
             left = self.undelivered()
-            if left == 0 or time.monotonic() >= deadline or self._thread is None:
+            now = time.monotonic()
+            if left == 0 or now >= deadline or self._thread is None:
+                return left
+            if self._beat != beat:
+                beat, beat_seen = self._beat, now
+            elif now - beat_seen > STALL_AFTER:
+                # The worker is not turning: typically blocked on the logging module's lock,
+                # which logging.config.dictConfig holds while it closes this handler.
+                # Waiting longer would stall the caller for nothing.
                 return left
             self._poke()
             time.sleep(0.01)
@@ -200,13 +235,18 @@ class StreamPublisher:
         if self._closed:
             return 0
         left = self.flush(timeout)
-        self._closed = True
         thread = self._thread
         if thread is not None and self._pid == os.getpid():
             self._stop_requested = True
             self._poke()
-            self._stopped.wait(max(2.0, timeout))
-            thread.join(timeout=1.0)
+            deadline = time.monotonic() + max(2.0, timeout)
+            beat, beat_seen = self._beat, time.monotonic()
+            while not self._stopped.wait(0.05) and time.monotonic() < deadline:
+                if self._beat != beat:
+                    beat, beat_seen = self._beat, time.monotonic()
+                elif time.monotonic() - beat_seen > STALL_AFTER:
+                    break  # it stops (spooling what is left) once it turns again
+        self._closed = True
         if left:
             where = self._spool.path if self._spool is not None else "(no spool)"
             logger.warning(
@@ -271,6 +311,10 @@ class StreamPublisher:
         finally:
             self._stopped.set()
             loop.close()
+            if self._resume_after_stop and self._closed:
+                # Used again while it was stopping (see submit): carry on in a new worker.
+                self._reopen()
+                self._start()
 
     async def _main(self, ready: threading.Event) -> None:
         self._wake = asyncio.Event()
@@ -293,6 +337,7 @@ class StreamPublisher:
         orphans_due = 0.0
         try:
             while True:
+                self._beat += 1
                 worked = await link.step()
                 # Older records first, but only while nothing of ours is in flight, so our
                 # own spool may take the queue meanwhile without breaking id order.
@@ -436,16 +481,19 @@ class _Link:
         o = self.o
         if self.broken:
             await self.disconnect("the connection was lost")
+        if self.producer is None and not o._stop_requested and (
+            time.monotonic() >= self.next_connect
+        ):
+            # Connect before spooling: when the broker is there, records go straight to it.
+            connected = await self.connect()
+            _yield_gil()
+            if connected:
+                return True
         if self.producer is None:
             bodies = o._take()
             o._to_spool(o._assign_ids(bodies))
             o._in_hand = 0
             o._absorb_overflow()
-            if o._stop_requested:
-                return False
-            if time.monotonic() >= self.next_connect:
-                await self.connect()
-                _yield_gil()
             return bool(bodies)
         if o._in_flight and time.monotonic() - self.last_progress > CONFIRM_TIMEOUT:
             await self.disconnect(f"no confirm within {CONFIRM_TIMEOUT:.0f} s")
@@ -535,7 +583,7 @@ class _Link:
         if last is not None and o._spool is not None:
             o._spool.commit(last, count)
 
-    async def connect(self) -> None:
+    async def connect(self) -> bool:
         from rstream import Producer
         from rstream.recovery import BackOffRecoveryStrategy
 
@@ -575,7 +623,7 @@ class _Link:
                 s.rabbitmq_stream_port,
                 _describe(exc),
             )
-            return
+            return False
         self.producer = producer
         self.broken = False
         self.backoff = BACKOFF_FIRST
@@ -586,6 +634,7 @@ class _Link:
                 time.monotonic() - self.down_since,
             )
             self.down_since = None
+        return True
 
     def on_closed(self, info: Any) -> None:
         self.broken = True

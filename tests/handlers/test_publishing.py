@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import logging.config
 import os
 import subprocess
 import sys
@@ -259,3 +260,19 @@ def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def test_a_handler_closed_by_a_later_dict_config_keeps_publishing(
+    handler: AuditHandler, settings: Settings
+) -> None:
+    audit = logging.getLogger("audit")
+    audit.info("before", extra={"action": "CREATE", "object_id": "1"})
+    # As Django's setup does after configure(): every existing handler is closed, the
+    # audit logger (not named in the new config) keeps its handler.
+    logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})
+    assert handler in audit.handlers
+    audit.info("after", extra={"action": "CREATE", "object_id": "2"})
+    assert handler.flush(timeout=30) == 0
+    records = stream_records(settings, settings.rabbitmq_stream_name, 2)
+    assert sorted(r["object_id"] for r in records) == ["1", "2"]
+    assert handler.stats()["lost"] == 0
