@@ -213,6 +213,7 @@ def _measure(settings: Settings, base: str, token: str) -> _Timings:
     direct_params = {
         "ignore_unavailable": "true",
         "allow_no_indices": "true",
+        "allow_partial_search_results": "false",
         "filter_path": SEARCH_FILTER_PATH,
     }
     queries = _queries(WARMUP + SAMPLES)

@@ -60,7 +60,12 @@ _UUID_RE: Final = re.compile(
 )
 # Audit data must not linger in shared caches or browser history.
 _NO_STORE: Final = {"Cache-Control": "no-store"}
-_INDEX_OPTIONS: Final = {"ignore_unavailable": True, "allow_no_indices": True}
+# No index yet is an empty answer; a failed shard is an error, never a silently partial one.
+_INDEX_OPTIONS: Final = {
+    "ignore_unavailable": True,
+    "allow_no_indices": True,
+    "allow_partial_search_results": False,
+}
 _HEALTH_TIMEOUT: Final = 2.0
 
 Endpoint = Callable[[Request], Awaitable[Response]]

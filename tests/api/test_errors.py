@@ -13,6 +13,7 @@ from starlette.testclient import TestClient
 
 from audit_logging.api import Caller, create_app
 from audit_logging.settings import Settings
+from tests.api.conftest import IndexRecords
 
 pytestmark = pytest.mark.services
 
@@ -175,3 +176,20 @@ def test_a_failing_authenticator_is_a_500(
     ):
         assert_error(client.get(SEARCH), 500, "internal_error")
     assert any(r.exc_info for r in caplog.records)
+
+
+def test_a_failing_shard_fails_the_search_instead_of_hiding_records(
+    client: TestClient, os_client: Any, index_records: IndexRecords, index_prefix: str
+) -> None:
+    index_records([{"action": "LOGIN", "object_repr": "hello"}])
+    # A stray index under the prefix whose mapping makes the free-text query fail there.
+    os_client.indices.create(
+        index=f"{index_prefix}-stray",
+        body={
+            "settings": {"number_of_replicas": 0},
+            "mappings": {"properties": {"object_repr": {"type": "ip"}}},
+        },
+    )
+    assert client.get(SEARCH, params={"action": "LOGIN"}).json()["count"] == 1
+    response = client.get(SEARCH, params={"search_term": "hello"})
+    assert_error(response, 500, "internal_error")
