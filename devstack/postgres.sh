@@ -1,0 +1,216 @@
+#!/usr/bin/env bash
+# Local PostgreSQL, only for the capture benchmark's baseline (a synchronous INSERT per event,
+# as django-auditlog does).
+#
+#   devstack/postgres.sh start    install Debian's postgresql if missing, start our own cluster
+#   devstack/postgres.sh stop     stop our cluster (idempotent)
+#   devstack/postgres.sh status   exit 0 if our cluster accepts connections
+#
+# The cluster listens on 127.0.0.1:5433 only (5432 is left to a system cluster), with trust
+# authentication for the `postgres` user: a local test database, never a real one.
+# DSN: postgresql://postgres@127.0.0.1:5433/postgres
+# Every runtime file lives under devstack/.state/postgres/. The Debian system cluster is
+# never started; we run the server binaries directly. PostgreSQL refuses to run as root, so
+# when called as root the cluster is owned by and runs as the `postgres` user.
+set -euo pipefail
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(dirname "$SCRIPT_DIR")"
+STATE_DIR="$REPO_ROOT/devstack/.state/postgres"
+DATA_DIR="$STATE_DIR/data"
+SOCKET_DIR="$STATE_DIR/run"
+LOG_FILE="$STATE_DIR/postgres.log"     # the server's own log
+APT_LOG="$STATE_DIR/apt.log"
+EXTRA_CONF="$STATE_DIR/devstack.conf"  # included by the cluster's postgresql.conf
+
+PORT="${POSTGRES_DEVSTACK_PORT:-5433}"
+START_TIMEOUT="${POSTGRES_DEVSTACK_START_TIMEOUT:-60}"
+
+log() { printf '%s\n' "$*" >&2; }
+
+port_open() { # port -> 0 if something accepts TCP connections on 127.0.0.1:port
+  timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null
+}
+
+pg_bin_dir() { # the newest installed server's bin folder, or nothing
+  local dir
+  dir="$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
+  [[ -n "$dir" && -x "$dir/initdb" && -x "$dir/pg_ctl" ]] && printf '%s\n' "$dir"
+}
+
+# Run a server tool as the cluster's owner: `postgres` when we are root, else ourselves.
+as_owner() {
+  if ((EUID == 0)); then
+    (cd "$STATE_DIR" && runuser -u postgres -- "$@")
+  else
+    (cd "$STATE_DIR" && "$@")
+  fi
+}
+
+is_ready() {
+  local bin
+  bin="$(pg_bin_dir)" || return 1
+  "$bin/pg_isready" -q -h 127.0.0.1 -p "$PORT" -t 2 >/dev/null 2>&1
+}
+
+POLICY_RC=/usr/sbin/policy-rc.d
+POLICY_BACKUP=""
+POLICY_SET=0
+
+restore_policy_rc() {
+  ((POLICY_SET)) || return 0
+  if [[ -n "$POLICY_BACKUP" ]]; then mv -f "$POLICY_BACKUP" "$POLICY_RC"; else rm -f "$POLICY_RC"; fi
+  POLICY_SET=0
+}
+
+online_system_clusters() { # "version name" of each Debian cluster that is running
+  command -v pg_lsclusters >/dev/null 2>&1 || return 0
+  pg_lsclusters --no-header 2>/dev/null | awk '$4 == "online" { print $1, $2 }' || true
+}
+
+install_postgres() {
+  pg_bin_dir >/dev/null && return 0
+  log "postgres: installing Debian's postgresql (apt-get)..."
+  local rc=0 before cluster
+  before="$(online_system_clusters)"
+  # Stop the package's postinst from starting the system cluster: it would only take
+  # memory and port 5432. Any pre-existing policy-rc.d is put back afterwards.
+  trap 'restore_policy_rc' EXIT
+  trap 'restore_policy_rc; exit 130' INT TERM
+  if [[ -e "$POLICY_RC" ]]; then
+    POLICY_BACKUP="$(mktemp /usr/sbin/policy-rc.d.devstack.XXXXXX)"
+    cp -p "$POLICY_RC" "$POLICY_BACKUP"
+  fi
+  POLICY_SET=1
+  printf '#!/bin/sh\n# temporary, from devstack/postgres.sh\nexit 101\n' >"$POLICY_RC"
+  chmod 0755 "$POLICY_RC"
+  {
+    apt-get update -q &&
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=300 \
+        --no-install-recommends postgresql
+  } >"$APT_LOG" 2>&1 || rc=$?
+  restore_policy_rc
+  trap - EXIT INT TERM
+  if ((rc != 0)) || ! pg_bin_dir >/dev/null; then
+    log "postgres: installing postgresql failed; see $APT_LOG"
+    tail -n 30 "$APT_LOG" >&2 || true
+    exit 1
+  fi
+  # Should the package have started a system cluster anyway, stop exactly that one.
+  while read -r cluster; do
+    [[ -z "$cluster" || "$before" == *"$cluster"* ]] && continue
+    # shellcheck disable=SC2086 # "version name" is two arguments
+    pg_ctlcluster $cluster stop >>"$APT_LOG" 2>&1 || true
+  done <<<"$(online_system_clusters)"
+}
+
+init_cluster() {
+  local bin="$1"
+  mkdir -p "$STATE_DIR" "$SOCKET_DIR"
+  ((EUID == 0)) && chown postgres:postgres "$STATE_DIR" "$SOCKET_DIR"
+  [[ -s "$DATA_DIR/PG_VERSION" ]] && return 0
+  log "postgres: creating a cluster in $DATA_DIR..."
+  rm -rf "$DATA_DIR"
+  if ! as_owner "$bin/initdb" -D "$DATA_DIR" -U postgres --auth=trust -E UTF8 \
+    --locale=C.UTF-8 >"$STATE_DIR/initdb.log" 2>&1; then
+    log "postgres: initdb failed; see $STATE_DIR/initdb.log"
+    tail -n 30 "$STATE_DIR/initdb.log" >&2 || true
+    exit 1
+  fi
+  printf "\ninclude_if_exists = '%s'\n" "$EXTRA_CONF" >>"$DATA_DIR/postgresql.conf"
+}
+
+write_config() {
+  # Rewritten on every start. Durability settings stay at PostgreSQL's defaults (fsync,
+  # synchronous_commit on): the benchmark compares against what a real app's INSERT costs.
+  cat >"$EXTRA_CONF" <<EOF
+# Generated by devstack/postgres.sh; rewritten on every start.
+listen_addresses = '127.0.0.1'
+port = $PORT
+unix_socket_directories = '$SOCKET_DIR'
+max_connections = 20
+shared_buffers = 64MB
+EOF
+  chmod 0644 "$EXTRA_CONF"
+}
+
+fail_start() {
+  log "postgres failed to start; see $LOG_FILE"
+  if [[ -s "$LOG_FILE" ]]; then tail -n 30 "$LOG_FILE" >&2; fi
+  exit 1
+}
+
+cmd_start() {
+  if is_ready; then
+    echo "postgres already running (127.0.0.1:$PORT)"
+    return 0
+  fi
+  mkdir -p "$STATE_DIR"
+  install_postgres
+  local bin
+  bin="$(pg_bin_dir)"
+  if port_open "$PORT"; then
+    log "postgres failed to start: port $PORT is taken by another process (not our cluster)"
+    exit 1
+  fi
+  init_cluster "$bin"
+  write_config
+  # Keep the previous run's log beside the new one, so a failure shows this run's lines.
+  [[ -s "$LOG_FILE" ]] && mv -f "$LOG_FILE" "$LOG_FILE.prev"
+  local t0=$SECONDS
+  log "postgres: starting the cluster on 127.0.0.1:$PORT (log $LOG_FILE)..."
+  # pg_ctl detaches the server (its own session), so it outlives the caller's shell, and
+  # waits at most START_TIMEOUT s for it, returning early should the server exit.
+  as_owner "$bin/pg_ctl" -D "$DATA_DIR" -l "$LOG_FILE" -w -t "$START_TIMEOUT" start \
+    >/dev/null 2>&1 9>&- || fail_start
+  local deadline=$((SECONDS + 10))
+  until is_ready; do
+    ((SECONDS < deadline)) || fail_start
+    sleep 0.3
+  done
+  echo "postgres started (postgresql://postgres@127.0.0.1:$PORT/postgres) in $((SECONDS - t0)) s"
+}
+
+cmd_stop() {
+  local bin
+  if ! bin="$(pg_bin_dir)" || [[ ! -s "$DATA_DIR/postmaster.pid" ]]; then
+    echo "postgres not running"
+    return 0
+  fi
+  if as_owner "$bin/pg_ctl" -D "$DATA_DIR" -m fast -t 60 -w stop >/dev/null 2>&1; then
+    echo "postgres stopped"
+  elif as_owner "$bin/pg_ctl" -D "$DATA_DIR" status >/dev/null 2>&1; then
+    log "postgres did not stop within 60 s; see $LOG_FILE"
+    exit 1
+  else
+    echo "postgres not running"  # a stale postmaster.pid; the next start replaces it
+  fi
+}
+
+cmd_status() {
+  if is_ready; then
+    echo "postgres running (postgresql://postgres@127.0.0.1:$PORT/postgres)"
+    return 0
+  fi
+  echo "postgres not running"
+  return 1
+}
+
+take_lock() { # serialise concurrent start/stop calls (fd 9; the server is started with 9>&-)
+  mkdir -p "$STATE_DIR"
+  exec 9>"$STATE_DIR/.lock"
+  if ! flock -w 300 9; then
+    log "postgres: another start/stop still holds $STATE_DIR/.lock after 300 s"
+    exit 1
+  fi
+}
+
+case "${1:-}" in
+  start) take_lock; cmd_start ;;
+  stop) take_lock; cmd_stop ;;
+  status) cmd_status ;;
+  *)
+    log "usage: $0 {start|stop|status}"
+    exit 2
+    ;;
+esac
