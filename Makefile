@@ -28,10 +28,11 @@ services: venv
 	PYTHON="$(abspath $(PY))" bash devstack/services.sh start
 
 stop:
+	bash devstack/up.sh stop
 	bash devstack/services.sh stop
 
 lint: venv
-	$(VENV)/bin/ruff check audit_logging tests bench
+	$(VENV)/bin/ruff check audit_logging tests bench devstack
 
 typecheck: venv
 	$(VENV)/bin/mypy

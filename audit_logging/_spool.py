@@ -150,13 +150,13 @@ class Spool:
             bodies = [line for line in data.split(b"\n") if line]
             self.append(assign(bodies))
             with self._mutex:
-                self._writer.flush()
-                os.fsync(self._writer.fileno())
-                self._dirty = False
+                self._writer.flush()  # in the OS's hands: safe from a crash of this process
             self._overflow_writer.truncate(0)
             self._overflow_writer.seek(0)
             self._overflow_count = 0
-            return len(bodies)
+        # The fsync outside the overflow lock: the app's threads append to it meanwhile.
+        self.sync()
+        return len(bodies)
 
     def last_id(self) -> int:
         """The highest publishing id in the segments (0 if none)."""

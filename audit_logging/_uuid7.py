@@ -8,16 +8,21 @@ from __future__ import annotations
 import os
 import threading
 import time
-import uuid
 
 _lock = threading.Lock()
 _last_ms = 0
 _last_counter = 0
 
 
-def uuid7() -> uuid.UUID:
-    """A UUIDv7 whose 48-bit millisecond prefix and 12-bit counter keep it sortable by
-    creation order within a process, also when the clock stalls or steps back."""
+def uuid7_str() -> str:
+    """A UUIDv7 in its canonical string form (made without a UUID object: faster)."""
+    text = f"{_uuid7_int():032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+def _uuid7_int() -> int:
+    # A UUIDv7 whose 48-bit millisecond prefix and 12-bit counter keep it sortable by
+    # creation order within a process, also when the clock stalls or steps back.
     global _last_ms, _last_counter  # noqa: PLW0603 - one generator state per process
     with _lock:
         now_ms = time.time_ns() // 1_000_000
@@ -36,5 +41,4 @@ def uuid7() -> uuid.UUID:
     value |= 0x7 << 76
     value |= counter << 64
     value |= 0b10 << 62
-    value |= rand_b
-    return uuid.UUID(int=value)
+    return value | rand_b

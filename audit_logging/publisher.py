@@ -28,10 +28,13 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Protocol
 
+from rstream import Producer, RawMessage
+from rstream.recovery import RecoveryStrategy
+
+from audit_logging._amqp import encode_message
 from audit_logging._spool import Position, Spool
 from audit_logging.settings import Settings
 
@@ -46,7 +49,7 @@ BACKOFF_FIRST: Final = 0.2
 BACKOFF_MAX: Final = 5.0
 REPORT_EVERY: Final = 10.0
 STREAM_MAX_AGE: Final = "7D"
-YIELD_EVERY: Final = 4
+YIELD_EVERY: Final = 8
 STALL_AFTER: Final = 1.5  # seconds without a turn of the worker's loop: it is stuck
 
 Encode = Callable[[Any], bytes]
@@ -66,12 +69,6 @@ class Transport(Protocol):
 
 class RecordRejected(Exception):  # noqa: N818 - a signal between encode and the publisher
     """Raised by an encode function for an item that cannot become a record."""
-
-
-@dataclass(slots=True)
-class _InFlight:
-    body: bytes
-    end: Position | None  # where it ends in the spool; None when sent straight
 
 
 class _Reporter:
@@ -118,7 +115,10 @@ class StreamPublisher:
         self._stopped = threading.Event()
         self._spool: Spool | None = None
         self._in_hand = 0
-        self._in_flight: dict[int, _InFlight] = {}
+        # Sent and not yet confirmed: straight from the queue (id -> body), and from the
+        # spool (id -> where it ends there; _spool_sent keeps their order for commits).
+        self._direct: dict[int, bytes] = {}
+        self._replaying: dict[int, Position] = {}
         self._spool_sent: collections.deque[tuple[int, Position]] = collections.deque()
         self._next_id = 1
         self._beat = 0  # turns of the worker's loop: a flush sees whether it is stuck
@@ -267,7 +267,7 @@ class StreamPublisher:
         return (
             len(self._queue)
             + self._in_hand
-            + sum(1 for f in list(self._in_flight.values()) if f.end is None)
+            + len(self._direct)
             + spooled
         )
 
@@ -342,26 +342,32 @@ class StreamPublisher:
                 # Older records first, but only while nothing of ours is in flight, so our
                 # own spool may take the queue meanwhile without breaking id order.
                 due = time.monotonic() >= orphans_due
-                if orphans and due and link.connected and not self._in_flight:
+                if orphans and due and link.connected and not link.in_flight():
                     for orphan in list(orphans):
                         if await link.replay_orphan(orphan):
                             orphans.remove(orphan)
                     orphans_due = time.monotonic() + BACKOFF_MAX
                 if self._stop_requested:
                     break
-                if not worked:
-                    await self._sleep(link.idle_timeout())
+                if worked:
+                    # Let the loop read the socket (confirms) between rounds of work.
+                    await asyncio.sleep(0)
+                else:
+                    await self._sleep(link.idle_timeout(), link.can_take())
         finally:
             await link.stop()
             for orphan in orphans:
                 orphan.close(remove_if_empty=False)
 
-    async def _sleep(self, timeout: float) -> None:
+    async def _sleep(self, timeout: float, can_take: bool) -> None:
+        """Wait for work: a record queued (if the link can take one now), a confirm, or the
+        timeout."""
         assert self._wake is not None
         self._wake.clear()
         self._sleeping = True
-        if self._queue or self._stop_requested:
+        if (self._queue and can_take) or self._stop_requested:
             self._sleeping = False
+            await asyncio.sleep(0)
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout)
@@ -468,8 +474,22 @@ class _Link:
     def connected(self) -> bool:
         return self.producer is not None and not self.broken
 
+    def in_flight(self) -> int:
+        return len(self.o._direct) + len(self.o._replaying)
+
+    def can_take(self) -> bool:
+        """Whether a queued record could be sent (or spooled) right now."""
+        o = self.o
+        if not self.connected:
+            return True  # it goes to the spool
+        if self.in_flight() >= MAX_IN_FLIGHT:
+            return False
+        spool = o._spool
+        spooling = spool is not None and (spool.unsent or spool.overflow_count)
+        return not (spooling and o._direct)
+
     def idle_timeout(self) -> float:
-        if self.o._in_flight:
+        if self.in_flight():
             return 0.05
         if not self.connected:
             return max(0.01, min(0.5, self.next_connect - time.monotonic()))
@@ -495,16 +515,15 @@ class _Link:
             o._in_hand = 0
             o._absorb_overflow()
             return bool(bodies)
-        if o._in_flight and time.monotonic() - self.last_progress > CONFIRM_TIMEOUT:
+        if self.in_flight() and time.monotonic() - self.last_progress > CONFIRM_TIMEOUT:
             await self.disconnect(f"no confirm within {CONFIRM_TIMEOUT:.0f} s")
             return True
         self.commit_spool()
-        if len(o._in_flight) >= MAX_IN_FLIGHT:
+        if self.in_flight() >= MAX_IN_FLIGHT:
             return False
         spool = o._spool
-        direct_in_flight = any(f.end is None for f in o._in_flight.values())
         if spool is not None and (spool.unsent or spool.overflow_count):
-            if not direct_in_flight:
+            if not o._direct:
                 # Spool mode: what is queued goes behind the spool, and is sent from it.
                 o._absorb_overflow()
                 bodies = o._take()
@@ -516,8 +535,7 @@ class _Link:
             o._in_hand = 0
             return False
         records = o._assign_ids(bodies)
-        for pid, body in records:
-            o._in_flight[pid] = _InFlight(body, None)
+        o._direct.update(records)
         o._in_hand = 0
         await self.send(records)
         return True
@@ -525,20 +543,20 @@ class _Link:
     async def send_from_spool(self) -> bool:
         o = self.o
         assert o._spool is not None
-        room = MAX_IN_FLIGHT - len(o._in_flight)
+        room = MAX_IN_FLIGHT - self.in_flight()
         entries = o._spool.read(min(MAX_BATCH, room), MAX_BATCH_BYTES)
         if not entries:
             return False
         for entry in entries:
-            o._in_flight[entry.publishing_id] = _InFlight(entry.body, entry.end)
+            o._replaying[entry.publishing_id] = entry.end
             o._spool_sent.append((entry.publishing_id, entry.end))
         await self.send([(e.publishing_id, e.body) for e in entries])
         return True
 
     async def send(self, records: list[tuple[int, bytes]]) -> None:
         messages = _messages(records)
-        if not self.o._in_flight.keys() - {pid for pid, _ in records}:
-            self.last_progress = time.monotonic()
+        if self.in_flight() == len(records):
+            self.last_progress = time.monotonic()  # nothing older is waiting
         try:
             await asyncio.wait_for(
                 self.producer.send_batch(
@@ -560,11 +578,13 @@ class _Link:
 
     def on_confirm(self, status: Any) -> None:
         o = self.o
-        if status.message_id not in o._in_flight:
+        pid = status.message_id
+        if pid not in o._direct and pid not in o._replaying:
             return  # from a connection already given up, or a duplicate confirm
         if status.is_confirmed:
-            if o._in_flight.pop(status.message_id, None) is not None:
-                o._counts["published"] += 1
+            if o._direct.pop(pid, None) is None:
+                del o._replaying[pid]
+            o._counts["published"] += 1
             self.last_progress = time.monotonic()
         else:
             # Not stored (connection lost or an error): everything in flight is resent.
@@ -577,16 +597,13 @@ class _Link:
         sent = o._spool_sent
         last: Position | None = None
         count = 0
-        while sent and sent[0][0] not in o._in_flight:
+        while sent and sent[0][0] not in o._replaying:
             _, last = sent.popleft()
             count += 1
         if last is not None and o._spool is not None:
             o._spool.commit(last, count)
 
     async def connect(self) -> bool:
-        from rstream import Producer
-        from rstream.recovery import BackOffRecoveryStrategy
-
         s = self.s
         producer = Producer(
             s.rabbitmq_stream_host,
@@ -596,7 +613,7 @@ class _Link:
             password=s.rabbitmq_stream_password.get(),
             connection_name=self.o._spool.producer_name if self.o._spool else "audit-logging",
             # We reconnect ourselves, so that what was in flight is resent in id order.
-            recovery_strategy=BackOffRecoveryStrategy(False),
+            recovery_strategy=_NoRecovery(),
             on_close_handler=self.on_closed,
         )
         try:
@@ -642,8 +659,9 @@ class _Link:
     async def disconnect(self, reason: str) -> None:
         o = self.o
         # Sent straight and not confirmed: spool them, in id order, before anything else.
-        direct = sorted((pid, f.body) for pid, f in o._in_flight.items() if f.end is None)
-        o._in_flight.clear()
+        direct = sorted(o._direct.items())
+        o._direct.clear()
+        o._replaying.clear()
         o._spool_sent.clear()
         if o._spool is not None:
             o._spool.rewind()
@@ -666,9 +684,6 @@ class _Link:
     async def replay_orphan(self, orphan: Spool) -> bool:
         """Send what a process that is gone left in its spool, under its producer name (so
         the broker drops what it already has); True once the folder is empty and removed."""
-        from rstream import Producer
-        from rstream.recovery import BackOffRecoveryStrategy
-
         s = self.s
         producer = Producer(
             s.rabbitmq_stream_host,
@@ -677,7 +692,7 @@ class _Link:
             username=s.rabbitmq_stream_user,
             password=s.rabbitmq_stream_password.get(),
             connection_name=orphan.producer_name,
-            recovery_strategy=BackOffRecoveryStrategy(False),
+            recovery_strategy=_NoRecovery(),
         )
         try:
             await asyncio.wait_for(producer.start(), CONNECT_TIMEOUT)
@@ -741,8 +756,9 @@ class _Link:
     async def stop(self) -> None:
         """At shutdown: whatever is not confirmed goes to the spool; then close."""
         o = self.o
-        direct = sorted((pid, f.body) for pid, f in o._in_flight.items() if f.end is None)
-        o._in_flight.clear()
+        direct = sorted(o._direct.items())
+        o._direct.clear()
+        o._replaying.clear()
         o._spool_sent.clear()
         o._to_spool(direct)
         while o._queue:
@@ -756,25 +772,28 @@ class _Link:
             o._spool.close(remove_if_empty=True)
 
 
-def _messages(records: list[tuple[int, bytes]]) -> list[Any]:
-    """AMQP 1.0 messages, the record JSON as each one's body (any client can read it),
-    encoded here rather than inside rstream's send so the GIL can be let go between them."""
-    from rstream import AMQPMessage, Properties, RawMessage
+class _NoRecovery(RecoveryStrategy):
+    """We reconnect ourselves. (rstream's BackOffRecoveryStrategy(False) would also do
+    nothing, but it says so through the root logging functions, which configure the app's
+    root logger with logging.basicConfig as a side effect.)"""
 
-    properties = Properties(content_type="application/json")
-    messages = []
-    for index, (publishing_id, body) in enumerate(records):
-        if index % YIELD_EVERY == YIELD_EVERY - 1:
-            _yield_gil()
-        encoded = bytes(AMQPMessage(body=body, properties=properties))
-        messages.append(RawMessage(encoded, publishing_id=publishing_id))
-    return messages
+    def __init__(self) -> None:
+        super().__init__(enable=False)
+
+    async def recover(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def _messages(records: list[tuple[int, bytes]]) -> list[RawMessage]:
+    """AMQP 1.0 messages, the record JSON as each one's body (any client can read it)."""
+    return [RawMessage(encode_message(body), publishing_id=pid) for pid, body in records]
 
 
 def _yield_gil() -> None:
     # Let the app's threads have the GIL: one waiting for it would otherwise wait for a
-    # whole switch interval (5 ms) while this thread encodes.
-    time.sleep(0)
+    # whole switch interval (5 ms) while this thread encodes. sched_yield lets go of the
+    # GIL and of the CPU for a moment, at a fraction of time.sleep(0)'s cost here.
+    os.sched_yield()
 
 
 def _forget_in_child(ref: weakref.ref[StreamPublisher]) -> Callable[[], None]:

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from audit_logging._uuid7 import uuid7
+from audit_logging._uuid7 import uuid7_str
 from audit_logging.errors import RecordError
 
 SCHEMA_VERSION: Final = 1
@@ -80,12 +80,13 @@ Report = Callable[[str], None]
 
 
 def new_log_id() -> str:
-    return str(uuid7())
+    return uuid7_str()
 
 
 def format_timestamp(moment: dt.datetime) -> str:
     """RFC 3339 in UTC with microseconds: ``2026-11-26T17:52:00.123456Z``."""
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = moment.astimezone(dt.UTC).replace(tzinfo=None)
+    return utc.isoformat(timespec="microseconds") + "Z"
 
 
 def parse_timestamp(value: str) -> dt.datetime:

@@ -8,7 +8,6 @@ only a record without ``action`` is refused.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 from collections.abc import Callable, Mapping
@@ -19,7 +18,7 @@ from pythonjsonlogger.core import RESERVED_ATTRS, merge_record_extra
 from pythonjsonlogger.json import JsonFormatter
 
 from audit_logging.errors import RecordError
-from audit_logging.record import INPUT_FIELDS, build_record, format_timestamp
+from audit_logging.record import INPUT_FIELDS, build_record
 from audit_logging.session_key import stored_session_key
 from audit_logging.settings import Settings
 
@@ -49,7 +48,7 @@ class AuditJsonFormatter(JsonFormatter):
         if context:
             fill_from_context(log_data, context)
         log_data.setdefault("change_message", record.getMessage())
-        log_data.setdefault("timestamp", format_timestamp_from_epoch(record.created))
+        log_data.setdefault("timestamp", record.created)  # build_record formats it
         # Other extra= keys, a traceback, a stack: kept in the record's "extra" object.
         other: dict[str, Any] = {}
         merge_record_extra(record, other, reserved=_NOT_EXTRA)
@@ -102,7 +101,3 @@ def finish_record(
             report(f"Audit record field 'session_key' dropped: {reason}")
         fields["session_key"] = stored
     return build_record(fields, source=settings.source, report=report)
-
-
-def format_timestamp_from_epoch(created: float) -> str:
-    return format_timestamp(dt.datetime.fromtimestamp(created, dt.UTC))

@@ -33,6 +33,10 @@ _STANDARD: Final = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None
     "asctime",
 }
 _TRACEBACKS: Final = logging.Formatter()
+# What a LogRecord rebuilt from a snapshot needs besides the snapshot (cheaper than
+# logging.makeLogRecord, which runs the whole LogRecord constructor first).
+_SNAPSHOT_DEFAULTS: Final = {"args": (), "exc_info": None, "exc_text": None,
+                             "stack_info": None, "levelname": "INFO", "levelno": logging.INFO}
 _BUILT: Final = "built"
 
 
@@ -114,7 +118,9 @@ class AuditHandler(logging.Handler):
     def _encode(self, item: Any) -> bytes:
         if type(item) is tuple:
             return self.audit_formatter.serialize_record(item[1])
-        record = logging.makeLogRecord(item)
+        record = logging.LogRecord.__new__(logging.LogRecord)
+        record.__dict__.update(_SNAPSHOT_DEFAULTS)
+        record.__dict__.update(item)
         try:
             return self.audit_formatter.format(record).encode("utf-8")
         except RecordError as exc:
