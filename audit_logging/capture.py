@@ -24,12 +24,15 @@ def audit_handlers() -> list[AuditHandler]:
     return [h for h in logging.getLogger(AUDIT_LOGGER).handlers if isinstance(h, AuditHandler)]
 
 
-def configure(**settings: Any) -> AuditHandler:
-    """Attach an :class:`AuditHandler` built from ``settings`` (then the environment, then
-    ``.env``) to the ``audit`` logger and return it. Idempotent: the same settings return
-    the handler already attached; new settings replace it (the old one is drained)."""
+def configure(settings: Settings | None = None, **setting_values: Any) -> AuditHandler:
+    """Attach an :class:`AuditHandler` to the ``audit`` logger and return it. Its settings
+    are ``settings``, or else built from ``setting_values`` (then the environment, then
+    ``.env``). Idempotent: the same settings return the handler already attached; new
+    settings replace it (the old one is drained)."""
     global _atexit_registered  # noqa: PLW0603 - one exit hook per process
-    wanted = Settings.load(**settings)
+    if settings is not None and setting_values:
+        raise TypeError("give either settings= or setting keyword arguments, not both")
+    wanted = settings if settings is not None else Settings.load(**setting_values)
     audit = logging.getLogger(AUDIT_LOGGER)
     with _lock:
         for handler in audit_handlers():

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
+import audit_logging
 from audit_logging.errors import AuditLoggingError, MissingExtraError
+from audit_logging.middleware import AuditMiddleware
 from audit_logging.settings import Settings
 
 
@@ -27,11 +31,37 @@ def _parser() -> argparse.ArgumentParser:
         help="serve without authentication when no token is configured (local development only)",
     )
     parser.add_argument(
+        "--trusted-proxy",
+        action="append",
+        default=[],
+        metavar="NETWORK",
+        help="a proxy whose X-Forwarded-For is believed (repeatable; e.g. 10.0.0.0/8)",
+    )
+    parser.add_argument(
         "--log-level",
         default="info",
         choices=["critical", "error", "warning", "info", "debug"],
     )
     return parser
+
+
+def _drain_audit_at_shutdown(app: Any) -> Any:
+    """The app, with the audit handler drained when the server shuts down: uvicorn ends a
+    SIGTERM by raising the signal again, so neither code after uvicorn.run nor atexit runs."""
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan":
+            await app(scope, receive, send)
+            return
+
+        async def send_after_draining(message: Any) -> None:
+            if message["type"] == "lifespan.shutdown.complete":
+                await asyncio.to_thread(audit_logging.shutdown)
+            await send(message)
+
+        await app(scope, receive, send_after_draining)
+
+    return wrapped
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,7 +83,15 @@ def main(argv: list[str] | None = None) -> int:
         from audit_logging.api import create_app
 
         settings = Settings.load(env_file=Path(args.env_file))
-        app = create_app(settings, allow_no_auth=args.insecure_no_auth)
+        # Reads are audited: ship those records, with the caller's address and user agent.
+        audit_logging.configure(settings=settings)
+        app = AuditMiddleware(
+            _drain_audit_at_shutdown(create_app(settings, allow_no_auth=args.insecure_no_auth)),
+            settings=settings,
+            trusted_proxies=args.trusted_proxy,
+            session_cookie=None,  # Bearer tokens, no sessions
+            get_user=None,  # the app names the caller in each record itself
+        )
     except AuditLoggingError as exc:
         print(f"audit_logging.api: {exc}", file=sys.stderr)
         return 2

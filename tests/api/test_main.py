@@ -3,7 +3,10 @@ missing ``api`` extra is an error naming it."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import dataclasses
+import json
 import os
 import socket
 import subprocess
@@ -16,6 +19,7 @@ import httpx
 import pytest
 
 from audit_logging.settings import Settings
+from tests._stack import delete_stream, stream_records
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -28,12 +32,15 @@ def free_port() -> int:
 
 def environment(settings: Settings, **extra: str) -> dict[str, str]:
     # Only what the server needs: nothing from the developer's own environment leaks in.
+    # Its own audit records (reads are audited) go to a stream and spool of this test's.
     env = {
         "PATH": os.environ.get("PATH", ""),
         "HOME": os.environ.get("HOME", "/tmp"),
         "OPENSEARCH_HOST": settings.opensearch_host,
         "OPENSEARCH_PORT": str(settings.opensearch_port),
         "OPENSEARCH_INDEX_PREFIX": settings.opensearch_index_prefix,
+        "RABBITMQ_STREAM_NAME": f"test-api-reads-{settings.opensearch_index_prefix}",
+        "AUDIT_LOG_SPOOL_DIR": str(Path(settings.spool_dir).parent / "api-spool"),
     }
     return env | extra
 
@@ -151,3 +158,29 @@ def test_insecure_no_auth_serves_without_a_token_and_warns(
         process.terminate()
         output, _ = process.communicate(timeout=15)
     assert "WITHOUT AUTHENTICATION" in output
+
+
+@pytest.mark.services
+def test_reads_through_the_server_reach_the_stream_as_audit_records(
+    stack_settings: Settings, index_prefix: str, token: str, tmp_path: Path
+) -> None:
+    settings = dataclasses.replace(stack_settings, opensearch_index_prefix=index_prefix,
+                                   spool_dir=tmp_path / "spool")
+    env = environment(settings, AUDIT_LOG_API_TOKENS=token)
+    stream = env["RABBITMQ_STREAM_NAME"]
+    try:
+        with serve(env, "--env-file", str(tmp_path / "none.env")) as (base, process):
+            response = httpx.get(f"{base}/api/audit-logs/search/?action=DELETE",
+                                 headers={"Authorization": f"Bearer {token}",
+                                          "User-Agent": "auditor-cli/1.0"}, timeout=10)
+            assert response.status_code == 200
+            process.terminate()  # the server drains its audit handler as it shuts down
+            process.communicate(timeout=30)
+        (record,) = stream_records(settings, stream, 1)
+    finally:
+        asyncio.run(delete_stream(settings, stream))
+    assert record["action"] == "SEARCH"
+    assert record["ip_address"] == "127.0.0.1"
+    assert record["user_agent"] == "auditor-cli/1.0"
+    assert record["user_id"].startswith("api-token:")
+    assert token not in json.dumps(record)
