@@ -48,7 +48,6 @@ CONNECT_TIMEOUT: Final = 10.0
 BACKOFF_FIRST: Final = 0.2
 BACKOFF_MAX: Final = 5.0
 REPORT_EVERY: Final = 10.0
-STREAM_MAX_AGE: Final = "7D"
 YIELD_EVERY: Final = 8
 STALL_AFTER: Final = 1.5  # seconds without a turn of the worker's loop: it is stuck
 
@@ -621,7 +620,7 @@ class _Link:
             await asyncio.wait_for(
                 producer.create_stream(
                     s.rabbitmq_stream_name,
-                    arguments={"max-age": STREAM_MAX_AGE},
+                    arguments={"max-age": s.stream_max_age},
                     exists_ok=True,
                 ),
                 CONNECT_TIMEOUT,

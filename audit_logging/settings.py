@@ -210,6 +210,10 @@ _SPECS: Final[dict[str, _Spec]] = {
     "batch_size": _Spec("AUDIT_LOG_BATCH_SIZE", _parse_int(1, 100_000)),
     "flush_interval": _Spec("AUDIT_LOG_FLUSH_INTERVAL", _parse_float(0.01, 86_400.0)),
     "retention_months": _Spec("AUDIT_LOG_RETENTION_MONTHS", _parse_int(1, 1200)),
+    "stream_max_age": _Spec(
+        "AUDIT_LOG_STREAM_MAX_AGE",
+        _parse_pattern(re.compile(r"^[1-9][0-9]{0,5}[smhDMY]$"), "a RabbitMQ max-age such as 7D"),
+    ),
     "spool_dir": _Spec("AUDIT_LOG_SPOOL_DIR", _parse_path),
     "queue_size": _Spec("AUDIT_LOG_QUEUE_SIZE", _parse_int(1, 10_000_000)),
     "hash_key": _Spec("AUDIT_LOG_HASH_KEY", _parse_secret(16), secret=True),
@@ -259,6 +263,7 @@ class Settings:
     batch_size: int = 1000
     flush_interval: float = 60.0
     retention_months: int = 12
+    stream_max_age: str = "7D"
     spool_dir: Path = dataclasses.field(default_factory=_default_spool_dir)
     queue_size: int = 10_000
     hash_key: Secret | None = None

@@ -89,6 +89,7 @@ def test_empty_environment_value_means_unset() -> None:
         ("AUDIT_LOG_SESSION_KEY_MODE", "encrypt", "AUDIT_LOG_SESSION_KEY_MODE: must be one of"),
         ("AUDIT_LOG_SOURCE", "my service", "AUDIT_LOG_SOURCE: must be 1 to 128"),
         ("AUDIT_LOG_SPOOL_DIR", "a\x00b", "AUDIT_LOG_SPOOL_DIR: must be a file system path"),
+        ("AUDIT_LOG_STREAM_MAX_AGE", "7 days", "AUDIT_LOG_STREAM_MAX_AGE: must be a RabbitMQ"),
     ],
 )
 def test_every_bad_value_names_the_setting_and_the_value(
