@@ -148,8 +148,12 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         stream=sys.stderr,
     )
     # One line per batch is the consumer's voice; its clients' per-request lines would drown it.
+    # opensearch-py logs every failed request at WARNING: during an outage the consumer's own
+    # report every 10 s says it once.
+    levels = {"opensearch": logging.ERROR, "urllib3": logging.ERROR}
     for noisy in ("opensearch", "urllib3", "botocore", "boto3", "rstream"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+        level = max(levels.get(noisy, logging.WARNING), logging.getLogger().level)
+        logging.getLogger(noisy).setLevel(level)
     try:
         _require_extras()
         settings, options = _load(args, os.environ if environ is None else environ)

@@ -30,6 +30,7 @@ import time
 from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from opensearchpy.exceptions import TransportError
 from rstream.exceptions import StreamDoesNotExist
 
 from audit_logging.consumer import archive, dead_letter, retention, stream
@@ -137,8 +138,13 @@ class ConsumerService:
         self._close_lock = asyncio.Lock()
         self._archive_slot = asyncio.Semaphore(1)
         self._signals = 0
+        handled = []
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self._on_signal, sig)
+            try:
+                loop.add_signal_handler(sig, self._on_signal, sig)
+            except (ValueError, RuntimeError):  # not the main thread: the embedder calls stop()
+                continue
+            handled.append(sig)
         tasks: list[asyncio.Task[None]] = []
         try:
             await self._prepare()
@@ -157,13 +163,15 @@ class ConsumerService:
             _log.error("%s", exc)
             self._exit_code = 2
         finally:
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in handled:
                 loop.remove_signal_handler(sig)
+            self._abandon.set()
+            if self._archive_task is not None:
+                tasks.append(self._archive_task)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self._close_consumer()
-            self._abandon.set()
         self._log_totals()
         return self._exit_code
 
@@ -208,6 +216,18 @@ class ConsumerService:
         while not self._stopping.is_set():
             try:
                 await asyncio.to_thread(install_template, self._opensearch, prefix)
+            except TransportError as exc:
+                status = exc.status_code if isinstance(exc.status_code, int) else 0
+                if 400 <= status < 500 and status not in (408, 429):
+                    # Refused, not unavailable (say the prefix overlaps another template's).
+                    raise ConfigurationError(
+                        "OPENSEARCH_INDEX_PREFIX",
+                        f"OpenSearch refuses the index template for {prefix!r}: "
+                        f"HTTP {status} {exc.error}: {exc.info}",
+                    ) from None
+                await self._sleep_or_stop(
+                    asyncio.to_thread(waiter.failed, stream.describe_error(exc))
+                )
             except Exception as exc:  # noqa: BLE001 - whatever the client raises, we wait
                 await self._sleep_or_stop(
                     asyncio.to_thread(waiter.failed, stream.describe_error(exc))

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import pyarrow.parquet as pq
 from opensearchpy import helpers
 from rstream import AMQPMessage, ConfirmationStatus, Consumer, Producer, Properties
-from rstream.exceptions import OffsetNotFound
+from rstream.exceptions import OffsetNotFound, StreamNotAvailable
 
 from audit_logging.record import build_record, record_to_json
 from audit_logging.settings import Settings
@@ -169,7 +169,7 @@ def stored_offset(settings: Settings, name: str) -> int | None:
     while True:
         try:
             return asyncio.run(query())
-        except OSError:
+        except (OSError, StreamNotAvailable):
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)

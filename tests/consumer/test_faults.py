@@ -12,6 +12,7 @@ import time
 import pytest
 
 from audit_logging.settings import Settings
+from tests._stack import opensearch_client
 from tests.consumer._helpers import (
     PacedPublisher,
     archived_log_ids,
@@ -181,3 +182,24 @@ def test_bad_flags_and_settings_exit_2_naming_them(
         assert process.wait(30) == 2, (args, env, process.log())
         assert message in process.log(), (message, process.log())
         assert "Traceback" not in process.log()
+
+
+def test_an_index_prefix_opensearch_refuses_is_a_settings_error(
+    settings: Settings, start_consumer: StartConsumer
+) -> None:
+    client = opensearch_client(settings)
+    # Another template whose pattern overlaps ours at the same priority: OpenSearch refuses
+    # ours with a 400, which no amount of waiting fixes.
+    overlapping = f"{settings.opensearch_index_prefix}-eu"
+    client.indices.put_index_template(
+        name=overlapping, body={"index_patterns": [f"{overlapping}-*"], "priority": 100}
+    )
+    try:
+        process = start_consumer()
+        assert process.wait(60) == 2, process.log()
+        assert "Setting OPENSEARCH_INDEX_PREFIX: OpenSearch refuses the index template" in (
+            process.log()
+        )
+    finally:
+        client.indices.delete_index_template(name=overlapping, ignore=[404])
+        client.close()
