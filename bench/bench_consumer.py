@@ -66,12 +66,36 @@ _AGENTS = [
 ]
 
 
-def realistic_record(rng: random.Random) -> dict[str, Any]:
-    """One record as a busy SaaS app would log it: skewed actions, many users and objects."""
+@dataclasses.dataclass
+class _Session:
+    user: int
+    key: str
+    ip: str
+    agent: str
+
+
+def _new_session(rng: random.Random) -> _Session:
+    return _Session(
+        user=rng.randrange(20_000),
+        key=f"hmac-sha256:{rng.getrandbits(256):064x}",
+        ip=f"{rng.randrange(1, 224)}.{rng.randrange(256)}.{rng.randrange(256)}."
+        f"{rng.randrange(1, 255)}",
+        agent=rng.choice(_AGENTS),
+    )
+
+
+def realistic_record(rng: random.Random, sessions: list[_Session]) -> dict[str, Any]:
+    """One record as a busy SaaS app would log it: skewed actions, many users and objects,
+    each action from one of the ~1,000 sessions active at the time (a session keeps its user,
+    address and browser; now and then one ends and another starts)."""
+    slot = rng.randrange(len(sessions))
+    if rng.random() < 0.02:
+        sessions[slot] = _new_session(rng)
+    session = sessions[slot]
     action = rng.choice(_ACTIONS)
     kind = rng.choice(_TYPES)
-    user = rng.randrange(20_000)
-    first, last = rng.choice(_FIRST), rng.choice(_LAST)
+    user = session.user
+    first, last = _FIRST[user % len(_FIRST)], _LAST[user % len(_LAST)]
     fields = rng.sample(_FIELDS, 2)
     changes = None
     if action == "UPDATE":
@@ -88,20 +112,20 @@ def realistic_record(rng: random.Random) -> dict[str, Any]:
             "object_repr": f"{first} {last} ({kind} {rng.randrange(100_000)})",
             "change_message": f"{action.title()} {kind.lower()}: {', '.join(fields)}",
             "changes": changes,
-            "ip_address": f"{rng.randrange(1, 224)}.{rng.randrange(256)}.{rng.randrange(256)}."
-            f"{rng.randrange(1, 255)}",
-            "user_agent": rng.choice(_AGENTS),
-            "session_key": f"hmac-sha256:{rng.getrandbits(256):064x}",
+            "ip_address": session.ip,
+            "user_agent": session.agent,
+            "session_key": session.key,
             "request_id": uuid.UUID(int=rng.getrandbits(128)).hex,
             "source": rng.choice(["billing-api", "web-app", "admin"]),
-            "extra": {"tenant": f"t{rng.randrange(300)}", "plan": rng.choice(["free", "pro"])},
+            "extra": {"tenant": f"t{user % 300}", "plan": rng.choice(["free", "pro"])},
         }
     )
 
 
 def realistic_records(count: int, seed: int) -> list[dict[str, Any]]:
     rng = random.Random(seed)
-    return [realistic_record(rng) for _ in range(count)]
+    sessions = [_new_session(rng) for _ in range(1000)]
+    return [realistic_record(rng, sessions) for _ in range(count)]
 
 
 def many_bodies(count: int, distinct: int = 20_000) -> Iterator[bytes]:
