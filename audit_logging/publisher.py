@@ -49,6 +49,9 @@ BACKOFF_FIRST: Final = 0.2
 BACKOFF_MAX: Final = 5.0
 REPORT_EVERY: Final = 10.0
 YIELD_EVERY: Final = 8
+HANDOFF: Final = 50e-6  # seconds the worker sleeps to hand the GIL to a logging app thread
+HANDOFF_EVERY: Final = 0.001  # at most this much work between handoffs while the app logs
+APP_ACTIVE_FOR: Final = 0.2  # how long after the queue last grew the app counts as logging
 STALL_AFTER: Final = 1.5  # seconds without a turn of the worker's loop: it is stuck
 
 Encode = Callable[[Any], bytes]
@@ -121,6 +124,9 @@ class StreamPublisher:
         self._spool_sent: collections.deque[tuple[int, Position]] = collections.deque()
         self._next_id = 1
         self._beat = 0  # turns of the worker's loop: a flush sees whether it is stuck
+        self._seen_queue_len = 0  # the queue's length when the worker last looked
+        self._app_active_until = 0.0
+        self._last_handoff = 0.0
         self._resume_after_stop = False
         if not keep_counts:
             self._counts: collections.Counter[str] = collections.Counter()
@@ -382,8 +388,9 @@ class StreamPublisher:
         size = 0
         for index in range(count):
             if index % YIELD_EVERY == YIELD_EVERY - 1:
-                _yield_gil()
+                self._yield_to_app()
             item = queue.popleft()
+            self._seen_queue_len -= 1
             try:
                 body = self._encode(item)
             except RecordRejected:
@@ -400,6 +407,22 @@ class StreamPublisher:
                 self._in_hand = len(bodies)
                 break
         return bodies
+
+    def _yield_to_app(self) -> None:
+        """If the app's threads are logging right now (the queue grew since the last look),
+        hand them the GIL for a moment. Otherwise one waiting for it would wait up to a
+        whole switch interval (5 ms) while this thread encodes: letting go of the GIL
+        without sleeping (sched_yield, sleep(0)) is not enough, this thread takes it back
+        before the waiting one wakes up."""
+        now = time.monotonic()
+        if len(self._queue) > self._seen_queue_len:
+            # A thread blocked on the GIL cannot append, so "the queue grows" is only seen
+            # between waits: take it as "the app is logging" for a while.
+            self._app_active_until = now + APP_ACTIVE_FOR
+        if now < self._app_active_until and now - self._last_handoff >= HANDOFF_EVERY:
+            time.sleep(HANDOFF)
+            self._last_handoff = time.monotonic()
+        self._seen_queue_len = len(self._queue)
 
     def _assign_ids(self, bodies: list[bytes]) -> list[tuple[int, bytes]]:
         first = self._next_id
@@ -496,8 +519,8 @@ class _Link:
 
     async def step(self) -> bool:  # noqa: PLR0911 - one exit per state of the link
         """One round of work; False when there was nothing to do."""
-        _yield_gil()
         o = self.o
+        o._yield_to_app()
         if self.broken:
             await self.disconnect("the connection was lost")
         if self.producer is None and not o._stop_requested and (
@@ -505,7 +528,7 @@ class _Link:
         ):
             # Connect before spooling: when the broker is there, records go straight to it.
             connected = await self.connect()
-            _yield_gil()
+            o._yield_to_app()
             if connected:
                 return True
         if self.producer is None:
@@ -786,13 +809,6 @@ class _NoRecovery(RecoveryStrategy):
 def _messages(records: list[tuple[int, bytes]]) -> list[RawMessage]:
     """AMQP 1.0 messages, the record JSON as each one's body (any client can read it)."""
     return [RawMessage(encode_message(body), publishing_id=pid) for pid, body in records]
-
-
-def _yield_gil() -> None:
-    # Let the app's threads have the GIL: one waiting for it would otherwise wait for a
-    # whole switch interval (5 ms) while this thread encodes. sched_yield lets go of the
-    # GIL and of the CPU for a moment, at a fraction of time.sleep(0)'s cost here.
-    os.sched_yield()
 
 
 def _forget_in_child(ref: weakref.ref[StreamPublisher]) -> Callable[[], None]:
