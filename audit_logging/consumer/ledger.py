@@ -26,8 +26,9 @@ from audit_logging.consumer import archive, dead_letter
 from audit_logging.consumer.s3 import S3Store, is_missing
 
 _log = logging.getLogger("audit_logging.consumer")
-# No file spans more offsets than the largest batch (AUDIT_LOG_BATCH_SIZE is at most this).
-MAX_FILE_SPAN: Final = 100_000
+# No file spans more offsets than the largest batch (AUDIT_LOG_BATCH_SIZE is at most 100,000,
+# plus the few offsets the broker's offset-tracking entries take between messages).
+MAX_FILE_SPAN: Final = 200_000
 
 
 @dataclasses.dataclass(frozen=True, order=True)

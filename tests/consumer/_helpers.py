@@ -142,10 +142,28 @@ class PacedPublisher(threading.Thread):
 
     async def _run(self) -> None:
         step = max(1, self.per_second // 10)
-        began = time.monotonic()
-        for n, start in enumerate(range(0, len(self.bodies), step)):
-            await publish_async(self.settings, self.bodies[start : start + step])
-            await asyncio.sleep(max(0.0, began + (n + 1) * 0.1 - time.monotonic()))
+        confirmed = 0
+        done = asyncio.Event()
+
+        def on_confirm(status: ConfirmationStatus) -> None:
+            nonlocal confirmed
+            assert status.is_confirmed
+            confirmed += 1
+            if confirmed == len(self.bodies):
+                done.set()
+
+        async with Producer(**connect_args(self.settings)) as producer:
+            began = time.monotonic()
+            for n, start in enumerate(range(0, len(self.bodies), step)):
+                messages = [
+                    AMQPMessage(body=body, properties=Properties(content_type="application/json"))
+                    for body in self.bodies[start : start + step]
+                ]
+                await producer.send_batch(
+                    self.settings.rabbitmq_stream_name, messages, on_publish_confirm=on_confirm
+                )
+                await asyncio.sleep(max(0.0, began + (n + 1) * 0.1 - time.monotonic()))
+            await asyncio.wait_for(done.wait(), 60)
 
     def join_checked(self, timeout: float) -> None:
         self.join(timeout)
