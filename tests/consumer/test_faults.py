@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -99,6 +100,8 @@ def test_a_sink_unreachable_for_30_s_loses_nothing_and_holds_the_offset(
 
 
 def _socket_ports(pid: int, remote_port: int) -> list[str]:
+    # ss -K (iproute2, as root) cuts one process's sockets and nobody else's.
+    assert shutil.which("ss"), "this test needs iproute2's ss: apt-get install iproute2"
     listing = subprocess.run(
         ["ss", "-tnpH", "state", "established", f"( dport = :{remote_port} )"],
         capture_output=True,
