@@ -73,3 +73,13 @@ def write(results: Sequence[Result], out_dir: Path = HERE) -> None:
     (out_dir / "results.md").write_text(text + "\n".join(rows) + "\n", encoding="utf-8")
     payload = [dataclasses.asdict(r) | {"ratio": r.ratio} for r in results]
     (out_dir / "results.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+
+
+def read(out_dir: Path = HERE) -> list[Result]:
+    """The rows of the last results.json (none if there is none)."""
+    try:
+        payload = json.loads((out_dir / "results.json").read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return []
+    fields = {f.name for f in dataclasses.fields(Result)}
+    return [Result(**{k: v for k, v in row.items() if k in fields}) for row in payload]
