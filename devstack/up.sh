@@ -18,7 +18,11 @@ start_bg() {
     echo "up: $name already running (pid $(cat "$state/$name.pid"))"
     return
   fi
-  (cd "$root" && setsid nohup "$@" > "$state/$name.log" 2>&1 & echo $! > "$state/$name.pid")
+  rm -f "$state/$name.pid"
+  # The process writes its own pid (setsid may fork, so $! would be the wrong one).
+  (cd "$root" && setsid nohup bash -c 'echo $$ > "$0"; exec "$@"' "$state/$name.pid" "$@" \
+    > "$state/$name.log" 2>&1 &)
+  for _ in $(seq 1 50); do [ -s "$state/$name.pid" ] && break; sleep 0.1; done
   echo "up: $name started (pid $(cat "$state/$name.pid"), log $state/$name.log)"
 }
 
@@ -51,6 +55,8 @@ up() {
   start_bg demo "$py" "$here/demo_traffic.py" --rate 5
 
   local url="http://127.0.0.1:$api_port" token="$AUDIT_LOG_API_TOKENS"
+  # Only events logged from now on prove that the pipeline runs (older ones may be indexed).
+  local since; since=$(date -u +%Y-%m-%dT%H:%M:%S)
   for _ in $(seq 1 60); do
     curl -fsS "$url/healthz" > /dev/null 2>&1 && break
     running api || fail api
@@ -61,7 +67,8 @@ up() {
   for _ in $(seq 1 60); do
     running consumer || fail consumer
     running demo || fail demo
-    count=$(curl -fsS -H "Authorization: Bearer $token" "$url/api/audit-logs/search/?page_size=1" \
+    count=$(curl -fsS -H "Authorization: Bearer $token" \
+      "$url/api/audit-logs/search/?page_size=1&start_time=$since" \
       | "$py" -c 'import json, sys; print(json.load(sys.stdin)["count"])' 2>/dev/null || echo 0)
     [ "$count" -gt 0 ] && break
     sleep 1
@@ -70,7 +77,7 @@ up() {
   cat <<MSG
 
 The pipeline runs: demo traffic -> RabbitMQ stream -> consumer -> OpenSearch + S3 -> API.
-  API:    $url/api/audit-logs/search/   ($count events searchable so far)
+  API:    $url/api/audit-logs/search/   ($count new events searchable so far)
   Token:  $token
   Try:    curl -H "Authorization: Bearer $token" "$url/api/audit-logs/search/?action=LOGIN_FAILED"
           curl -H "Authorization: Bearer $token" "$url/api/audit-logs/search/?search_term=invoice"
