@@ -180,14 +180,8 @@ class StreamPublisher:
     def _spill(self, item: Any) -> None:
         # The queue is full (the app logs faster than records leave): rather than lose the
         # record or block, encode it here and append it to the spool's overflow file.
-        try:
-            body = self._encode(item)
-        except RecordRejected:
-            self._counts["rejected"] += 1
-            return
-        except Exception:
-            self._counts["rejected"] += 1
-            logger.exception("Audit record could not be encoded")
+        body = self._encode_or_count(item)
+        if body is None:
             return
         spool = self._spool
         try:
@@ -391,14 +385,8 @@ class StreamPublisher:
                 self._yield_to_app()
             item = queue.popleft()
             self._seen_queue_len -= 1
-            try:
-                body = self._encode(item)
-            except RecordRejected:
-                self._counts["rejected"] += 1
-                continue
-            except Exception:
-                self._counts["rejected"] += 1
-                logger.exception("Audit record could not be encoded")
+            body = self._encode_or_count(item)
+            if body is None:
                 continue
             bodies.append(body)
             size += len(body)
@@ -407,6 +395,17 @@ class StreamPublisher:
                 self._in_hand = len(bodies)
                 break
         return bodies
+
+    def _encode_or_count(self, item: Any) -> bytes | None:
+        """The record's JSON, or None (counted as rejected) if it cannot become a record."""
+        try:
+            return self._encode(item)
+        except RecordRejected:
+            pass
+        except Exception:
+            logger.exception("Audit record could not be encoded")
+        self._counts["rejected"] += 1
+        return None
 
     def _yield_to_app(self) -> None:
         """If the app's threads are logging right now (the queue grew since the last look),
