@@ -70,10 +70,15 @@ INPUT_FIELDS: Final = frozenset(FIELDS)
 MAX_RECORD_BYTES: Final = 512 * 1024
 
 _ID_FIELDS: Final = frozenset({"user_id", "object_id"})
+# Used with fullmatch: ``$`` would accept a trailing newline.
 _UUID_RE: Final = re.compile(
-    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 )
 _MAX_DEPTH: Final = 32
+# Timestamps every sink can hold: OpenSearch's date_nanos and Arrow's nanosecond
+# timestamps end on 2262-04-11; nothing audited happened before the Unix epoch.
+EARLIEST_TIMESTAMP: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+LATEST_TIMESTAMP: Final = dt.datetime(2262, 4, 11, tzinfo=dt.UTC)
 _TRUNCATED_KEY: Final = "_truncated_json"
 
 Report = Callable[[str], None]
@@ -90,11 +95,27 @@ def format_timestamp(moment: dt.datetime) -> str:
 
 
 def parse_timestamp(value: str) -> dt.datetime:
-    """An RFC 3339 / ISO 8601 string with a time zone, as an aware UTC datetime."""
+    """An RFC 3339 / ISO 8601 string with a time zone, as an aware UTC datetime.
+
+    Raises ``ValueError`` (never ``OverflowError``) for a moment UTC cannot hold.
+    """
     moment = dt.datetime.fromisoformat(value)
     if moment.tzinfo is None:
         raise ValueError("has no time zone")
-    return moment.astimezone(dt.UTC)
+    return to_utc(moment)
+
+
+def to_utc(moment: dt.datetime) -> dt.datetime:
+    """An aware datetime in UTC; ``ValueError`` when it falls outside what the sinks hold."""
+    try:
+        utc = moment.astimezone(dt.UTC)
+    except OverflowError:
+        raise ValueError("is outside the years UTC can hold") from None
+    if not EARLIEST_TIMESTAMP <= utc < LATEST_TIMESTAMP:
+        raise ValueError(
+            f"is outside {EARLIEST_TIMESTAMP:%Y-%m-%d} .. {LATEST_TIMESTAMP:%Y-%m-%d} (UTC)"
+        )
+    return utc
 
 
 def build_record(
@@ -152,26 +173,13 @@ def record_to_json(record: Mapping[str, Any]) -> bytes:
 
 
 def record_from_json(body: bytes) -> dict[str, Any]:
-    """Parse and strictly check one record as read from the stream."""
-    if len(body) > MAX_RECORD_BYTES:
-        raise RecordError("body", f"is {len(body)} bytes, over the {MAX_RECORD_BYTES} limit")
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise RecordError(
-            "body", f"is not valid UTF-8 ({exc.reason} at byte {exc.start})"
-        ) from None
-    try:
-        data = json.loads(text, parse_constant=_refuse_constant)
-    except ValueError as exc:
-        raise RecordError("body", f"is not JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise RecordError("body", f"must be a JSON object, got {type(data).__name__}")
-    return build_record(data, require_ids=True)
+    """Parse and strictly check one record as read from the stream; ``RecordError`` if not."""
+    from audit_logging._decode import Rejection, decode_record  # _decode imports this module
 
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
+    result = decode_record(body)
+    if isinstance(result, Rejection):
+        raise RecordError("body", str(result))
+    return result
 
 
 class _Checker:
@@ -197,7 +205,7 @@ class _Checker:
             return new_log_id()
         if isinstance(value, uuid.UUID):
             return str(value)
-        if isinstance(value, str) and _UUID_RE.match(value):
+        if isinstance(value, str) and _UUID_RE.fullmatch(value):
             return value.lower()
         self.problem("log_id", f"must be a UUID string, got {_short_repr(value)}")
         return new_log_id()
@@ -207,23 +215,31 @@ class _Checker:
             if required:
                 raise RecordError("timestamp", "is required")
             return format_timestamp(dt.datetime.now(dt.UTC))
-        if isinstance(value, dt.datetime):
-            if value.tzinfo is None or value.utcoffset() is None:
-                self.problem("timestamp", "is a naive datetime; give it a time zone (UTC)")
-                value = value.replace(tzinfo=dt.UTC)
-            return format_timestamp(value)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            if math.isfinite(value) and 0 <= value < 253402300800:
-                return format_timestamp(dt.datetime.fromtimestamp(value, dt.UTC))
-        elif isinstance(value, str) and len(value) <= 64:
-            try:
-                return format_timestamp(parse_timestamp(value))
-            except ValueError as exc:
-                reason = str(exc) if str(exc) == "has no time zone" else "is not RFC 3339"
-                self.problem("timestamp", f"{reason}: {_short_repr(value)}")
-                return format_timestamp(dt.datetime.now(dt.UTC))
-        self.problem("timestamp", f"must be an RFC 3339 string, got {_short_repr(value)}")
-        return format_timestamp(dt.datetime.now(dt.UTC))
+        moment: dt.datetime | None = None
+        reason = f"must be an RFC 3339 string, got {_short_repr(value)}"
+        try:
+            if isinstance(value, dt.datetime):
+                if value.tzinfo is None or value.utcoffset() is None:
+                    self.problem("timestamp", "is a naive datetime; give it a time zone (UTC)")
+                    value = value.replace(tzinfo=dt.UTC)
+                moment = to_utc(value)
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                if math.isfinite(value) and 0 <= value < LATEST_TIMESTAMP.timestamp():
+                    moment = dt.datetime.fromtimestamp(value, dt.UTC)
+                else:
+                    reason = f"is outside the seconds the sinks hold: {_short_repr(value)}"
+            elif isinstance(value, str) and len(value) <= 64:
+                moment = parse_timestamp(value)
+        except ValueError as exc:
+            text = str(exc)
+            if text.startswith(("has no time zone", "is outside")):
+                reason = f"{text}: {_short_repr(value)}"
+            else:
+                reason = f"is not RFC 3339: {_short_repr(value)}"
+        if moment is None:
+            self.problem("timestamp", reason)
+            return format_timestamp(dt.datetime.now(dt.UTC))
+        return format_timestamp(moment)
 
     def string(self, field: str, value: Any, limit: int) -> str | None:
         if value is None:
