@@ -35,7 +35,8 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NETWORK",
-        help="a proxy whose X-Forwarded-For is believed (repeatable; e.g. 10.0.0.0/8)",
+        help="a proxy whose forwarding header names the client (repeatable; e.g. 10.0.0.0/8); "
+        "without it the peer address is recorded and forwarding headers are ignored",
     )
     parser.add_argument(
         "--log-level",
@@ -95,7 +96,17 @@ def main(argv: list[str] | None = None) -> int:
     except AuditLoggingError as exc:
         print(f"audit_logging.api: {exc}", file=sys.stderr)
         return 2
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, server_header=False)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        server_header=False,
+        # uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1 (or from
+        # FORWARDED_ALLOW_IPS) and rewrite the peer address before the audit middleware sees
+        # it; only --trusted-proxy decides when a forwarding header names the client.
+        proxy_headers=False,
+    )
     return 0
 
 

@@ -184,3 +184,39 @@ def test_reads_through_the_server_reach_the_stream_as_audit_records(
     assert record["user_agent"] == "auditor-cli/1.0"
     assert record["user_id"].startswith("api-token:")
     assert token not in json.dumps(record)
+
+
+@pytest.mark.services
+@pytest.mark.parametrize(
+    ("trusted", "expected"), [((), "127.0.0.1"), (("--trusted-proxy", "127.0.0.1"), "6.6.6.6")]
+)
+def test_only_trusted_proxy_decides_the_recorded_client_address(  # noqa: PLR0917 - fixtures, params
+    stack_settings: Settings,
+    index_prefix: str,
+    token: str,
+    tmp_path: Path,
+    trusted: tuple[str, ...],
+    expected: str,
+) -> None:
+    # uvicorn's own proxy-header handling believes X-Forwarded-For from 127.0.0.1 by default;
+    # only --trusted-proxy may make the server take an address from a header.
+    settings = dataclasses.replace(stack_settings, opensearch_index_prefix=index_prefix,
+                                   spool_dir=tmp_path / "spool")
+    # uvicorn's own setting, were its proxy-header handling on, would trust every peer.
+    env = environment(settings, AUDIT_LOG_API_TOKENS=token, FORWARDED_ALLOW_IPS="*")
+    stream = env["RABBITMQ_STREAM_NAME"]
+    forged = {"Authorization": f"Bearer {token}", "X-Forwarded-For": "6.6.6.6"}
+    try:
+        with serve(env, "--env-file", str(tmp_path / "none.env"), *trusted) as (base, process):
+            response = httpx.get(f"{base}/api/audit-logs/search/?action=DELETE",
+                                 headers=forged, timeout=10)
+            assert response.status_code == 200
+            process.terminate()
+            output, _ = process.communicate(timeout=30)
+        (record,) = stream_records(settings, stream, 1)
+    finally:
+        asyncio.run(delete_stream(settings, stream))
+    assert record["action"] == "SEARCH"
+    assert record["ip_address"] == expected
+    (access,) = [line for line in output.splitlines() if "GET /api/audit-logs/search/" in line]
+    assert '127.0.0.1:' in access and "6.6.6.6" not in access, access
