@@ -279,14 +279,17 @@ class _Checker:
             self.problem(
                 "changes", f"must be an object of field -> [old, new], got {type(value).__name__}"
             )
-            return self.json_object("changes", {"value": value})
+            # Shaped like any change, so the consumer's strict check accepts the repair.
+            value = {"value": [None, value]}
         shaped: dict[str, Any] = {}
         for key, given in value.items():
             pair = given
-            if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+            if key == _TRUNCATED_KEY and isinstance(given, str):
+                pair = given  # the start of changes cut to their limit, kept as it was cut
+            elif not isinstance(pair, (list, tuple)) or len(pair) != 2:
                 self.problem(f"changes.{key}", "must be a pair [old, new]")
                 pair = [None, given]
-            shaped[str(key)] = list(pair)
+            shaped[str(key)] = pair if isinstance(pair, str) else list(pair)
         return self.json_object("changes", shaped)
 
     def json_object(self, field: str, value: Any) -> dict[str, Any] | None:
@@ -299,20 +302,14 @@ class _Checker:
         encoded = json.dumps(safe, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
         limit = OBJECT_LIMITS[field]
         if len(encoded.encode("utf-8")) > limit:
-            # Keep what fits of the JSON text, so an auditor still sees the start of it.
-            room = limit - 64
-            cut = encoded.encode("utf-8")[:room].decode("utf-8", "ignore")
             self.mark_truncated(field)
-            return {_TRUNCATED_KEY: cut}
+            return {_TRUNCATED_KEY: _start_that_fits(encoded, limit)}
         assert isinstance(safe, dict)
         return safe
 
     def _json_safe(  # noqa: PLR0911, PLR0912 - one flat dispatch on the value's type
         self, path: str, value: Any, depth: int
     ) -> Any:
-        if depth > _MAX_DEPTH:
-            self.problem(path, f"nests deeper than {_MAX_DEPTH} levels")
-            return _short_repr(value)
         if value is None or isinstance(value, (bool, int)):
             return value
         if isinstance(value, str):
@@ -322,6 +319,10 @@ class _Checker:
                 return value
             self.problem(path, f"is {value!r}, which JSON cannot hold")
             return repr(value)
+        if depth > _MAX_DEPTH and isinstance(value, (Mapping, list, tuple, set, frozenset)):
+            # The repair is a string, which the consumer's check accepts at any depth.
+            self.problem(path, f"nests deeper than {_MAX_DEPTH} levels")
+            return _short_repr(value)
         if isinstance(value, Mapping):
             out: dict[str, Any] = {}
             for raw_key, item in value.items():
@@ -364,6 +365,23 @@ class _Checker:
             self.mark_truncated(name)
 
 
+def _start_that_fits(encoded: str, limit: int) -> str:
+    """The longest start of JSON text whose ``{"_truncated_json": ...}`` form fits ``limit``.
+
+    Measured in its own encoding, where quotes gain escapes: the consumer encodes the marker
+    again and must find it within the limit, or it would cut it a second time.
+    """
+    room = limit - 64
+    while True:
+        cut = encoded.encode("utf-8")[:room].decode("utf-8", "ignore")
+        size = len(
+            json.dumps({_TRUNCATED_KEY: cut}, ensure_ascii=False, separators=(",", ":")).encode()
+        )
+        if size <= limit:
+            return cut
+        room -= size - limit
+
+
 def _valid_unicode(value: str) -> str:
     """The string with lone surrogates (which UTF-8 cannot hold) replaced by U+FFFD."""
     if value.isascii():
@@ -376,5 +394,8 @@ def _valid_unicode(value: str) -> str:
 
 
 def _short_repr(value: Any, limit: int = 80) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except Exception as exc:  # noqa: BLE001 - an app object's __repr__ (or its depth) may fail
+        text = f"<{type(value).__name__}, repr failed: {type(exc).__name__}>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
