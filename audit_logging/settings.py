@@ -42,6 +42,7 @@ class Secret:
 
 
 SESSION_KEY_MODES: Final = ("hash", "raw", "drop")
+FORWARDED_HEADERS: Final = ("X-Forwarded-For", "Forwarded")
 _BOOL_WORDS: Final = {
     "1": True,
     "true": True,
@@ -146,6 +147,17 @@ def _parse_session_mode(setting: str, raw: Any) -> str:
     return value
 
 
+def parse_forwarded_header(setting: str, raw: Any) -> str:
+    """``X-Forwarded-For`` or ``Forwarded``, in that spelling, whatever the case given."""
+    value = _parse_str(setting, raw).strip().lower()
+    for name in FORWARDED_HEADERS:
+        if value == name.lower():
+            return name
+    raise ConfigurationError(
+        setting, f"must be one of {', '.join(FORWARDED_HEADERS)}, got {raw!r}"
+    )
+
+
 def _parse_secret(min_length: int = 1) -> Callable[[str, Any], Secret]:
     def parse(setting: str, raw: Any) -> Secret:
         if isinstance(raw, Secret):
@@ -218,6 +230,7 @@ _SPECS: Final[dict[str, _Spec]] = {
     "queue_size": _Spec("AUDIT_LOG_QUEUE_SIZE", _parse_int(1, 10_000_000)),
     "hash_key": _Spec("AUDIT_LOG_HASH_KEY", _parse_secret(16), secret=True),
     "session_key_mode": _Spec("AUDIT_LOG_SESSION_KEY_MODE", _parse_session_mode),
+    "forwarded_header": _Spec("AUDIT_LOG_FORWARDED_HEADER", parse_forwarded_header),
     "api_tokens": _Spec("AUDIT_LOG_API_TOKENS", _parse_secret(), secret=True),
     "api_tokens_file": _Spec("AUDIT_LOG_API_TOKENS_FILE", _parse_path),
     "source": _Spec(
@@ -268,6 +281,8 @@ class Settings:
     queue_size: int = 10_000
     hash_key: Secret | None = None
     session_key_mode: str = "hash"
+    # The one forwarding header the trusted proxies write; the other is never read.
+    forwarded_header: str = "X-Forwarded-For"
     api_tokens: Secret | None = None
     api_tokens_file: Path | None = None
     source: str | None = None

@@ -1,14 +1,14 @@
 """What ASGI and WSGI middleware share: reading a request's who-and-where, safely.
 
 Everything here reads untrusted input (headers, cookies, the peer address), so every
-value is bounded and checked: forwarding headers count only when the peer is a trusted
-proxy, an invalid hop drops the address (with a note in the record), and a request id
-from the client is kept only if it is short and plain.
+value is bounded and checked: the client address comes from
+:mod:`audit_logging.middleware._forwarded`, a session key from the client is always hashed
+(whatever it looks like), a user agent is cut and cleaned of control characters, and a
+request id from the client is kept only if it is short and plain.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import re
 import time
@@ -19,30 +19,15 @@ from typing import Any, Final
 
 from audit_logging.context import RequestContext, UserResolver
 from audit_logging.errors import ConfigurationError
+from audit_logging.middleware._forwarded import ClientAddress
 from audit_logging.record import STRING_LIMITS
 from audit_logging.session_key import stored_session_key
 from audit_logging.settings import Settings
 
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-MAX_HEADER_CHARS: Final = 8192
-MAX_HOPS: Final = 32
+MAX_COOKIE_CHARS: Final = 8192
 _REQUEST_ID_RE: Final = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
-_FORWARDED_FOR_RE: Final = re.compile(r'(?:^|[;\s])for\s*=\s*("[^"]*"|[^;,\s]*)', re.IGNORECASE)
 
 audit_logger = logging.getLogger("audit")
-
-
-def parse_trusted_proxies(proxies: Iterable[str]) -> tuple[IPNetwork, ...]:
-    networks = []
-    for proxy in proxies:
-        try:
-            networks.append(ipaddress.ip_network(proxy.strip(), strict=False))
-        except ValueError:
-            raise ConfigurationError(
-                "trusted_proxies", f"{proxy!r} is not an IP address or network"
-            ) from None
-    return tuple(networks)
 
 
 @dataclass(frozen=True)
@@ -83,9 +68,13 @@ class ContextBuilder:
         trusted_proxies: Iterable[str],
         session_cookie: str | None,
         session_provided: bool,
+        forwarded_header: str | None = None,
     ) -> None:
         self.settings = settings if settings is not None else Settings.load()
-        self.trusted = parse_trusted_proxies(trusted_proxies)
+        self.client_ip = ClientAddress(
+            trusted_proxies,
+            forwarded_header if forwarded_header is not None else self.settings.forwarded_header,
+        )
         self.session_cookie = session_cookie
         reads_sessions = session_cookie is not None or session_provided
         if (
@@ -121,53 +110,6 @@ class ContextBuilder:
             context.notes["ip_address_note"] = note
         return context
 
-    def client_ip(self, peer: str | None, headers: Mapping[str, str]) -> tuple[str | None, str]:
-        """The client's address and, if it had to be dropped, why.
-
-        Forwarding headers are read only when the peer is a trusted proxy: walking the hops
-        from the right, the first address that is not a trusted proxy is the client.
-        """
-        try:
-            address = ipaddress.ip_address(peer) if peer else None
-        except ValueError:
-            return None, "the peer address is not an IP address"
-        if address is None or not self._is_trusted(address):
-            return (str(address) if address else None), ""
-        hops = forwarded_hops(headers)
-        for hop in reversed(hops):
-            try:
-                address = ipaddress.ip_address(_strip_port(hop))
-            except ValueError:
-                return None, "a trusted proxy forwarded an invalid address"
-            if not self._is_trusted(address):
-                break
-        return str(address), ""
-
-    def _is_trusted(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-        if address.version == 6 and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        return any(address in network for network in self.trusted)
-
-
-def forwarded_hops(headers: Mapping[str, str]) -> list[str]:
-    """The hops of ``Forwarded`` (RFC 7239) if present, else of ``X-Forwarded-For``."""
-    forwarded = headers.get("forwarded")
-    if forwarded:
-        values = _FORWARDED_FOR_RE.findall(forwarded[:MAX_HEADER_CHARS])
-        return [v.strip('"') for v in values][-MAX_HOPS:]
-    xff = headers.get("x-forwarded-for")
-    if not xff:
-        return []
-    return [hop.strip() for hop in xff[:MAX_HEADER_CHARS].split(",")][-MAX_HOPS:]
-
-
-def _strip_port(hop: str) -> str:
-    if hop.startswith("["):  # [v6] or [v6]:port
-        return hop[1:].split("]", 1)[0]
-    if hop.count(":") == 1:  # v4:port
-        return hop.split(":", 1)[0]
-    return hop
-
 
 def request_id(given: str | None) -> str:
     """The client's X-Request-ID if it is short and plain, else a new one."""
@@ -179,7 +121,7 @@ def request_id(given: str | None) -> str:
 def cookie_value(header: str | None, name: str) -> str | None:
     if not header:
         return None
-    for part in header[:MAX_HEADER_CHARS].split(";"):
+    for part in header[:MAX_COOKIE_CHARS].split(";"):
         key, sep, value = part.strip().partition("=")
         if sep and key == name:
             return value.strip().strip('"') or None

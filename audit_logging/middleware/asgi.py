@@ -43,7 +43,10 @@ def starlette_user(scope: Scope) -> tuple[str | None, str | None] | None:
 class AuditMiddleware:
     """Binds IP address, user agent, session, user and request id for each HTTP request,
     echoes the request id in an ``X-Request-ID`` response header, and optionally logs one
-    audit record per request (``audit_requests``)."""
+    audit record per request (``audit_requests``).
+
+    ``forwarded_header`` (default ``AUDIT_LOG_FORWARDED_HEADER``) names the one header the
+    trusted proxies write."""
 
     def __init__(
         self,
@@ -55,10 +58,11 @@ class AuditMiddleware:
         get_session: SessionGetter | None = None,
         get_user: UserGetter | None = starlette_user,
         audit_requests: RequestAudit | None = None,
+        forwarded_header: str | None = None,
     ) -> None:
         self.app = app
         self.builder = ContextBuilder(
-            settings, trusted_proxies, session_cookie, get_session is not None
+            settings, trusted_proxies, session_cookie, get_session is not None, forwarded_header
         )
         self.get_session = get_session
         self.get_user = get_user
@@ -109,5 +113,8 @@ def _headers(scope: Scope) -> dict[str, str]:
     for raw_name, raw_value in scope.get("headers", []):
         name = raw_name.decode("latin-1").lower()
         value = raw_value.decode("latin-1")
-        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        if name in headers:
+            # HTTP/2 splits Cookie into several fields; they join with "; " (RFC 9113).
+            value = f"{headers[name]}{'; ' if name == 'cookie' else ', '}{value}"
+        headers[name] = value
     return headers

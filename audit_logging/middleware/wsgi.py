@@ -51,10 +51,11 @@ class AuditWSGIMiddleware:
         get_session: SessionGetter | None = None,
         get_user: UserGetter | None = remote_user,
         audit_requests: RequestAudit | None = None,
+        forwarded_header: str | None = None,
     ) -> None:
         self.app = app
         self.builder = ContextBuilder(
-            settings, trusted_proxies, session_cookie, get_session is not None
+            settings, trusted_proxies, session_cookie, get_session is not None, forwarded_header
         )
         self.get_session = get_session
         self.get_user = get_user

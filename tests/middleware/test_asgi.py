@@ -57,20 +57,21 @@ def test_spoofed_forwarded_for_from_an_untrusted_client_is_ignored() -> None:
 
 
 @pytest.mark.parametrize(
-    ("headers", "expected"),
+    ("forwarded_header", "headers", "expected"),
     [
-        ({"X-Forwarded-For": "203.0.113.5"}, "203.0.113.5"),
-        ({"X-Forwarded-For": "6.6.6.6, 203.0.113.5, 10.1.1.1"}, "203.0.113.5"),
-        ({"Forwarded": 'for=192.0.2.60;proto=http, for="[2001:db8:cafe::17]:4711"'},
+        (None, {"X-Forwarded-For": "203.0.113.5"}, "203.0.113.5"),
+        (None, {"X-Forwarded-For": "6.6.6.6, 203.0.113.5, 10.1.1.1"}, "203.0.113.5"),
+        ("Forwarded", {"Forwarded": 'for=192.0.2.60;proto=http, for="[2001:db8:cafe::17]:4711"'},
          "2001:db8:cafe::17"),
-        ({"X-Forwarded-For": "192.0.2.1:8080"}, "192.0.2.1"),
-        ({}, "10.0.0.1"),
+        (None, {"X-Forwarded-For": "192.0.2.1:8080"}, "192.0.2.1"),
+        (None, {}, "10.0.0.1"),
     ],
 )
 def test_trusted_proxy_hops_give_the_rightmost_untrusted_address(
-    headers: dict[str, str], expected: str
+    forwarded_header: str | None, headers: dict[str, str], expected: str
 ) -> None:
-    app = starlette_app(settings=SETTINGS, trusted_proxies=["10.0.0.0/8"])
+    app = starlette_app(settings=SETTINGS, trusted_proxies=["10.0.0.0/8"],
+                        forwarded_header=forwarded_header)
     with capture_audit_records() as records:
         asyncio.run(call(app, "GET", "/customers/c", client="10.0.0.1", headers=headers))
     assert records[0]["ip_address"] == expected

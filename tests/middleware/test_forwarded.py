@@ -1,0 +1,183 @@
+"""The client address behind trusted proxies: forgeries from issue 8 and the parser's cases."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from audit_logging.errors import ConfigurationError
+from audit_logging.middleware._forwarded import MAX_HEADER_CHARS, MAX_HOPS, ClientAddress
+from audit_logging.settings import Settings
+from tests.middleware._drive import RUNNERS, SETTINGS, Headers
+
+PROXY = "10.0.0.1"
+TRUSTED = ["10.0.0.0/8"]
+
+
+def client_ip(runner: str, headers: Headers, **options: Any) -> tuple[str | None, str | None]:
+    options.setdefault("trusted_proxies", TRUSTED)
+    record = RUNNERS[runner](headers, client=PROXY, **options).record
+    return record["ip_address"], (record["extra"] or {}).get("ip_address_note")
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_client_sent_forwarded_does_not_beat_the_proxys_x_forwarded_for(runner: str) -> None:
+    # The client sent Forwarded; the trusted proxy wrote X-Forwarded-For.
+    headers = [("Forwarded", "for=6.6.6.6"), ("X-Forwarded-For", "203.0.113.5")]
+    assert client_ip(runner, headers) == ("203.0.113.5", None)
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_client_sent_x_forwarded_for_is_ignored_when_the_proxy_writes_forwarded(
+    runner: str,
+) -> None:
+    headers = [("X-Forwarded-For", "6.6.6.6"), ("Forwarded", "for=203.0.113.5")]
+    assert client_ip(runner, headers, forwarded_header="Forwarded") == ("203.0.113.5", None)
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_elements_without_a_space_are_two_elements(runner: str) -> None:
+    headers = [("Forwarded", "for=6.6.6.6,for=1.2.3.4")]
+    assert client_ip(runner, headers, forwarded_header="Forwarded") == ("1.2.3.4", None)
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
+@pytest.mark.parametrize(
+    "value",
+    [
+        'for=1.2.3.4;ext="x;for=6.6.6.6"',
+        'for=1.2.3.4;ext="a, for=6.6.6.6"',
+        'for="1.2.3.4";ext="\\";for=6.6.6.6"',
+    ],
+)
+def test_for_inside_a_quoted_value_is_not_picked_up(runner: str, value: str) -> None:
+    headers = [("Forwarded", value)]
+    assert client_ip(runner, headers, forwarded_header="Forwarded") == ("1.2.3.4", None)
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_the_setting_names_the_header(runner: str) -> None:
+    settings = Settings.load(environ={"AUDIT_LOG_FORWARDED_HEADER": "forwarded"},
+                             env_file=None, hash_key="test-hash-key-0123456789")
+    headers = [("X-Forwarded-For", "6.6.6.6"), ("Forwarded", "for=203.0.113.5")]
+    assert client_ip(runner, headers, settings=settings) == ("203.0.113.5", None)
+    # The keyword wins over the setting.
+    assert client_ip(runner, headers, settings=settings,
+                     forwarded_header="X-Forwarded-For") == ("6.6.6.6", None)
+
+
+def test_a_bad_forwarded_header_keyword_is_named() -> None:
+    with pytest.raises(ConfigurationError, match="forwarded_header.*'X-Real-IP'"):
+        RUNNERS["asgi"]([], forwarded_header="X-Real-IP")
+
+
+def find(headers: dict[str, str], *, header: str = "X-Forwarded-For",
+         peer: str = PROXY, trusted: tuple[str, ...] = ("10.0.0.0/8",)) -> tuple[str | None, str]:
+    return ClientAddress(trusted, header)(peer, headers)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ('for="[2001:db8:cafe::17]:4711"', "2001:db8:cafe::17"),
+        ('for="[2001:db8:cafe::17]"', "2001:db8:cafe::17"),
+        ("for=192.0.2.43:8080", "192.0.2.43"),
+        ('For="192.0.2.43:_port";proto=https;by=10.0.0.1', "192.0.2.43"),
+        ("for=192.0.2.43, for=10.0.0.7", "192.0.2.43"),  # walks through a trusted hop
+        ("for=6.6.6.6, for=192.0.2.43, for=10.0.0.7", "192.0.2.43"),
+        ('for="[::ffff:192.0.2.9]:80"', "192.0.2.9"),
+        ("for=10.0.0.9, for=10.0.0.8", "10.0.0.9"),  # all trusted: the leftmost
+        ("  for = 192.0.2.1 ", "192.0.2.1"),
+    ],
+)
+def test_forwarded_values(value: str, expected: str) -> None:
+    assert find({"forwarded": value}, header="Forwarded") == (expected, "")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("192.0.2.1:8080", "192.0.2.1"),
+        ("[2001:db8::1]:443", "2001:db8::1"),
+        ("2001:db8::1", "2001:db8::1"),
+        ("::ffff:192.0.2.7", "192.0.2.7"),
+        ("6.6.6.6, 192.0.2.1,10.1.1.1", "192.0.2.1"),
+        # Two header lines, joined by the server.
+        ("6.6.6.6, 192.0.2.1", "192.0.2.1"),
+    ],
+)
+def test_x_forwarded_for_values(value: str, expected: str) -> None:
+    assert find({"x-forwarded-for": value}) == (expected, "")
+
+
+@pytest.mark.parametrize(
+    ("header", "value", "note"),
+    [
+        ("Forwarded", "for=_hidden", "obfuscated"),
+        ("Forwarded", "for=unknown", "obfuscated"),
+        ("Forwarded", "for=192.0.2.1, for=_proxy2", "obfuscated"),
+        ("X-Forwarded-For", "unknown", "obfuscated"),
+        ("X-Forwarded-For", "192.0.2.1, 999.1.1.1", "invalid"),
+        ("X-Forwarded-For", "192.0.2.1,", "invalid"),
+        ("X-Forwarded-For", "[192.0.2.1]:80", "invalid"),
+        ("X-Forwarded-For", "fe80::1%eth0", "invalid"),
+        ("Forwarded", 'for="192.0.2.1', "unterminated"),
+        ("Forwarded", "proto=https", "0 for="),
+        ("Forwarded", "for=192.0.2.1;for=192.0.2.2", "2 for="),
+        ("Forwarded", "for", "without '='"),
+    ],
+)
+def test_an_unreadable_hop_stops_the_walk_with_no_address(
+    header: str, value: str, note: str
+) -> None:
+    ip, why = find({header.lower(): value}, header=header)
+    assert ip is None
+    assert note in why
+
+
+def test_an_unreadable_hop_left_of_the_client_does_not_matter() -> None:
+    # Only hops up to the first untrusted one are read.
+    assert find({"x-forwarded-for": "garbage, 192.0.2.1"}) == ("192.0.2.1", "")
+    assert find({"forwarded": "for=_x, for=192.0.2.1"}, header="Forwarded") == ("192.0.2.1", "")
+
+
+def test_work_is_bounded() -> None:
+    many = ", ".join(["192.0.2.1"] * (MAX_HOPS + 1))
+    assert len(many) < MAX_HEADER_CHARS
+    ip, why = find({"x-forwarded-for": many})
+    assert (ip, f"more than {MAX_HOPS} hops" in why) == (None, True)
+    long = "1" * (MAX_HEADER_CHARS + 1)
+    ip, why = find({"x-forwarded-for": long})
+    assert (ip, "over" in why) == (None, True)
+    ip, why = find({"forwarded": "for=" + ",for=1.1.1.1" * 10_000}, header="Forwarded")
+    assert ip is None
+
+
+def test_untrusted_or_odd_peers() -> None:
+    assert find({"x-forwarded-for": "6.6.6.6"}, peer="192.0.2.1") == ("192.0.2.1", "")
+    assert find({"x-forwarded-for": "6.6.6.6"}, peer="::ffff:192.0.2.1") == ("192.0.2.1", "")
+    # A mapped peer address is compared as the IPv4 address it is.
+    assert find({"x-forwarded-for": "192.0.2.5"}, peer="::ffff:10.0.0.1") == ("192.0.2.5", "")
+    assert find({}, peer="not-an-ip")[0] is None
+    assert find({}, peer="")[0] is None
+
+
+@pytest.mark.parametrize("trusted", ["::ffff:10.0.0.1", "::ffff:10.0.0.0/104"])
+@pytest.mark.parametrize("peer", ["10.0.0.1", "::ffff:10.0.0.1"])
+def test_trusted_proxy_given_as_mapped_address_is_normalised_too(trusted: str, peer: str) -> None:
+    assert find({"x-forwarded-for": "::ffff:192.0.2.5"}, peer=peer,
+                trusted=(trusted,)) == ("192.0.2.5", "")
+
+
+def test_settings_forwarded_header() -> None:
+    def load(value: str) -> str:
+        return Settings.load(environ={"AUDIT_LOG_FORWARDED_HEADER": value},
+                             env_file=None).forwarded_header
+
+    assert Settings.load(environ={}, env_file=None).forwarded_header == "X-Forwarded-For"
+    assert load("FORWARDED") == "Forwarded"
+    assert load(" x-forwarded-for ") == "X-Forwarded-For"
+    with pytest.raises(ConfigurationError, match="AUDIT_LOG_FORWARDED_HEADER.*'X-Real-IP'"):
+        load("X-Real-IP")
+    assert SETTINGS.forwarded_header == "X-Forwarded-For"
