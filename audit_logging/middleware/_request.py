@@ -24,7 +24,9 @@ from audit_logging.record import STRING_LIMITS
 from audit_logging.session_key import stored_session_key
 from audit_logging.settings import Settings
 
-MAX_COOKIE_CHARS: Final = 8192
+# Cookie headers are bigger than forwarding headers (many cookies of up to 4 KB each);
+# past this, the header is not read at all rather than read in part.
+MAX_COOKIE_CHARS: Final = 64 * 1024
 _REQUEST_ID_RE: Final = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
 
 audit_logger = logging.getLogger("audit")
@@ -119,13 +121,19 @@ def request_id(given: str | None) -> str:
 
 
 def cookie_value(header: str | None, name: str) -> str | None:
-    if not header:
+    """The value of cookie ``name``: the last one when it is sent twice; None when absent,
+    empty, or the header is over :data:`MAX_COOKIE_CHARS`. Never raises."""
+    if not header or len(header) > MAX_COOKIE_CHARS:
         return None
-    for part in header[:MAX_COOKIE_CHARS].split(";"):
-        key, sep, value = part.strip().partition("=")
-        if sep and key == name:
-            return value.strip().strip('"') or None
-    return None
+    found: str | None = None
+    for part in header.split(";"):
+        key, sep, value = part.partition("=")
+        if sep and key.strip() == name:
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1]
+            found = value or None
+    return found
 
 
 def emit_request_record(rule: RequestAudit, facts: RequestFacts, status: int) -> None:
