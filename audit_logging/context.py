@@ -35,6 +35,7 @@ class RequestContext:
         "notes",
         "request_id",
         "session_key",
+        "truncated",
         "user_agent",
         "user_id",
         "username",
@@ -61,6 +62,8 @@ class RequestContext:
         self._resolved = user_resolver is None
         # Why a field is missing (e.g. an invalid forwarded address), kept in "extra".
         self.notes: dict[str, str] = {}
+        # Fields the middleware had to cut (e.g. a long user agent), for "truncated".
+        self.truncated: list[str] = []
 
     def _resolve_user(self) -> None:
         self._resolved = True
@@ -90,6 +93,8 @@ class RequestContext:
         }
         if self.notes:
             found["extra"] = dict(self.notes)
+        if self.truncated:
+            found["truncated"] = list(self.truncated)
         return found
 
 

@@ -27,7 +27,11 @@ from audit_logging.settings import Settings
 # Cookie headers are bigger than forwarding headers (many cookies of up to 4 KB each);
 # past this, the header is not read at all rather than read in part.
 MAX_COOKIE_CHARS: Final = 64 * 1024
-_REQUEST_ID_RE: Final = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
+# Used with fullmatch: ``$`` would accept a trailing newline.
+_REQUEST_ID_RE: Final = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
+# C0 controls and DEL: CR/LF would forge lines in any log or CSV the field lands in.
+_CONTROL_RE: Final = re.compile(r"[\x00-\x1f\x7f]")
+CONTROL_REPLACEMENT: Final = "\ufffd"
 
 audit_logger = logging.getLogger("audit")
 
@@ -94,14 +98,12 @@ class ContextBuilder:
         self, facts: RequestFacts, raw_session: str | None, user_resolver: UserResolver | None
     ) -> RequestContext:
         ip, note = self.client_ip(facts.peer, facts.headers)
-        user_agent = facts.headers.get("user-agent")
-        if user_agent is not None:
-            user_agent = user_agent[: STRING_LIMITS["user_agent"]]
+        user_agent, cut = clean_user_agent(facts.headers.get("user-agent"))
         if raw_session is None and self.session_cookie is not None:
             raw_session = cookie_value(facts.headers.get("cookie"), self.session_cookie)
         context = RequestContext(
             ip_address=ip,
-            user_agent=user_agent or None,
+            user_agent=user_agent,
             session_key=stored_session_key(
                 raw_session, self.settings.session_key_mode, self.settings.hash_key
             ),
@@ -110,12 +112,37 @@ class ContextBuilder:
         )
         if note:
             context.notes["ip_address_note"] = note
+        if cut:
+            context.truncated.append("user_agent")
         return context
+
+
+def clean_user_agent(given: str | None) -> tuple[str | None, bool]:
+    """The user agent as stored (cut to its limit, control characters replaced by
+    U+FFFD) and whether it was cut."""
+    if not given:
+        return None, False
+    limit = STRING_LIMITS["user_agent"]
+    text = _as_utf8(given[: limit * 4])
+    cut = len(text) > limit or len(given) > limit * 4
+    text = _CONTROL_RE.sub(CONTROL_REPLACEMENT, text[:limit])
+    return text or None, cut
+
+
+def _as_utf8(value: str) -> str:
+    """Header values arrive as latin-1 text (the bytes as they were); most non-ASCII user
+    agents are UTF-8, so read them as such when they are."""
+    if value.isascii():
+        return value
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return value
 
 
 def request_id(given: str | None) -> str:
     """The client's X-Request-ID if it is short and plain, else a new one."""
-    if given and _REQUEST_ID_RE.match(given):
+    if given and _REQUEST_ID_RE.fullmatch(given):
         return given
     return uuid.uuid4().hex
 
