@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import copy
 import logging
 import sys
 from pathlib import Path
@@ -65,6 +66,20 @@ def _drain_audit_at_shutdown(app: Any) -> Any:
     return wrapped
 
 
+def _log_config() -> dict[str, Any]:
+    """uvicorn's logging configuration, with credential-named query values redacted from the
+    access log (they are refused with 400, but the line is written all the same)."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    from audit_logging.api.credentials import RedactCredentials
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config.setdefault("filters", {})["redact_credentials"] = {"()": RedactCredentials}
+    config["handlers"]["access"].setdefault("filters", []).append("redact_credentials")
+    config["loggers"]["uvicorn.access"].setdefault("filters", []).append("redact_credentials")
+    return config
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if not 0 < args.port < 65536:
@@ -106,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         # FORWARDED_ALLOW_IPS) and rewrite the peer address before the audit middleware sees
         # it; only --trusted-proxy decides when a forwarding header names the client.
         proxy_headers=False,
+        log_config=_log_config(),
     )
     return 0
 

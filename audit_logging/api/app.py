@@ -14,6 +14,7 @@ from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 from opensearchpy.exceptions import TransportError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -26,6 +27,7 @@ from audit_logging.api.auth import (
     Caller,
     configured_tokens,
 )
+from audit_logging.api.credentials import RefuseCredentialsInQuery
 from audit_logging.api.cursor import Cursor, encode_cursor
 from audit_logging.api.openapi import (
     DETAIL_PATH,
@@ -135,6 +137,8 @@ def create_app(
     ]
     app = Starlette(
         routes=routes,
+        # Before routing and authentication: a token in the URL is refused even when valid.
+        middleware=[Middleware(RefuseCredentialsInQuery)],
         exception_handlers={HTTPException: _http_exception},
         lifespan=lifespan,
     )

@@ -37,6 +37,18 @@ class BadParameterError(ApiError):
         super().__init__(f"Parameter '{shown(field)}' {message}", shown(field))
 
 
+class CredentialInQueryError(BadParameterError):
+    code = "credential_in_query"
+
+    def __init__(self, field: str) -> None:
+        super().__init__(
+            field,
+            "is named like a credential: credentials in a URL end up in logs, so they are "
+            "refused. Send the token in the 'Authorization: Bearer <token>' header instead "
+            "(and replace a token that was sent in a URL)",
+        )
+
+
 class UnauthorizedError(ApiError):
     status = 401
     code = "unauthorized"

@@ -1,0 +1,120 @@
+"""Credentials in the query string: refused with 400, and kept out of the access log.
+
+A URL is written down by every access log, proxy and browser history on its way, so a token
+sent as ``?access_token=...`` has leaked before the API could check it. The API therefore
+answers any query parameter named like a credential with 400, before authentication (a
+valid token is refused too: it must be revoked either way), and the server's access log
+shows such values as ``[redacted]``.
+
+A name is "like a credential" when, compared without case and without ``-``, ``_`` and
+``.``, it is one of :data:`CREDENTIAL_NAMES` or ends with one of
+:data:`CREDENTIAL_SUFFIXES` (``access_token``, ``X-Api-Key``, ``client_secret``, ...).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import urllib.parse
+from collections.abc import Mapping
+from typing import Any, Final
+
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from audit_logging.api.errors import CredentialInQueryError
+
+REDACTED: Final = "[redacted]"
+CREDENTIAL_NAMES: Final = frozenset(
+    {
+        "auth",
+        "authorization",
+        "bearer",
+        "credential",
+        "credentials",
+        "jwt",
+        "key",
+        "pass",
+        "pwd",
+        "session",
+        "sessionid",
+        "sessionkey",
+        "sid",
+    }
+)
+CREDENTIAL_SUFFIXES: Final = ("token", "secret", "password", "passwd", "apikey", "accesskey")
+_IGNORED_RE: Final = re.compile(r"[-_.\s]")
+# One name=value pair of a query string; '?' separates too, so a '?' inside a value (or a
+# second '?') cannot hide a pair from the redaction.
+_PAIR_RE: Final = re.compile(r"(?P<name>[^&;?=]*)=(?P<value>[^&;?]*)")
+
+
+def is_credential_name(name: str) -> bool:
+    """Whether a (decoded) query parameter name is named like a credential."""
+    compact = _IGNORED_RE.sub("", name).lower()
+    return compact in CREDENTIAL_NAMES or compact.endswith(CREDENTIAL_SUFFIXES)
+
+
+def credential_in_query(query_string: bytes) -> str | None:
+    """The first parameter of ``query_string`` named like a credential, else ``None``."""
+    # Decoded as Starlette decodes it, so the names checked are the names the routes read.
+    pairs = urllib.parse.parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
+    return next((name for name, _ in pairs if is_credential_name(name)), None)
+
+
+def redact_query(text: str) -> str:
+    """``text`` (a path with its query string) with credential-named values as [redacted]."""
+    path, mark, query = text.partition("?")
+    if not mark:
+        return text
+
+    def redact(match: re.Match[str]) -> str:
+        name = urllib.parse.unquote_plus(match["name"], errors="replace")
+        return f"{match['name']}={REDACTED}" if is_credential_name(name) else match[0]
+
+    return f"{path}?{_PAIR_RE.sub(redact, query)}"
+
+
+class RedactCredentials(logging.Filter):
+    """For the access log (``uvicorn.access``): credential-named query values as [redacted].
+
+    Only string arguments are rewritten, and the tuple keeps its shape, so uvicorn's access
+    formatter (which unpacks the arguments) formats the line as before."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            record.msg = _redacted(record.msg)
+            if isinstance(record.args, tuple):
+                record.args = tuple(_redacted(arg) for arg in record.args)
+            elif isinstance(record.args, Mapping):
+                record.args = {key: _redacted(arg) for key, arg in record.args.items()}
+            return True
+        except Exception:  # noqa: BLE001 - a filter that raises breaks the request
+            # A line that could not be checked is dropped rather than written with a token.
+            return False
+
+
+def _redacted(value: Any) -> Any:
+    return redact_query(value) if isinstance(value, str) else value
+
+
+class RefuseCredentialsInQuery:
+    """ASGI middleware: a request with a credential-named query parameter is a 400, answered
+    before routing and authentication, naming the parameter and never its value."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            name = credential_in_query(scope.get("query_string", b""))
+            if name is not None:
+                error = CredentialInQueryError(name)
+                response = JSONResponse(
+                    error.body(),
+                    status_code=error.status,
+                    headers={"Cache-Control": "no-store"},
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
