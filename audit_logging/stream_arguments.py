@@ -30,8 +30,9 @@ SETTING_OF: Final[Mapping[str, str]] = {"max-age": "AUDIT_LOG_STREAM_MAX_AGE"}
 
 _SEE: Final = (
     "`rabbitmqctl list_queues name arguments` shows the stream's arguments; set {settings} "
-    "to the stream's value to silence this warning, or delete the stream (its records are "
-    "lost) so that it is created again with the settings' value"
+    "to the stream's {arguments} (if it has one) to silence this warning, or, once every "
+    "consumer has read it, delete the stream so that it is created again with the settings' "
+    "value (what is left in it is lost)"
 )
 
 _warned: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
@@ -138,6 +139,7 @@ async def ensure_stream(
                 "arguments the settings do not set)"
             )
         settings = " / ".join(SETTING_OF.get(key, f"x-{key}") for key in wanted)
+        names = " / ".join(f"x-{key}" for key in wanted)
         log.warning(
             "RabbitMQ stream %r already exists with other arguments than the settings ask "
             "for, and is used as it is (its own retention applies): asked for %s; the "
@@ -145,5 +147,5 @@ async def ensure_stream(
             stream,
             _named(wanted),
             existing,
-            _SEE.format(settings=settings),
+            _SEE.format(settings=settings, arguments=names),
         )
