@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -12,8 +13,25 @@ from rstream.utils import OnClosedErrorInfo
 
 from audit_logging.consumer.options import StartFrom
 from audit_logging.settings import Settings
+from audit_logging.stream_arguments import ensure_stream, wanted_arguments
 
 _KINDS = {"first": OffsetType.FIRST, "last": OffsetType.LAST, "next": OffsetType.NEXT}
+_log = logging.getLogger("audit_logging.consumer")
+
+
+class _StreamCheckingConsumer(Consumer):
+    """Checks the stream's arguments against the settings before each subscription, so that
+    a difference is reported (once) without the service knowing about it. The consumer never
+    creates the stream: a missing one raises ``StreamDoesNotExist`` as ``subscribe`` would."""
+
+    def __init__(self, *args: Any, arguments: dict[str, str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._wanted_arguments = arguments
+
+    async def subscribe(self, stream: str, *args: Any, **kwargs: Any) -> int:
+        await ensure_stream(self, stream, self._wanted_arguments, _log, create=False)
+        subscription: int = await super().subscribe(stream, *args, **kwargs)
+        return subscription
 
 
 def make_consumer(
@@ -21,7 +39,7 @@ def make_consumer(
     name: str,
     on_closed: Callable[[OnClosedErrorInfo], Awaitable[None]],
 ) -> Consumer:
-    return Consumer(
+    return _StreamCheckingConsumer(
         settings.rabbitmq_stream_host,
         settings.rabbitmq_stream_port,
         vhost=settings.rabbitmq_stream_vhost,
@@ -32,6 +50,7 @@ def make_consumer(
         # We reconnect ourselves, from the offset we know is next; rstream's own recovery
         # would resubscribe behind our back.
         recovery_strategy=BackOffRecoveryStrategy(False),
+        arguments=wanted_arguments(settings),
     )
 
 
