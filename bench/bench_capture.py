@@ -234,6 +234,20 @@ def _extras(count: int) -> list[dict[str, Any]]:
     ]
 
 
+def _nested_extras(count: int) -> list[dict[str, Any]]:
+    """As :func:`_extras`, with what apps nest: changes, an extra object, a list of dicts
+    (each copied by the handler at the call, so the app may change them afterwards)."""
+    return [
+        {
+            **extra,
+            "changes": {"email": [f"old{n}@example.com", f"new{n}@example.com"]},
+            "extra": {"plan": "pro", "seats": n % 50, "tags": ["trial", "eu"]},
+            "items": [{"sku": f"sku_{n % 97}", "qty": 1}],
+        }
+        for n, extra in enumerate(_extras(count))
+    ]
+
+
 def _timed(logger: logging.Logger, extras: Sequence[dict[str, Any]]) -> list[int]:
     """ns per call, the calls back to back."""
     # Each batch starts without garbage left by the one before, whichever handler made it.
@@ -301,8 +315,9 @@ def per_call(settings: Settings) -> list[Result]:
             _timed(setup.logger, extras[: WARMUP // 4 if setup.name == "insert" else WARMUP])
             setup.settle()
         burst = _back_to_back(setups, extras)
+        nested = _back_to_back([audit, queued], _nested_extras(CALLS))
         paced = _paced_rounds([audit, queued], extras)
-    return _per_call_results(burst) + _paced_results(paced)
+    return _per_call_results(burst) + _nested_results(nested) + _paced_results(paced)
 
 
 def _back_to_back(setups: Sequence[_Setup], extras: Sequence[dict[str, Any]]) -> dict[str, _Tally]:
@@ -380,6 +395,20 @@ def _per_call_results(t: dict[str, _Tally]) -> list[Result]:
             None,
             f"rounds {_rounds(floor.p50)}; over it ours adds {a50 - f50:.3g} µs, "
             f"QueueHandler {q50 - f50:.3g} µs",
+        ),
+    ]
+
+
+def _nested_results(t: dict[str, _Tally]) -> list[Result]:
+    audit, queued = t["audit"], t["queue"]
+    return [
+        _ratio(
+            "p50 per call with nested extra values vs stdlib QueueHandler",
+            median(audit.p50),
+            median(queued.p50),
+            0.8,
+            f"extra= with changes, an extra object and a list of dicts, deep-copied at the "
+            f"call; rounds ours {_rounds(audit.p50)}, base {_rounds(queued.p50)}",
         ),
     ]
 
@@ -624,6 +653,17 @@ def _delete_stream(settings: Settings) -> None:
         print(f"bench capture: could not delete {settings.rabbitmq_stream_name}: {exc!r}")
 
 
+def _measures() -> list[Callable[[Settings], list[Result]]]:
+    """All three, or those named in BENCH_CAPTURE_MEASURES (``per_call,throughput``): the
+    outage measure stops the broker's app, which a shared machine may not want."""
+    known = {"per_call": per_call, "outage": outage, "throughput": throughput}
+    names = os.environ.get("BENCH_CAPTURE_MEASURES", ",".join(known)).split(",")
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        raise SystemExit(f"BENCH_CAPTURE_MEASURES: unknown {unknown}, known {sorted(known)}")
+    return [known[name] for name in names]
+
+
 def run(settings: Settings) -> list[Result]:
     _ensure_postgres()
     results: list[Result] = []
@@ -634,7 +674,7 @@ def run(settings: Settings) -> list[Result]:
             spool_dir=Path(spool),
         )
         try:
-            for measure in (per_call, outage, throughput):
+            for measure in _measures():
                 print(f"bench capture: {measure.__name__} ...", flush=True)
                 results.extend(measure(own))
         finally:

@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from audit_logging.context import current_context
 from audit_logging.errors import RecordError
+from audit_logging.handlers._snapshot import Snapshot, merge_truncated
 from audit_logging.handlers.formatter import CONTEXT_ATTR, AuditJsonFormatter
 from audit_logging.publisher import Encode, RecordRejected, StreamPublisher, Transport
 from audit_logging.settings import Settings
@@ -32,6 +33,8 @@ _STANDARD: Final = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None
     "message",
     "asctime",
 }
+# Values kept as they are by emit; anything else goes through the snapshot.
+_PLAIN: Final = frozenset({str, float, bool, type(None)})
 _TRACEBACKS: Final = logging.Formatter()
 # What a LogRecord rebuilt from a snapshot needs besides the snapshot (cheaper than
 # logging.makeLogRecord, which runs the whole LogRecord constructor first).
@@ -77,8 +80,20 @@ class AuditHandler(logging.Handler):
                 return
             # A snapshot of plain values, as QueueHandler.prepare makes: the message is
             # rendered and a traceback formatted now, so no frames are kept alive in the
-            # queue, and the garbage collector has little there to scan.
-            item = {key: value for key, value in values.items() if key not in _STANDARD}
+            # queue, and the garbage collector has little there to scan. Containers are
+            # copied deeply (the record is built later, on the publisher's thread).
+            item: dict[Any, Any] = {}
+            snapshot = None
+            for key, value in values.items():
+                if key in _STANDARD:
+                    continue
+                if type(value) not in _PLAIN:
+                    if snapshot is None:
+                        snapshot = Snapshot()
+                    value = snapshot.field(key, value)  # noqa: PLW2901 - the copy replaces it
+                item[key] = value
+            if snapshot is not None and snapshot.problems:
+                self._snapshot_problems(record.name, item, snapshot)
             item["name"] = record.name
             item["created"] = record.created
             item["msg"] = record.getMessage()
@@ -126,6 +141,12 @@ class AuditHandler(logging.Handler):
         except RecordError as exc:
             library_logger.error("Audit record from logger %r refused: %s", record.name, exc)
             raise RecordRejected(str(exc)) from None
+
+    def _snapshot_problems(self, logger: str, item: dict[Any, Any], snapshot: Snapshot) -> None:
+        if snapshot.truncated:
+            item["truncated"] = merge_truncated(item.get("truncated"), snapshot.truncated)
+        for message in snapshot.problems:
+            library_logger.warning("%s (logger %r)", message, logger)
 
     def _report_problem(self, message: str) -> None:
         library_logger.warning(message)
