@@ -6,10 +6,14 @@ it do not reach the app (see Starlette's docs/middleware.md).
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
+from audit_logging.capture import flush
 from audit_logging.context import _current
+from audit_logging.errors import ConfigurationError
 from audit_logging.middleware._request import (
     ContextBuilder,
     RequestAudit,
@@ -17,6 +21,8 @@ from audit_logging.middleware._request import (
     emit_request_record,
 )
 from audit_logging.settings import Settings
+
+library_logger = logging.getLogger("audit_logging")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -46,7 +52,8 @@ class AuditMiddleware:
     audit record per request (``audit_requests``).
 
     ``forwarded_header`` (default ``AUDIT_LOG_FORWARDED_HEADER``) names the one header the
-    trusted proxies write."""
+    trusted proxies write. ``drain_at_shutdown`` bounds, in seconds, how long the end of the
+    app's lifespan waits for the audit handlers to be confirmed (0: no wait)."""
 
     def __init__(
         self,
@@ -59,16 +66,25 @@ class AuditMiddleware:
         get_user: UserGetter | None = starlette_user,
         audit_requests: RequestAudit | None = None,
         forwarded_header: str | None = None,
+        drain_at_shutdown: float = 5.0,
     ) -> None:
         self.app = app
         self.builder = ContextBuilder(
             settings, trusted_proxies, session_cookie, get_session is not None, forwarded_header
         )
+        if not 0 <= drain_at_shutdown < float("inf"):
+            raise ConfigurationError(
+                "drain_at_shutdown", f"must be 0 or more seconds, got {drain_at_shutdown!r}"
+            )
+        self.drain_at_shutdown = drain_at_shutdown
         self.get_session = get_session
         self.get_user = get_user
         self.audit_requests = audit_requests
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan" and self.drain_at_shutdown > 0:
+            await self.app(scope, receive, self._draining_send(send))
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -106,6 +122,35 @@ class AuditMiddleware:
             ):
                 emit_request_record(self.audit_requests, facts, status)
             _current.reset(token)
+
+    def _draining_send(self, send: Send) -> Send:
+        """``send`` that drains the audit handlers once the app's shutdown is done (its
+        shutdown handlers may still log) and before the server is told so: under
+        ``uvicorn --workers`` a worker process ends right after, without running atexit."""
+
+        async def send_after_draining(message: Message) -> None:
+            if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+                await drain(self.drain_at_shutdown)
+            await send(message)
+
+        return send_after_draining
+
+
+async def drain(timeout: float) -> int:
+    """Flush every audit handler within ``timeout`` s, off the event loop; return how many
+    records are still unconfirmed (reported on the library's logger)."""
+    try:
+        left = await asyncio.to_thread(flush, timeout)
+    except Exception:  # a failed drain must not fail the server's shutdown
+        library_logger.exception("Draining the audit handlers at shutdown failed")
+        return 0
+    if left:
+        library_logger.warning(
+            "%d audit records were not confirmed within %.1f s of the app's shutdown",
+            left,
+            timeout,
+        )
+    return left
 
 
 def _headers(scope: Scope) -> dict[str, str]:
