@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from audit_logging.api.cursor import MAX_CURSOR_LENGTH
-from audit_logging.api.errors import RETRY_AFTER_SECONDS
+from audit_logging.api.errors import RETRY_AFTER_SECONDS, BadParameterError
 from audit_logging.api.params import (
     DEFAULT_PAGE_SIZE,
     EXACT_FILTERS,
@@ -14,6 +14,7 @@ from audit_logging.api.params import (
     MAX_SEARCH_TERM,
     MAX_TIME_LENGTH,
     MAX_WINDOW,
+    OFFSET_WITH_CURSOR,
 )
 from audit_logging.record import FIELDS, STRING_LIMITS
 
@@ -107,7 +108,8 @@ def _search_parameters() -> list[dict[str, Any]]:
         _query(
             "from_offset",
             f"Results to skip; from_offset + page_size must be at most {MAX_WINDOW}. "
-            "Use the cursor to go deeper. Not with cursor.",
+            "Use the cursor to go deeper. Excludes cursor: a request with both is a 400 "
+            "(field from_offset).",
             {"type": "integer", "minimum": 0, "maximum": MAX_WINDOW - 1, "default": 0},
         )
     )
@@ -115,7 +117,8 @@ def _search_parameters() -> list[dict[str, Any]]:
         _query(
             "cursor",
             "The 'next' value of the previous page, to read the page after it (at any depth)."
-            " Not with from_offset.",
+            " Excludes from_offset (the cursor carries the offset): a request with both is a"
+            " 400 (field from_offset).",
             {
                 "type": "string",
                 "minLength": 1,
@@ -137,10 +140,27 @@ def _error_response(description: str, headers: dict[str, Any] | None = None) -> 
     return response
 
 
+_BAD_PARAMETER: Final = (
+    "A parameter is unknown, repeated, empty, too long or has a bad value; or it is named like "
+    "a credential (code credential_in_query: send tokens in the Authorization header only)."
+)
+
+
+def _search_bad_parameter() -> dict[str, Any]:
+    response = _error_response(
+        _BAD_PARAMETER + " On this route also: cursor and from_offset together; from_offset + "
+        f"page_size over {MAX_WINDOW}; start_time after end_time; a cursor the API did not issue."
+    )
+    both = BadParameterError("from_offset", OFFSET_WITH_CURSOR).body()
+    response["content"]["application/json"]["examples"] = {
+        "cursorWithFromOffset": {"summary": "cursor and from_offset together", "value": both}
+    }
+    return response
+
+
 _RESPONSES: Final = {
-    "BadParameterError": _error_response(
-        "A parameter is unknown, repeated, empty, too long or has a bad value."
-    ),
+    "BadParameterError": _error_response(_BAD_PARAMETER),
+    "SearchBadParameterError": _search_bad_parameter(),
     "UnauthorizedError": _error_response(
         "No valid 'Authorization: Bearer <token>' header.",
         {"WWW-Authenticate": {"schema": {"type": "string"}}},
@@ -213,6 +233,9 @@ def openapi_document() -> dict[str, Any]:
                 "get": {
                     "operationId": "searchAuditLogs",
                     "summary": "Search audit records, newest first (filters combine with AND)",
+                    "description": "Pages: from_offset for the first "
+                    f"{MAX_WINDOW} results, or the previous page's 'next' as cursor at any "
+                    "depth; cursor and from_offset exclude each other (both together are a 400).",
                     "parameters": _search_parameters(),
                     "responses": {
                         "200": {
@@ -223,7 +246,7 @@ def openapi_document() -> dict[str, Any]:
                                 }
                             },
                         },
-                        "400": {"$ref": "#/components/responses/BadParameterError"},
+                        "400": {"$ref": "#/components/responses/SearchBadParameterError"},
                         "401": {"$ref": "#/components/responses/UnauthorizedError"},
                         "503": {"$ref": "#/components/responses/UnavailableError"},
                     },

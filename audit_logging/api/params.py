@@ -45,6 +45,8 @@ SEARCH_PARAMETERS: Final = (
     "from_offset",
     "cursor",
 )
+# The cursor carries its own offset, so a from_offset beside it could only contradict it.
+OFFSET_WITH_CURSOR: Final = "cannot be combined with cursor: the two exclude each other"
 _DIGITS_RE: Final = re.compile(r"[0-9]{1,9}")
 
 
@@ -129,7 +131,7 @@ def parse_search(items: Sequence[tuple[str, str]]) -> SearchParams:
     cursor = None
     if "cursor" in values:
         if "from_offset" in values:
-            raise BadParameterError("from_offset", "cannot be combined with cursor")
+            raise BadParameterError("from_offset", OFFSET_WITH_CURSOR)
         cursor = decode_cursor(values["cursor"])
     elif "from_offset" in values:
         from_offset = _int("from_offset", values["from_offset"], 0, MAX_WINDOW - 1)

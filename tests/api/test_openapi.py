@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +14,7 @@ from schemathesis.python import asgi
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from audit_logging.api.cursor import Cursor, encode_cursor
 from audit_logging.api.params import SEARCH_PARAMETERS
 from audit_logging.api.query import SUMMARY_FIELDS
 from audit_logging.record import FIELDS
@@ -41,6 +43,26 @@ def test_document_needs_a_token_and_describes_both_routes(client: TestClient) ->
     assert list(schemas["Summary"]["properties"]) == list(SUMMARY_FIELDS)
     assert doc["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
     assert doc["paths"]["/healthz"]["get"]["security"] == []
+
+
+def test_document_says_cursor_and_from_offset_exclude_each_other(client: TestClient) -> None:
+    doc = client.get(OPENAPI).json()
+    search = doc["paths"]["/api/audit-logs/search/"]["get"]
+    params = {p["name"]: p for p in search["parameters"]}
+    for name, other in (("cursor", "from_offset"), ("from_offset", "cursor")):
+        description = params[name]["description"]
+        assert f"Excludes {other}" in description and "400" in description, description
+    assert "cursor and from_offset exclude each other" in search["description"]
+    ref = search["responses"]["400"]["$ref"].removeprefix("#/components/responses/")
+    bad = doc["components"]["responses"][ref]
+    assert "cursor and from_offset together" in bad["description"]
+    # The documented example is what the API answers to both together, in either order.
+    example = bad["content"]["application/json"]["examples"]["cursorWithFromOffset"]["value"]
+    cursor = encode_cursor(Cursor(1_767_268_800_000_000_000, str(uuid.uuid4()), 40))
+    for query in (f"cursor={cursor}&from_offset=0", f"from_offset=20&cursor={cursor}"):
+        response = client.get(f"/api/audit-logs/search/?{query}")
+        assert response.status_code == 400
+        assert response.json() == example
 
 
 @pytest.fixture
