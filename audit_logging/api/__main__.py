@@ -36,8 +36,9 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NETWORK",
-        help="a proxy whose forwarding header names the client (repeatable; e.g. 10.0.0.0/8); "
-        "without it the peer address is recorded and forwarding headers are ignored",
+        help="a proxy whose forwarding header (AUDIT_LOG_FORWARDED_HEADER) names the client "
+        "(repeatable; e.g. 10.0.0.0/8); without it the peer address is recorded and "
+        "forwarding headers are ignored",
     )
     parser.add_argument(
         "--log-level",
