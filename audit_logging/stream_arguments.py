@@ -73,19 +73,6 @@ def _first_time(stream: str, arguments: Mapping[str, str]) -> bool:
         return True
 
 
-async def _has_no_arguments(client: StreamClient, stream: str) -> bool:
-    """Whether the existing stream was created without arguments (no retention at all): the
-    one existing value a create can reveal, since an empty create then counts as equal."""
-    try:
-        await client.create_stream(stream, {}, exists_ok=False)
-    except StreamAlreadyExists:
-        return True
-    except Exception:  # noqa: BLE001 - only a hint for the warning; any doubt means "unknown"
-        return False
-    # Deleted meanwhile and now created without retention: say nothing we do not know.
-    return False
-
-
 async def ensure_stream(
     client: StreamClient,
     stream: str,
@@ -130,14 +117,13 @@ async def ensure_stream(
             ) from None
         if not _first_time(stream, wanted):
             return
-        if await _has_no_arguments(client, stream):
-            existing = "none (no x-max-age: it keeps every record)"
-        else:
-            existing = (
-                "not reported by RabbitMQ's stream protocol; the broker refused the value "
-                "asked for as different from the existing stream's (or the stream has "
-                "arguments the settings do not set)"
-            )
+        # No second create to learn more (one without arguments would tell "none"): if the
+        # stream were deleted in between, that create would make it without retention.
+        existing = (
+            "not reported by RabbitMQ's stream protocol; the broker refused the value "
+            "asked for as different from the existing stream's (or the stream has "
+            "arguments the settings do not set, or none)"
+        )
         settings = " / ".join(SETTING_OF.get(key, f"x-{key}") for key in wanted)
         names = " / ".join(f"x-{key}" for key in wanted)
         log.warning(
