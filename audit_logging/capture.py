@@ -9,6 +9,7 @@ from typing import Any, Final
 
 from audit_logging.context import current_context
 from audit_logging.errors import RecordError
+from audit_logging.handlers._snapshot import Snapshot, merge_truncated
 from audit_logging.handlers.formatter import fill_from_context, finish_record
 from audit_logging.handlers.handler import AuditHandler
 from audit_logging.record import INPUT_FIELDS
@@ -61,11 +62,17 @@ def log_audit_event(**fields: Any) -> str:
     unknown = sorted(name for name in fields if name not in INPUT_FIELDS)
     if unknown:
         raise RecordError(", ".join(unknown), "is not a record field; put it in 'extra'")
+    # Checked as the handler's snapshot checks extra= (depth, size of integers, mappings
+    # that fail to read), but raising: the caller learns which value is wrong.
+    snapshot = Snapshot(strict=True)
+    given = {name: snapshot.field(name, value) for name, value in fields.items()}
+    if snapshot.truncated:
+        given["truncated"] = merge_truncated(given.get("truncated"), snapshot.truncated)
     context = current_context()
     if context is not None:
-        fill_from_context(fields, context.fields())
+        fill_from_context(given, context.fields())
     handlers = audit_handlers() or [configure()]
-    record = finish_record(dict(fields), handlers[0].settings, None)
+    record = finish_record(given, handlers[0].settings, None)
     for handler in handlers:
         handler.submit_record(record)
     return str(record["log_id"])

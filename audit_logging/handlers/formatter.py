@@ -100,4 +100,32 @@ def finish_record(
                 raise RecordError("session_key", f"cannot be stored: {reason}")
             report(f"Audit record field 'session_key' dropped: {reason}")
         fields["session_key"] = stored
-    return build_record(fields, source=settings.source, report=report)
+    try:
+        return build_record(fields, source=settings.source, report=report)
+    except RecordError:
+        raise
+    except (ValueError, OverflowError, RecursionError) as exc:
+        # A value the checks let through that Python's own conversions refuse (a
+        # timestamp of 10**400 seconds): the caller gets the one error it expects.
+        raise RecordError(_culprit(fields, settings), _describe(exc)) from None
+
+
+def _culprit(fields: Mapping[str, Any], settings: Settings) -> str:
+    """The field whose value alone makes a record fail ("record" if none does alone)."""
+    for name, value in fields.items():
+        if name == "action":
+            continue
+        try:
+            build_record({"action": "PROBE", name: value}, report=_ignore)
+        except Exception:  # noqa: BLE001 - any failure names the culprit
+            return str(name)
+    return "record"
+
+
+def _describe(exc: BaseException) -> str:
+    text = f"cannot be stored ({type(exc).__name__}: {exc})"
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _ignore(message: str) -> None:
+    """A probe repairs what it can silently: only a value that still breaks it is named."""

@@ -141,6 +141,14 @@ class AuditHandler(logging.Handler):
         except RecordError as exc:
             library_logger.error("Audit record from logger %r refused: %s", record.name, exc)
             raise RecordRejected(str(exc)) from None
+        except (ValueError, OverflowError, RecursionError) as exc:
+            # A value the repairs let through that Python's own conversions refuse (a
+            # timestamp of 10**400 seconds): one record refused, said once, no traceback.
+            library_logger.error(
+                "Audit record from logger %r refused: a field cannot be stored (%s: %.200s)",
+                record.name, type(exc).__name__, exc,
+            )
+            raise RecordRejected(str(exc)) from None
 
     def _snapshot_problems(self, logger: str, item: dict[Any, Any], snapshot: Snapshot) -> None:
         if snapshot.truncated:

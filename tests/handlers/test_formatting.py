@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import logging.config
 import uuid
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -181,3 +183,71 @@ def test_dict_config_builds_the_handler_with_settings(tmp_path: Any) -> None:
     assert isinstance(handler, AuditHandler)
     assert handler.settings.rabbitmq_stream_name == "from_dictconfig"
     assert handler.close(timeout=0.1) == 0
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    deep: dict[str, Any] = {}
+    for _ in range(depth):
+        deep = {"a": deep}
+    return deep
+
+
+class _UnreadableMapping(Mapping[str, Any]):
+    def __getitem__(self, key: str) -> Any:
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        raise RuntimeError("cannot iterate")
+
+    def __len__(self) -> int:
+        return 1
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"timestamp": dt.datetime.max.replace(tzinfo=dt.UTC)}, "timestamp"),
+        ({"timestamp": dt.datetime.max.replace(tzinfo=dt.timezone(-dt.timedelta(hours=1)))},
+         "timestamp"),
+        ({"timestamp": dt.datetime.min.replace(tzinfo=dt.timezone(dt.timedelta(hours=1)))},
+         "timestamp"),
+        ({"timestamp": "9999-12-31T23:59:59-01:00"}, "timestamp"),
+        ({"timestamp": float("1e400")}, "timestamp"),
+        ({"timestamp": 10**400}, "timestamp"),
+        ({"extra": {"x": float("1e400")}}, "extra.x"),
+        ({"extra": {"x": 10**5000}}, "extra.x"),
+        ({"user_id": 10**5000}, "user_id"),
+        ({"changes": {"n": [0, 10**5000]}}, "changes.n[1]"),
+        ({"extra": _nested(1_000)}, "extra.a"),
+        ({"extra": _UnreadableMapping()}, "extra"),
+        ({"changes": {"f": [_UnreadableMapping(), None]}}, "changes.f[0]"),
+    ],
+)
+def test_log_audit_event_raises_record_error_only(fields: dict[str, Any], field: str) -> None:
+    with capture_audit_records() as records, pytest.raises(RecordError) as raised:
+        audit_logging.log_audit_event(action="UPDATE", **fields)
+    assert type(raised.value) is RecordError
+    assert raised.value.field.startswith(field)
+    assert records == []
+
+
+def test_log_audit_event_keeps_the_values_of_the_call() -> None:
+    changes = {"email": ["a@x.example", "b@x.example"]}
+    with capture_audit_records() as records:
+        audit_logging.log_audit_event(action="UPDATE", changes=changes)
+        changes["email"][1] = "mutated"
+    assert records[0]["changes"] == {"email": ["a@x.example", "b@x.example"]}
+
+
+def test_a_value_python_cannot_convert_refuses_the_log_call_with_a_message(
+    caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    with capture_audit_records() as records, caplog.at_level(logging.WARNING, "audit_logging"):
+        logging.getLogger("audit").info("t", extra={"action": "X", "timestamp": 10**400})
+        logging.getLogger("audit").info("t", extra={"action": "X", "object_id": 10**5000})
+    assert len(records) == 1
+    assert records[0]["object_id"] == "<int of 16610 bits>"
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("refused" in m and "timestamp" in m for m in messages), messages
+    assert not any(r.exc_info for r in caplog.records)
+    assert capfd.readouterr().err == ""
