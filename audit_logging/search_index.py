@@ -53,6 +53,9 @@ MAPPINGS: Final[dict[str, Any]] = {
         "source": {"type": "keyword"},
         "schema_version": {"type": "integer"},
         "truncated": {"type": "keyword"},
+        # Not a record field (the API never shows it): where the consumer read the record,
+        # which tells a replay of that message from a reused log_id (consumer/write_once.py).
+        "stream_position": {"type": "keyword"},
     },
 }
 
@@ -100,6 +103,13 @@ def index_template(prefix: str) -> dict[str, Any]:
 
 def install_template(client: OpenSearch, prefix: str) -> None:
     client.indices.put_index_template(name=prefix, body=index_template(prefix))
+    # Indices created from an older template get the field added since.
+    added = ("stream_position",)
+    client.indices.put_mapping(
+        index=index_pattern(prefix),
+        body={"properties": {name: MAPPINGS["properties"][name] for name in added}},
+        params={"allow_no_indices": "true", "expand_wildcards": "open"},
+    )
 
 
 def _client_options(settings: Settings) -> dict[str, Any]:

@@ -97,6 +97,34 @@ def records_table(records: Sequence[Mapping[str, Any]]) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=ARROW_SCHEMA)
 
 
+def records_table_checked(
+    records: Sequence[Mapping[str, Any]],
+) -> tuple[pa.Table, list[tuple[int, str]]]:
+    """The table of the records whose row can be built, and (position, reason) of the others.
+
+    One row at a time only when the whole table fails: a record no Parquet row can hold is
+    that record's dead letter, not a batch that can never be archived.
+    """
+    try:
+        table = records_table(records)
+    except Exception:  # noqa: BLE001 - find the record at fault below
+        table = None
+    if table is not None:
+        return table, []
+    good: list[Mapping[str, Any]] = []
+    bad: list[tuple[int, str]] = []
+    for position, record in enumerate(records):
+        try:
+            records_table([record])
+        except Exception as exc:  # noqa: BLE001 - that record's fault
+            bad.append(
+                (position, f"archive failed on this record: {type(exc).__name__}: {exc}"[:300])
+            )
+        else:
+            good.append(record)
+    return records_table(good), bad
+
+
 def parquet_bytes(table: pa.Table, metadata: Mapping[str, str] | None = None) -> bytes:
     if metadata:
         merged = dict(table.schema.metadata or {})

@@ -9,9 +9,16 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from audit_logging.consumer.dead_letter import DeadLetter
+from audit_logging.consumer.dead_letter import DeadLetter, Stage
 from audit_logging.consumer.indexer import Refusal
 from audit_logging.record import record_to_json
+
+
+def _body(record: dict[str, Any]) -> bytes:
+    try:
+        return record_to_json(record)
+    except Exception:  # noqa: BLE001 - a record that fails here is what is dead-lettered
+        return repr(record).encode("utf-8", "replace")
 
 
 @dataclasses.dataclass
@@ -34,6 +41,8 @@ class Batch:
     unsent_since: float | None = None
     index_seconds: float = 0.0
     refused: list[DeadLetter] = dataclasses.field(default_factory=list)
+    # Positions in records that are not archived: resends and reused log_ids (write-once).
+    not_archived: set[int] = dataclasses.field(default_factory=set)
     indexed: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
 
     def _see(self, offset: int, broker_timestamp: int) -> None:
@@ -80,18 +89,47 @@ class Batch:
         self.resolved += count
         self.index_seconds += seconds
         for refusal in refusals:
-            record = self.records[start + refusal.position]
+            position = start + refusal.position
+            record = self.records[position]
+            if refusal.code == "resend":
+                self.not_archived.add(position)
+                self.duplicates += 1
+                continue
+            if refusal.code == "duplicate_log_id":
+                self.not_archived.add(position)
+                stage: Stage = "dedup"
+                reason = refusal.reason
+            elif refusal.code == "index_refused":
+                stage = "index"
+                reason = f"OpenSearch refused it (HTTP {refusal.status}): {refusal.reason}"
+            else:
+                # Still archived, as a refused one: S3 is the source of truth.
+                stage, reason = "index", refusal.reason
             self.refused.append(
                 DeadLetter(
-                    offset=self.offsets[start + refusal.position],
-                    stage="index",
-                    reason=f"OpenSearch refused it (HTTP {refusal.status}): {refusal.reason}",
-                    body=record_to_json(record),
+                    offset=self.offsets[position],
+                    stage=stage,
+                    reason=reason,
+                    body=_body(record),
                     broker_timestamp=self.last_broker_timestamp,
-                    log_id=record["log_id"],
+                    log_id=record.get("log_id"),
+                    code=refusal.code,
                 )
             )
         self._check_indexed()
+
+    def unarchivable(self, position: int, reason: str) -> DeadLetter:
+        """The dead letter of a record whose Parquet row could not be built."""
+        record = self.records[position]
+        return DeadLetter(
+            offset=self.offsets[position],
+            stage="archive",
+            reason=reason,
+            body=_body(record),
+            broker_timestamp=self.last_broker_timestamp,
+            log_id=record.get("log_id"),
+            code="archive_error",
+        )
 
     def _check_indexed(self) -> None:
         if self.closed and self.resolved == len(self.records):

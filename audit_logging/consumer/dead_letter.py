@@ -2,8 +2,12 @@
 
 ``{AUDIT_LOG_S3_PREFIX}dead-letter/{stream}-{first_offset:020d}-{last_offset:020d}.ndjson``,
 one JSON object per line, one file per batch that had any. ``stage`` says where the message
-failed: ``decode`` (not a record: not AMQP, not UTF-8, not JSON, too large, invalid) or
-``index`` (a valid record OpenSearch refused; it is still in the Parquet archive).
+failed: ``decode`` (not a record: not AMQP, not UTF-8, not JSON, too large, too deep,
+invalid), ``dedup`` (its log_id already holds another record: ``duplicate_log_id``; the first
+stays), ``prepare`` (an unexpected error computing where the record goes), ``index`` (a valid
+record OpenSearch refused; it is still in the Parquet archive) or ``archive`` (an unexpected
+error building its Parquet row). ``code`` is a short machine-readable reason (``not_json``,
+``duplicate_log_id``, ``index_refused``, ...), ``reason`` the human explanation.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ DEAD_LETTER_DIR: Final = "dead-letter/"
 # what was sent, without letting one huge message blow up the dead-letter file.
 MAX_KEPT_BODY: Final = 1024 * 1024
 
-Stage = Literal["decode", "index"]
+Stage = Literal["decode", "dedup", "prepare", "index", "archive"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +40,8 @@ class DeadLetter:
     # The broker's time for the message's chunk, milliseconds since the epoch.
     broker_timestamp: int
     log_id: str | None = None
+    # Short and stable (``duplicate_log_id``); empty means the stage's name.
+    code: str = ""
 
     @property
     def sha256(self) -> str:
@@ -65,6 +71,7 @@ def encode(stream: str, letters: Sequence[DeadLetter]) -> bytes:
             "stream": stream,
             "offset": letter.offset,
             "stage": letter.stage,
+            "code": letter.code or letter.stage,
             "reason": letter.reason,
             "log_id": letter.log_id,
             "broker_timestamp": format_timestamp(

@@ -35,14 +35,15 @@ from rstream.exceptions import StreamDoesNotExist
 
 from audit_logging.consumer import archive, dead_letter, retention, stream
 from audit_logging.consumer._test_hooks import UploadCrasher
+from audit_logging.consumer.admit import Admission
 from audit_logging.consumer.batch import Batch
 from audit_logging.consumer.dedup import RecentIds
 from audit_logging.consumer.indexer import Indexer
 from audit_logging.consumer.ledger import ArchiveLedger
-from audit_logging.consumer.messages import NotARecord, decode
 from audit_logging.consumer.options import ConsumerOptions
 from audit_logging.consumer.retry import AbandonedError, Waiter
 from audit_logging.consumer.s3 import S3Store, make_s3_client
+from audit_logging.consumer.write_once import stream_position
 from audit_logging.errors import ConfigurationError
 from audit_logging.search_index import install_template, make_client
 
@@ -62,6 +63,8 @@ class _ArchiveStats:
     written: int = 0
     already: int = 0
     parquet_bytes: int = 0
+    # Records whose Parquet row could not be built (a fault of the record, not of S3).
+    letters: list[dead_letter.DeadLetter] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -110,6 +113,7 @@ class ConsumerService:
         )
         self._crasher = UploadCrasher(options.crash_after_upload)
         self._recent = RecentIds(options.dedup_window)
+        self._admission = Admission(self._recent, settings.opensearch_index_prefix)
         self._ledger: ArchiveLedger | None = None
         self.totals = Totals()
         self._batch_numbers = 0
@@ -344,8 +348,7 @@ class ConsumerService:
             return
         if self._resume_at is not None and offset < self._resume_at:
             # Acknowledged before this process started: only refills the duplicate memory.
-            with contextlib.suppress(NotARecord):
-                self._recent.add(decode(raw)[1]["log_id"])
+            self._admission.warm(raw)
             return
         # Offsets may jump: the broker's offset-tracking entries take offsets of their own.
         self._next_offset = offset + 1
@@ -353,21 +356,17 @@ class ConsumerService:
         now = time.monotonic()
         if batch.messages == 0:
             batch.opened_at = now
-        try:
-            _, record = decode(raw)
-        except NotARecord as exc:
-            batch.add_dead(
-                dead_letter.DeadLetter(offset, "decode", exc.reason, exc.body, broker_timestamp)
-            )
-            _log.debug("offset %d dead-lettered: %s", offset, exc.reason)
+        admitted = self._admission.admit(raw, offset, broker_timestamp)
+        if isinstance(admitted, dead_letter.DeadLetter):
+            batch.add_dead(admitted)
+            _log.debug("offset %d dead-lettered: %s", offset, admitted.reason)
+        elif admitted is None:
+            batch.add_duplicate(offset, broker_timestamp)
         else:
-            if self._recent.add(record["log_id"]):
-                batch.add_record(offset, record, broker_timestamp, now)
-                # The first waiting record starts the indexer's clock; a full bulk goes now.
-                if batch.unsent == 1 or batch.unsent >= self._options.bulk_max_docs:
-                    self._wake_indexer.set()
-            else:
-                batch.add_duplicate(offset, broker_timestamp)
+            batch.add_record(offset, admitted, broker_timestamp, now)
+            # The first waiting record starts the indexer's clock; a full bulk goes now.
+            if batch.unsent == 1 or batch.unsent >= self._options.bulk_max_docs:
+                self._wake_indexer.set()
         if batch.messages >= self._batch_size:
             await self._close_filling()
 
@@ -417,7 +416,11 @@ class ConsumerService:
                 continue
             batch, start, records = job
             began = time.monotonic()
-            refusals = await asyncio.to_thread(self._indexer.index, records)
+            positions = [
+                stream_position(self._stream, offset)
+                for offset in batch.offsets[start : start + len(records)]
+            ]
+            refusals = await asyncio.to_thread(self._indexer.index, records, positions)
             took = time.monotonic() - began
             batch.resolve(start, len(records), refusals, took)
             _log.debug("indexed %d records of batch %d in %.3f s", len(records), batch.number, took)
@@ -451,7 +454,7 @@ class ConsumerService:
                 await self._until(batch.indexed)
             finally:
                 stats = await parquet
-            letters = [*batch.dead, *batch.refused]
+            letters = [*batch.dead, *batch.refused, *stats.letters]
             if letters:
                 await asyncio.to_thread(self._write_dead_letters, batch, letters)
             archive_seconds = time.monotonic() - began
@@ -490,7 +493,9 @@ class ConsumerService:
         stats = _ArchiveStats()
         by_day: dict[str, list[int]] = {}
         for position, record in enumerate(batch.records):
-            by_day.setdefault(archive.day_of(record), []).append(position)
+            # Resent records and reused log_ids are not archived again: the first stands.
+            if position not in batch.not_archived:
+                by_day.setdefault(archive.day_of(record), []).append(position)
         for day in sorted(by_day):
             positions = by_day[day]
             done = self._ledger.archived(
@@ -501,10 +506,16 @@ class ConsumerService:
                 positions = [p for p in positions if batch.offsets[p] not in done]
             if not positions:
                 continue
+            table, bad = archive.records_table_checked([batch.records[p] for p in positions])
+            for at, reason in bad:
+                stats.letters.append(batch.unarchivable(positions[at], reason))
+            positions = [p for at, p in enumerate(positions) if at not in dict(bad)]
+            if not positions:
+                continue
             first, last = batch.offsets[positions[0]], batch.offsets[positions[-1]]
             key = archive.archive_key(self._settings.s3_prefix, self._stream, day, first, last)
             data = archive.parquet_bytes(
-                archive.records_table([batch.records[p] for p in positions]),
+                table,
                 {
                     "audit_logging.stream": self._stream,
                     "audit_logging.first_offset": str(first),

@@ -14,6 +14,7 @@ from rstream import Producer
 
 from audit_logging.record import format_timestamp, new_log_id
 from audit_logging.settings import Settings
+from tests._stack import opensearch_client
 from tests.consumer._helpers import (
     archived_log_ids,
     bodies_of,
@@ -107,8 +108,20 @@ def test_poison_messages_are_dead_lettered_with_the_reason_and_the_rest_indexed(
 def test_a_record_opensearch_refuses_is_dead_lettered_and_still_archived(
     settings: Settings, start_consumer: StartConsumer
 ) -> None:
-    # Valid as a record, but the index maps timestamp as date_nanos, which starts in 1970.
-    refused = make_records(1, timestamp="1969-07-20T20:17:40.000000Z")[0]
+    # Valid as a record, but its month's index was created by hand with user_id as a number
+    # (records before 1970, the earlier example, are now refused by the decoder).
+    import datetime as dt
+
+    then = dt.datetime.now(dt.UTC) - dt.timedelta(days=150)
+    refused = make_records(1, timestamp=format_timestamp(then))[0]
+    client = opensearch_client(settings)
+    try:
+        client.indices.create(
+            index=f"{settings.opensearch_index_prefix}-{then:%Y.%m}",
+            body={"mappings": {"properties": {"user_id": {"type": "long"}}}},
+        )
+    finally:
+        client.close()
     good = make_records(3)
     publish(settings, bodies_of([good[0], refused, *good[1:]]))
 

@@ -25,6 +25,30 @@ class ScriptedClient:
     def __init__(self, *answers: Answer | Exception) -> None:
         self.answers = list(answers)
         self.requests: list[list[dict[str, Any]]] = []
+        # What the write-once lookup finds (searchable) and what a real-time get finds.
+        self.searchable: dict[str, tuple[str, dict[str, Any]]] = {}
+        self.stored: dict[str, tuple[str, dict[str, Any]]] = {}
+        self.searches: list[dict[str, Any]] = []
+
+    def search(self, index: str, body: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
+        self.searches.append({"index": index, **body})
+        ids = body["query"]["terms"]["log_id"]
+        hits = [
+            {"_id": i, "_index": self.searchable[i][0], "_source": self.searchable[i][1]}
+            for i in ids
+            if i in self.searchable
+        ]
+        return {"_shards": {"failed": 0}, "hits": {"hits": hits}}
+
+    def mget(self, body: dict[str, Any]) -> dict[str, Any]:
+        docs = []
+        for doc in body["docs"]:
+            found = self.stored.get(doc["_id"])
+            if found is None or found[0] != doc["_index"]:
+                docs.append({**doc, "found": False})
+            else:
+                docs.append({**doc, "found": True, "_source": found[1]})
+        return {"docs": docs}
 
     def bulk(self, body: bytes, params: dict[str, str]) -> dict[str, Any]:
         lines = body.decode().splitlines()
@@ -66,9 +90,9 @@ def test_documents_go_to_their_month_with_the_log_id_as_id() -> None:
     client = ScriptedClient()
     assert indexer(client).index(records) == []
     [request] = client.requests
-    assert [d["action"]["index"]["_id"] for d in request] == [r["log_id"] for r in records]
+    assert [d["action"]["create"]["_id"] for d in request] == [r["log_id"] for r in records]
     month = records[0]["timestamp"][:7].replace("-", ".")
-    assert [d["action"]["index"]["_index"] for d in request] == [
+    assert [d["action"]["create"]["_index"] for d in request] == [
         f"logs-{month}",
         "logs-2024.02",
         f"logs-{month}",
@@ -128,3 +152,57 @@ def test_shutdown_can_abandon_a_wait_for_an_unreachable_cluster() -> None:
     with pytest.raises(AbandonedError):
         Indexer(client, "logs", abandon).index(make_records(1))  # type: ignore[arg-type]
     timer.join()
+
+
+# -- write-once ------------------------------------------------------------------------------
+
+
+def test_a_log_id_held_in_any_month_is_not_written_again() -> None:
+    records = make_records(4)
+    client = ScriptedClient()
+    ids = [r["log_id"] for r in records]
+    # 0: a replay of the message that wrote it (same position); 1: the same record read at
+    # another position (a resend); 2: a reused log_id, first written in another month.
+    client.searchable[ids[0]] = ("logs-2024.01", {**records[0], "stream_position": "s:10"})
+    client.searchable[ids[1]] = ("logs-2024.01", {**records[1], "stream_position": "s:5"})
+    client.searchable[ids[2]] = ("logs-2019.07", {**records[2], "action": "LOGIN"})
+    positions = ["s:10", "s:11", "s:12", "s:13"]
+    refusals = indexer(client).index(records, positions)
+    assert [(r.position, r.code) for r in refusals] == [(1, "resend"), (2, "duplicate_log_id")]
+    assert "logs-2019.07" in refusals[1].reason and ids[2] in refusals[1].reason
+    # One lookup across every month, then only the new record is created.
+    [search] = client.searches
+    assert search["index"] == "logs-*" and search["query"]["terms"]["log_id"] == ids
+    [request] = client.requests
+    assert [d["action"]["create"]["_id"] for d in request] == [ids[3]]
+    assert request[0]["doc"] == {**records[3], "stream_position": "s:13"}
+
+
+def test_a_conflict_the_lookup_could_not_see_yet_is_read_back_and_compared() -> None:
+    records = make_records(3)
+    month = "logs-" + records[0]["timestamp"][:7].replace("-", ".")
+    client = ScriptedClient(statuses(409, 409, 201))
+    # Written less than a refresh ago: not searchable yet, but a real-time get sees it.
+    client.stored[records[0]["log_id"]] = (month, {**records[0], "action": "EXPORT"})
+    client.stored[records[1]["log_id"]] = (month, {**records[1], "stream_position": "s:1"})
+    refusals = indexer(client).index(records, ["s:0", "s:1", "s:2"])
+    # 0 is a reused log_id; 1 is this very message written before a crash (indexed).
+    assert [(r.position, r.code) for r in refusals] == [(0, "duplicate_log_id")]
+    assert len(client.requests) == 1
+
+
+def test_a_conflicting_document_that_vanished_is_created_again() -> None:
+    records = make_records(1)
+    client = ScriptedClient(statuses(409), statuses(201))
+    assert indexer(client).index(records, ["s:0"]) == []
+    assert len(client.requests) == 2
+
+
+def test_a_record_whose_action_cannot_be_built_is_refused_alone() -> None:
+    records = make_records(2)
+    records[0] = {**records[0], "timestamp": "9999-12-31T23:59:59-01:00"}
+    client = ScriptedClient()
+    [refusal] = indexer(client).index(records)
+    assert (refusal.position, refusal.code) == (0, "index_action")
+    assert refusal.reason.startswith("index_action: ") and "Error: " in refusal.reason
+    assert [d["doc"]["log_id"] for d in client.requests[0]] == [records[1]["log_id"]]
