@@ -44,6 +44,9 @@ class Link:
         self.backoff = BACKOFF_FIRST
         self.last_progress = time.monotonic()
         self.down_since: float | None = None
+        # Producers still starting or replaying an orphan: a stop closes them after it has
+        # spooled (closing waits on the broker, which may not answer).
+        self.opening: dict[int, Any] = {}  # by id(): a Producer is not hashable
 
     @property
     def connected(self) -> bool:
@@ -191,6 +194,7 @@ class Link:
             recovery_strategy=_NoRecovery(),
             on_close_handler=self.on_closed,
         )
+        self.opening[id(producer)] = producer
         try:
             await asyncio.wait_for(producer.start(), CONNECT_TIMEOUT)
             await asyncio.wait_for(
@@ -202,7 +206,7 @@ class Link:
                 CONNECT_TIMEOUT,
             )
         except Exception as exc:  # noqa: BLE001 - any failure: back off and try again
-            await close_quietly(producer)
+            await self.release(producer)
             self.next_connect = time.monotonic() + self.backoff
             self.backoff = min(BACKOFF_MAX, self.backoff * 2)
             if self.down_since is None:
@@ -216,6 +220,7 @@ class Link:
                 describe(exc),
             )
             return False
+        self.opening.pop(id(producer), None)
         self.producer = producer
         self.broken = False
         self.backoff = BACKOFF_FIRST
@@ -269,6 +274,7 @@ class Link:
             connection_name=orphan.producer_name,
             recovery_strategy=_NoRecovery(),
         )
+        self.opening[id(producer)] = producer
         try:
             await asyncio.wait_for(producer.start(), CONNECT_TIMEOUT)
             if orphan.overflow_count:
@@ -321,16 +327,22 @@ class Link:
                 orphan.path,
                 describe(exc),
             )
+            await self.release(producer)
             return False
-        finally:
-            await close_quietly(producer)
+        await self.release(producer)
         logger.info("Replayed the spool %s left by an earlier process", orphan.path)
         orphan.close(remove_if_empty=True)
         return True
 
-    async def stop(self) -> None:
-        """At shutdown: whatever is not confirmed goes to the spool; then close."""
+    async def release(self, producer: Any) -> None:
+        self.opening.pop(id(producer), None)
+        await close_quietly(producer)
+
+    async def stop(self, orphans: list[Spool]) -> None:
+        """At shutdown: whatever is not confirmed goes to the spool, fsynced, before
+        anything waits on the broker; then the connections close."""
         o = self.o
+        self.commit_spool()
         direct = sorted(o._direct.items())
         o._direct.clear()
         o._replaying.clear()
@@ -340,11 +352,15 @@ class Link:
             o._to_spool(o._assign_ids(o._take()))
         o._in_hand = 0
         o._absorb_overflow()
-        if self.producer is not None:
-            await close_quietly(self.producer)
-            self.producer = None
         if o._spool is not None:
             o._spool.close(remove_if_empty=True)
+        for orphan in orphans:
+            orphan.close(remove_if_empty=False)
+        o._spooled.set()
+        producers = [p for p in (self.producer, *self.opening.values()) if p is not None]
+        self.producer = None
+        self.opening.clear()
+        await asyncio.gather(*(close_quietly(p) for p in producers))
 
 
 class _NoRecovery(RecoveryStrategy):

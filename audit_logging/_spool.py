@@ -102,6 +102,18 @@ class Spool:
             adopted.append(cls(folder, fd, name))
         return adopted
 
+    @staticmethod
+    def pending_on_disk(path: Path) -> int:
+        """Records in the folder at ``path`` that the broker has not confirmed, counted in
+        its files (segment lines after the commit position, and overflow lines)."""
+        if not path.is_dir():
+            return 0
+        reader = Spool.__new__(Spool)
+        reader.path = path
+        count = reader._count_lines_after(reader._read_commit())
+        overflow = path / _OVERFLOW
+        return count + (_count_lines(overflow) if overflow.is_file() else 0)
+
     # -- writing --------------------------------------------------------------------------
 
     def append(self, records: Sequence[tuple[int, bytes]]) -> None:

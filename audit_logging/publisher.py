@@ -43,6 +43,7 @@ HANDOFF: Final = 50e-6  # seconds the worker sleeps to hand the GIL to a logging
 HANDOFF_EVERY: Final = 0.001  # at most this much work between handoffs while the app logs
 APP_ACTIVE_FOR: Final = 0.2  # how long after the queue last grew the app counts as logging
 STALL_AFTER: Final = 1.5  # seconds without a turn of the worker's loop: it is stuck
+SPOOL_WITHIN: Final = 5.0  # seconds a close gives the worker to put what it holds on disk
 
 Encode = Callable[[Any], bytes]
 
@@ -104,6 +105,9 @@ class StreamPublisher:
         self._wake: asyncio.Event | None = None
         self._sleeping = False
         self._stop_requested = False
+        self._main_task: asyncio.Task[None] | None = None
+        self._stopping = False  # the worker is spooling what is in memory: do not interrupt
+        self._spooled = threading.Event()  # ... and it is on disk
         self._stopped = threading.Event()
         self._spool: Spool | None = None
         self._in_hand = 0
@@ -219,36 +223,37 @@ class StreamPublisher:
             time.sleep(0.01)
 
     def close(self, timeout: float = 5.0) -> int:
-        """Flush within ``timeout``, spool what is left, stop the thread; return how many
-        records were not delivered (each kept in the spool, or counted as lost)."""
+        """Flush within ``timeout``, then have the worker put whatever it still holds (the
+        queue, records sent and not confirmed) in the spool, fsynced, and stop; return how
+        many records were not delivered: those now on disk, and any that could not be kept."""
         if self._closed:
             return 0
-        left = self.flush(timeout)
-        thread = self._thread
+        lost_before = self._counts["lost"]
+        self.flush(timeout)
+        thread, spooled = self._thread, True
         if thread is not None and self._pid == os.getpid():
             self._stop_requested = True
-            self._poke()
-            deadline = time.monotonic() + max(2.0, timeout)
-            beat, beat_seen = self._beat, time.monotonic()
-            while not self._stopped.wait(0.05) and time.monotonic() < deadline:
-                if self._beat != beat:
-                    beat, beat_seen = self._beat, time.monotonic()
-                elif time.monotonic() - beat_seen > STALL_AFTER:
-                    break  # it stops (spooling what is left) once it turns again
+            self._interrupt()
+            # Called under the logging module's lock (logging.config.dictConfig closing this
+            # handler), waiting is pointless when the worker needs that lock to go on: it
+            # spools once the caller lets go of it.
+            spooled = self._spooled.wait(0 if _holds_logging_lock() else SPOOL_WITHIN)
         self._closed = True
-        if left:
-            where = self._spool.path if self._spool is not None else "(no spool)"
-            logger.warning(
-                "%d audit records were not confirmed by the broker before shutdown; they are "
-                "kept in the spool %s and sent by the next process using AUDIT_LOG_SPOOL_DIR",
-                left,
-                where,
-            )
-        if self._counts["lost"]:
-            logger.error(
-                "%d audit records could not be kept (see earlier errors)", self._counts["lost"]
-            )
-        return left
+        return _report_close(self, spooled) + self._counts["lost"] - lost_before
+
+    def _interrupt(self) -> None:
+        """Stop the worker now, whatever it waits for (a hung broker can keep a connect or a
+        send waiting for many seconds): it then spools what it holds."""
+        loop = self._loop
+        if loop is None:
+            return
+
+        def cancel() -> None:
+            if self._main_task is not None and not self._stopping:
+                self._main_task.cancel()
+
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the worker is done
+            loop.call_soon_threadsafe(cancel)
 
     def undelivered(self) -> int:
         spool = self._spool
@@ -294,10 +299,12 @@ class StreamPublisher:
         loop = asyncio.new_event_loop()
         self._loop = loop
         try:
-            loop.run_until_complete(self._main(ready))
+            self._main_task = loop.create_task(self._main(ready))
+            loop.run_until_complete(self._main_task)
         except Exception:
             logger.exception("Audit publisher stopped by an unexpected error")
         finally:
+            self._spooled.set()
             self._stopped.set()
             loop.close()
             if self._resume_after_stop and self._closed:
@@ -323,30 +330,33 @@ class StreamPublisher:
             orphans = []
         ready.set()
         link = Link(self)
-        orphans_due = 0.0
         try:
-            while True:
-                self._beat += 1
-                worked = await link.step()
-                # Older records first, but only while nothing of ours is in flight, so our
-                # own spool may take the queue meanwhile without breaking id order.
-                due = time.monotonic() >= orphans_due
-                if orphans and due and link.connected and not link.in_flight():
-                    for orphan in list(orphans):
-                        if await link.replay_orphan(orphan):
-                            orphans.remove(orphan)
-                    orphans_due = time.monotonic() + BACKOFF_MAX
-                if self._stop_requested:
-                    break
-                if worked:
-                    # Let the loop read the socket (confirms) between rounds of work.
-                    await asyncio.sleep(0)
-                else:
-                    await self._sleep(link.idle_timeout(), link.can_take())
+            with contextlib.suppress(asyncio.CancelledError):  # close(): stop at once
+                await self._work(link, orphans)
         finally:
-            await link.stop()
-            for orphan in orphans:
-                orphan.close(remove_if_empty=False)
+            self._stopping = True
+            await link.stop(orphans)
+
+    async def _work(self, link: Link, orphans: list[Spool]) -> None:
+        orphans_due = 0.0
+        while True:
+            self._beat += 1
+            worked = await link.step()
+            # Older records first, but only while nothing of ours is in flight, so our
+            # own spool may take the queue meanwhile without breaking id order.
+            due = time.monotonic() >= orphans_due
+            if orphans and due and link.connected and not link.in_flight():
+                for orphan in list(orphans):
+                    if await link.replay_orphan(orphan):
+                        orphans.remove(orphan)
+                orphans_due = time.monotonic() + BACKOFF_MAX
+            if self._stop_requested:
+                break
+            if worked:
+                # Let the loop read the socket (confirms) between rounds of work.
+                await asyncio.sleep(0)
+            else:
+                await self._sleep(link.idle_timeout(), link.can_take())
 
     async def _sleep(self, timeout: float, can_take: bool) -> None:
         """Wait for work: a record queued (if the link can take one now), a confirm, or the
@@ -467,6 +477,42 @@ class StreamPublisher:
             self._to_spool(self._assign_ids(self._take()))
             self._in_hand = 0
 
+
+
+def _holds_logging_lock() -> bool:
+    """Whether this thread holds the logging module's lock (logging.config does while it
+    closes handlers); CPython's RLock says so through ``_is_owned``."""
+    is_owned = getattr(getattr(logging, "_lock", None), "_is_owned", None)
+    return bool(is_owned is not None and is_owned())
+
+
+def _report_close(publisher: StreamPublisher, spooled: bool) -> int:
+    """Say what a close leaves behind, counted where it is; return how many are on disk
+    (or, if the worker has not spooled yet, how many it still holds)."""
+    spool = publisher._spool
+    on_disk = Spool.pending_on_disk(spool.path) if spool is not None else 0
+    if spooled and on_disk:
+        logger.warning(
+            "%d audit records were not confirmed by the broker before shutdown; they are "
+            "kept in the spool %s and sent by the next process using AUDIT_LOG_SPOOL_DIR",
+            on_disk,
+            spool.path if spool is not None else "",
+        )
+    held = len(publisher._queue) + publisher._in_hand + len(publisher._direct)
+    if not spooled and held:
+        logger.warning(
+            "%d audit records are not yet in the spool %s: the publisher thread did not "
+            "answer in time; it writes them there when it does, they are lost if the "
+            "process exits first",
+            held,
+            spool.path if spool is not None else "(no spool)",
+        )
+    if publisher._counts["lost"]:
+        logger.error(
+            "%d audit records could not be kept (see earlier errors)",
+            publisher._counts["lost"],
+        )
+    return on_disk if spooled else max(on_disk, publisher.undelivered())
 
 
 def _forget_in_child(ref: weakref.ref[StreamPublisher]) -> Callable[[], None]:
