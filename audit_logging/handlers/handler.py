@@ -56,7 +56,9 @@ class AuditHandler(logging.Handler):
         env_file: str | None = ".env",
         **setting_values: Any,
     ) -> None:
-        super().__init__(level)
+        # Everything that can fail comes before logging.Handler.__init__, which registers
+        # the handler for logging.shutdown at exit: a handler refused here (a short
+        # AUDIT_LOG_HASH_KEY) must not stay registered half-built and fail again there.
         if settings is None:
             settings = Settings.load(env_file=env_file, **setting_values)
         elif setting_values:
@@ -65,6 +67,11 @@ class AuditHandler(logging.Handler):
         self.audit_formatter = AuditJsonFormatter(settings, self._report_problem)
         factory = transport_factory or StreamPublisher
         self.transport: Transport = factory(settings, self._encode)
+        try:
+            super().__init__(level)
+        except BaseException:
+            self.transport.close(0.0)  # a bad level: nothing may keep running for it
+            raise
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
