@@ -54,7 +54,14 @@ _IMMUTABLE: Final = (
     ipaddress.IPv4Address,
     ipaddress.IPv6Address,
 )
-_OBJECT_FIELDS: Final = frozenset({"extra", "changes"})
+# The fast path's leaves, and those of them needing no further look.
+_LEAVES: Final = frozenset({str, int, float, bool, type(None)})
+_STRINGS: Final = frozenset({str, type(None), bool, float})
+_INT_BOUND: Final = 1 << MAX_INT_BITS
+
+
+class _NotPlain(Exception):  # noqa: N818 - a signal inside this module, never raised out
+    """The fast copy met something that needs the careful one."""
 
 
 class Snapshot:
@@ -72,10 +79,48 @@ class Snapshot:
     def field(self, key: Any, value: Any) -> Any:
         """The copy of the value given for ``key`` in ``extra=`` (or a keyword of
         ``log_audit_event``)."""
+        taken = self._items
+        try:
+            return self._plain_copy(value, _FIRST_DEPTH)
+        except (_NotPlain, RuntimeError):
+            # Something needs a look (or another thread changed a dict while it was
+            # read): the careful copy below, from the start of this value.
+            self._items = taken
         name = key if isinstance(key, str) else _short_repr(key)
         in_record = name if name in INPUT_FIELDS else "extra"
         path = name if name in INPUT_FIELDS else f"extra.{name}"
         return self._copy(in_record, path, value, _FIRST_DEPTH)
+
+    def _plain_copy(self, value: Any, depth: int) -> Any:
+        """The copy of plain data (dicts with string keys, lists, tuples, scalars) in as
+        few steps as possible: what nearly every log call holds. Raises ``_NotPlain`` at
+        anything else, and where a limit is reached."""
+        kind = type(value)
+        if kind in _LEAVES:
+            if kind is int and not -_INT_BOUND < value < _INT_BOUND:
+                raise _NotPlain
+            return value
+        if depth >= _CUT_DEPTH:
+            raise _NotPlain
+        if kind is dict:
+            self._items += len(value)
+            if self._items > MAX_ITEMS:
+                raise _NotPlain
+            out = {}
+            for key, item in value.items():
+                if type(key) is not str:
+                    raise _NotPlain
+                out[key] = item if type(item) in _STRINGS else self._plain_copy(item, depth + 1)
+            return out
+        if kind is list or kind is tuple:
+            self._items += len(value)
+            if self._items > MAX_ITEMS:
+                raise _NotPlain
+            return [
+                item if type(item) in _STRINGS else self._plain_copy(item, depth + 1)
+                for item in value
+            ]
+        raise _NotPlain
 
     def _copy(  # noqa: PLR0911 - one flat dispatch on the value's type
         self, field: str, path: str, value: Any, depth: int
