@@ -205,6 +205,8 @@ class StreamPublisher:
             self._reopen()  # records given after close(): send them
             if self._thread is None:
                 self._start()
+        if self._closed and not self._resume_after_stop:
+            return self.undelivered()  # stopped: nothing moves until it is used again
         deadline = time.monotonic() + max(0.0, timeout)
         beat, beat_seen = self._beat, time.monotonic()
         while True:
@@ -214,10 +216,12 @@ class StreamPublisher:
                 return left
             if self._beat != beat:
                 beat, beat_seen = self._beat, now
-            elif now - beat_seen > STALL_AFTER:
-                # The worker is not turning: typically blocked on the logging module's lock,
-                # which logging.config.dictConfig holds while it closes this handler.
-                # Waiting longer would stall the caller for nothing.
+            elif now - beat_seen > STALL_AFTER and _holds_logging_lock():
+                # The caller (logging.config.dictConfig closing this handler) holds the
+                # logging module's lock and the worker is not turning: it waits for that
+                # lock, so waiting longer would stall the caller for nothing. Otherwise a
+                # worker that does not turn is waiting on the broker (a connect, a send):
+                # the whole timeout is given to it.
                 return left
             self._poke()
             time.sleep(0.01)
