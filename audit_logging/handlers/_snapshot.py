@@ -91,7 +91,7 @@ class Snapshot:
         path = name if name in INPUT_FIELDS else f"extra.{name}"
         return self._copy(in_record, path, value, _FIRST_DEPTH)
 
-    def _plain_copy(self, value: Any, depth: int) -> Any:
+    def _plain_copy(self, value: Any, depth: int) -> Any:  # noqa: PLR0912 - inlined for speed
         """The copy of plain data (dicts with string keys, lists, tuples, scalars) in as
         few steps as possible: what nearly every log call holds. Raises ``_NotPlain`` at
         anything else, and where a limit is reached."""
@@ -110,16 +110,21 @@ class Snapshot:
             for key, item in value.items():
                 if type(key) is not str:
                     raise _NotPlain
-                out[key] = item if type(item) in _STRINGS else self._plain_copy(item, depth + 1)
+                leaf = type(item)
+                if leaf in _STRINGS or (leaf is int and -_INT_BOUND < item < _INT_BOUND):
+                    out[key] = item
+                else:
+                    out[key] = self._plain_copy(item, depth + 1)
             return out
         if kind is list or kind is tuple:
             self._items += len(value)
             if self._items > MAX_ITEMS:
                 raise _NotPlain
-            return [
-                item if type(item) in _STRINGS else self._plain_copy(item, depth + 1)
-                for item in value
-            ]
+            copied = list(value)
+            for i, item in enumerate(copied):
+                if type(item) not in _STRINGS:
+                    copied[i] = self._plain_copy(item, depth + 1)
+            return copied
         raise _NotPlain
 
     def _copy(  # noqa: PLR0911 - one flat dispatch on the value's type
