@@ -224,7 +224,8 @@ class _Checker:
                     value = value.replace(tzinfo=dt.UTC)
                 moment = to_utc(value)
             elif isinstance(value, (int, float)) and not isinstance(value, bool):
-                if math.isfinite(value) and 0 <= value < LATEST_TIMESTAMP.timestamp():
+                # Range first: math.isfinite(10**400) raises OverflowError.
+                if 0 <= value < LATEST_TIMESTAMP.timestamp() and math.isfinite(value):
                     moment = dt.datetime.fromtimestamp(value, dt.UTC)
                 else:
                     reason = f"is outside the seconds the sinks hold: {_short_repr(value)}"

@@ -144,3 +144,9 @@ def test_capture_repairs_are_records_the_consumer_accepts() -> None:
     too_big = build_record(good(changes={f"f{i}": ["a" * 100, "b"] for i in range(1000)}))
     assert too_big["truncated"] == ["changes"]
     assert decode_record(record_to_json(too_big)) == too_big
+
+
+@pytest.mark.parametrize("moment", [10**400, -(10**400), float("nan"), float("inf"), 2**64])
+def test_numeric_timestamps_out_of_range_are_a_record_error(moment: Any) -> None:
+    with pytest.raises(RecordError, match="timestamp"):
+        build_record({"action": "X", "timestamp": moment})
