@@ -95,6 +95,9 @@ class StreamPublisher:
         # A child forked from this process (gunicorn --preload) starts afresh: its own
         # queue, thread, spool and producer name. The parent keeps what it had.
         os.register_at_fork(after_in_child=_forget_in_child(weakref.ref(self)))
+        # Started now, not at the first record: spools left by processes that are gone
+        # are adopted and sent as capture starts, even by a process that logs nothing.
+        self._start()
 
     def _init_process_state(self, *, keep_counts: bool = False) -> None:
         self._pid = os.getpid()
