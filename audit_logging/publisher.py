@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 from audit_logging._link import BACKOFF_MAX, MAX_BATCH, MAX_BATCH_BYTES, Link
+from audit_logging._loop import finish_tasks, new_loop
 from audit_logging._spool import Position, Spool
 from audit_logging.settings import Settings
 
@@ -303,7 +304,7 @@ class StreamPublisher:
     # -- the worker thread ----------------------------------------------------------------
 
     def _run(self, ready: threading.Event) -> None:
-        loop = asyncio.new_event_loop()
+        loop = new_loop()
         self._loop = loop
         try:
             self._main_task = loop.create_task(self._main(ready))
@@ -312,8 +313,11 @@ class StreamPublisher:
             logger.exception("Audit publisher stopped by an unexpected error")
         finally:
             self._spooled.set()
-            self._stopped.set()
-            loop.close()
+            try:
+                finish_tasks(loop)
+            finally:
+                self._stopped.set()
+                loop.close()
             if self._resume_after_stop and self._closed:
                 # Used again while it was stopping (see submit): carry on in a new worker.
                 self._reopen()

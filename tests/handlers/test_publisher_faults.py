@@ -12,9 +12,11 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -23,6 +25,7 @@ from audit_logging.settings import Settings
 from tests._stack import stream_records
 
 pytestmark = pytest.mark.services
+REPO = Path(__file__).resolve().parents[2]
 
 
 class BrokerProxy:
@@ -142,3 +145,58 @@ def test_flush_waits_its_whole_timeout_while_the_link_reconnects(
     records = stream_records(settings, settings.rabbitmq_stream_name, 200)
     assert sorted(int(r["object_id"]) for r in records) == list(range(200))
     assert handler.stats()["lost"] == 0
+
+
+LOG_FOR_A_WHILE = """
+import logging, time
+import audit_logging
+from audit_logging.settings import Settings
+audit_logging.configure(Settings.load(env_file=None))
+for i in range(100):
+    logging.getLogger("audit").info("m", extra={"action": "CREATE", "object_id": str(i)})
+    time.sleep(0.01)
+"""
+
+
+@pytest.fixture
+def garbling_port() -> Iterator[int]:
+    """A "broker" that reads the client's first frame and answers with a frame of no known
+    kind, then says nothing more (as a proxy or another service on the port might)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+                client.recv(4096)
+                client.sendall(b"\x00\x00\x00\x08garbage!")
+            except OSError:
+                return
+            held.append(client)
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield int(listener.getsockname()[1])
+    listener.close()
+    for sock in held:
+        _cut(sock)
+
+
+def test_rstream_errors_never_reach_the_apps_stderr(
+    settings: Settings, garbling_port: int
+) -> None:
+    env = os.environ | {
+        "RABBITMQ_STREAM_HOST": "127.0.0.1",
+        "RABBITMQ_STREAM_PORT": str(garbling_port),
+        "RABBITMQ_STREAM_NAME": settings.rabbitmq_stream_name,
+        "AUDIT_LOG_SPOOL_DIR": str(settings.spool_dir),
+        "PYTHONPATH": str(REPO),
+    }
+    done = subprocess.run([sys.executable, "-c", LOG_FOR_A_WHILE], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    for leak in ("Task exception was never retrieved", "Exception in callback", "Traceback"):
+        assert leak not in done.stderr, done.stderr
+    assert "100 audit records were not confirmed" in done.stderr, done.stderr
+    spooled = Path(settings.spool_dir).glob("*/seg-*.log")
+    assert sum(path.read_bytes().count(b"\n") for path in spooled) == 100
