@@ -10,6 +10,9 @@ JSON never holds a raw newline), ``commit.pos`` with the position up to which th
 confirmed everything, ``overflow.log`` with records written by the app's threads when the
 in-memory queue was full (they get their publishing ids when the publisher moves them into
 the segments), and ``lock``.
+
+Records hold IP addresses, user agents and session hashes: folders are 0700 and files 0600
+whatever the umask, and an adopted folder is tightened to that too.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import threading
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from io import BufferedWriter
 from pathlib import Path
 from typing import Final
 
@@ -56,13 +60,17 @@ class Spool:
         self._closed = False
         segments = self._segments()
         self._write_segment = segments[-1] if segments else 1
-        self._writer = open(self._segment_path(self._write_segment), "ab")  # noqa: SIM115
+        self._writer = _open_append(self._segment_path(self._write_segment))
         self._dirty = False
         self._committed = self._read_commit()
         self._cursor = self._committed
         self._unsent = self._count_lines_after(self._committed)
         self._overflow_mutex = threading.Lock()
-        self._overflow_writer = open(path / _OVERFLOW, "ab")  # noqa: SIM115
+        self._overflow_writer = _open_append(path / _OVERFLOW)
+        if self._overflow_writer.tell() and not _ends_a_line(path / _OVERFLOW):
+            # Torn by a crash: end the fragment, or the next record would be glued to it.
+            self._overflow_writer.write(b"\n")
+            self._overflow_writer.flush()
         self._overflow_count = self._overflow_writer.tell() and _count_lines(path / _OVERFLOW)
 
     # -- creating and adopting ------------------------------------------------------------
@@ -70,18 +78,21 @@ class Spool:
     @classmethod
     def create(cls, root: Path) -> Spool:
         """A new, empty spool folder for this process."""
-        root.mkdir(parents=True, exist_ok=True)
+        if not root.is_dir():
+            root.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.chmod(root, 0o700)  # ours: private whatever the umask (an existing one is left)
         spool_id = uuid.uuid4().hex[:16]
         host = "".join(c if c.isalnum() or c in "-." else "-" for c in socket.gethostname())[:40]
         name = f"audit-{host}-{spool_id}"
         # Made under a temporary name and renamed once locked, so another process scanning
         # for orphans never mistakes a folder being born for one whose owner died.
         tmp = root / f".tmp-{spool_id}"
-        tmp.mkdir()
+        tmp.mkdir(mode=0o700)
+        os.chmod(tmp, 0o700)
         fd = _lock(tmp / _LOCK)
         if fd is None:  # pragma: no cover - a fresh random folder cannot be locked by another
             raise OSError(f"cannot lock the new spool folder {tmp}")
-        (tmp / _NAME).write_text(name, encoding="utf-8")
+        _write_private(tmp / _NAME, name.encode("utf-8"))
         final = root / name
         tmp.rename(final)
         return cls(final, fd, name)
@@ -98,6 +109,7 @@ class Spool:
             fd = _lock(folder / _LOCK)
             if fd is None:
                 continue  # a live process holds it
+            _tighten(folder)
             name = (folder / _NAME).read_text(encoding="utf-8").strip()
             adopted.append(cls(folder, fd, name))
         return adopted
@@ -152,22 +164,36 @@ class Spool:
             self._overflow_count += 1
 
     def drain_overflow(self, assign: Callable[[list[bytes]], list[tuple[int, bytes]]]) -> int:
-        """Move the overflow records into the segments, ids given by ``assign``; durable
-        in the segments before they leave the overflow file."""
+        """Move the overflow records into the segments, ids given by ``assign``. They are
+        fsynced in the segments before they leave the overflow file, and only the bytes
+        moved leave it: the app's threads go on appending meanwhile (a crash in between
+        sends a record twice, never loses one)."""
+        overflow = self.path / _OVERFLOW
         with self._overflow_mutex:
             if not self._overflow_count:
                 return 0
             self._overflow_writer.flush()
-            data = (self.path / _OVERFLOW).read_bytes()
-            bodies = [line for line in data.split(b"\n") if line]
-            self.append(assign(bodies))
-            with self._mutex:
-                self._writer.flush()  # in the OS's hands: safe from a crash of this process
-            self._overflow_writer.truncate(0)
-            self._overflow_writer.seek(0)
-            self._overflow_count = 0
-        # The fsync outside the overflow lock: the app's threads append to it meanwhile.
-        self.sync()
+            size = self._overflow_writer.tell()
+        with open(overflow, "rb") as handle:
+            data = handle.read(size)
+        moved = data[: data.rfind(b"\n") + 1]  # whole lines only
+        bodies = [line for line in moved.split(b"\n") if line]
+        self.append(assign(bodies))
+        with self._mutex:
+            self._writer.flush()
+            os.fsync(self._writer.fileno())
+            self._dirty = False
+        with self._overflow_mutex:
+            self._overflow_writer.flush()
+            with open(overflow, "rb") as handle:
+                handle.seek(len(moved))
+                rest = handle.read()
+            tmp = self.path / (_OVERFLOW + ".tmp")
+            _write_private(tmp, rest)
+            tmp.replace(overflow)
+            self._overflow_writer.close()
+            self._overflow_writer = _open_append(overflow)
+            self._overflow_count -= moved.count(b"\n")
         return len(bodies)
 
     def last_id(self) -> int:
@@ -186,7 +212,7 @@ class Spool:
         os.fsync(self._writer.fileno())
         self._writer.close()
         self._write_segment += 1
-        self._writer = open(self._segment_path(self._write_segment), "ab")  # noqa: SIM115
+        self._writer = _open_append(self._segment_path(self._write_segment))
 
     # -- reading and committing -----------------------------------------------------------
 
@@ -238,7 +264,8 @@ class Spool:
             self._committed = upto
             self._unsent = max(0, self._unsent - count)
             tmp = self.path / (_COMMIT + ".tmp")
-            tmp.write_text(f"{upto.segment} {upto.offset}", encoding="ascii")
+            # (not fsynced: a commit lost in a crash only means a resend the broker drops)
+            _write_private(tmp, f"{upto.segment} {upto.offset}".encode("ascii"), sync=False)
             tmp.replace(self.path / _COMMIT)
             for segment in self._segments():
                 if segment < upto.segment:
@@ -258,7 +285,7 @@ class Spool:
         self._writer.truncate(0)
         self._writer.seek(0)
         self._committed = self._cursor = Position(self._write_segment, 0)
-        (self.path / _COMMIT).write_text(f"{self._write_segment} 0", encoding="ascii")
+        _write_private(self.path / _COMMIT, f"{self._write_segment} 0".encode("ascii"), sync=False)
 
     # -- housekeeping ---------------------------------------------------------------------
 
@@ -325,8 +352,42 @@ def _count_lines(path: Path) -> int:
         return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
 
 
+def _private(path: str, flags: int) -> int:
+    """An opener that makes the file 0600 whatever the umask (and tightens an old one)."""
+    fd = os.open(path, flags, 0o600)
+    os.fchmod(fd, 0o600)
+    return fd
+
+
+def _open_append(path: Path) -> BufferedWriter:
+    return open(path, "ab", opener=_private)
+
+
+def _write_private(path: Path, data: bytes, *, sync: bool = True) -> None:
+    """Write ``data`` to ``path`` (replacing it), readable by its owner only."""
+    with open(path, "wb", opener=_private) as handle:
+        handle.write(data)
+        if sync:
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def _tighten(folder: Path) -> None:
+    """An adopted folder may come from a version, or a umask, that left it readable."""
+    os.chmod(folder, 0o700)
+    for item in folder.iterdir():
+        if item.is_file():
+            os.chmod(item, 0o600)
+
+
+def _ends_a_line(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) == b"\n"
+
+
 def _lock(path: Path) -> int | None:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = _private(str(path), os.O_RDWR | os.O_CREAT)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
