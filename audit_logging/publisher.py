@@ -92,6 +92,7 @@ class StreamPublisher:
         self._encode = encode
         self._report = _Reporter()
         self._closed = False
+        self._handovers = 0
         self._init_process_state()
         # A child forked from this process (gunicorn --preload) starts afresh: its own
         # queue, thread, spool and producer name. The parent keeps what it had.
@@ -114,6 +115,7 @@ class StreamPublisher:
         self._spooled = threading.Event()  # ... and it is on disk
         self._stopped = threading.Event()
         self._spool: Spool | None = None
+        self._orphans: list[Spool] = []
         self._in_hand = 0
         # Sent and not yet confirmed: straight from the queue (id -> body), and from the
         # spool (id -> where it ends there; _spool_sent keeps their order for commits).
@@ -121,7 +123,7 @@ class StreamPublisher:
         self._replaying: dict[int, Position] = {}
         self._spool_sent: collections.deque[tuple[int, Position]] = collections.deque()
         self._next_id = 1
-        self._beat = 0  # turns of the worker's loop: a flush sees whether it is stuck
+        self._beat = 0  # heartbeats of the worker's loop: a flush sees whether it is stuck
         self._seen_queue_len = 0  # the queue's length when the worker last looked
         self._app_active_until = 0.0
         self._last_handoff = 0.0
@@ -214,9 +216,11 @@ class StreamPublisher:
         deadline = time.monotonic() + max(0.0, timeout)
         beat, beat_seen = self._beat, time.monotonic()
         while True:
+            before = self._handovers
             left = self.undelivered()
+            settled = before == self._handovers and before % 2 == 0
             now = time.monotonic()
-            if left == 0 or now >= deadline or self._thread is None:
+            if now >= deadline or (settled and (left == 0 or self._thread is None)):
                 return left
             if self._beat != beat:
                 beat, beat_seen = self._beat, now
@@ -266,6 +270,8 @@ class StreamPublisher:
     def undelivered(self) -> int:
         spool = self._spool
         spooled = spool.unsent + spool.overflow_count if spool is not None else 0
+        # Spools of processes that are gone, adopted by this one: also waiting for the broker.
+        spooled += sum(orphan.unsent + orphan.overflow_count for orphan in self._orphans)
         return (
             len(self._queue)
             + self._in_hand
@@ -319,16 +325,22 @@ class StreamPublisher:
                 self._stopped.set()
                 loop.close()
             if self._resume_after_stop and self._closed:
-                # Used again while it was stopping (see submit): carry on in a new worker.
-                self._reopen()
-                self._start()
+                # Used again while it was stopping (see submit): carry on in a new worker,
+                # which adopts the spool this one leaves. Until it has, the counts are of
+                # neither worker: a flush must not take them for "all delivered".
+                self._handovers += 1  # odd while it happens
+                try:
+                    self._reopen()
+                    self._start()
+                finally:
+                    self._handovers += 1
 
     async def _main(self, ready: threading.Event) -> None:
         self._wake = asyncio.Event()
         root = Path(self._settings.spool_dir)
         try:
             self._spool = Spool.create(root)
-            orphans = Spool.adopt_orphans(root)
+            orphans = self._orphans = Spool.adopt_orphans(root)
         except OSError as exc:
             self._report(
                 "spool",
@@ -341,6 +353,7 @@ class StreamPublisher:
             orphans = []
         ready.set()
         link = Link(self)
+        self._heartbeat()
         try:
             with contextlib.suppress(asyncio.CancelledError):  # close(): stop at once
                 await self._work(link, orphans)
@@ -348,10 +361,16 @@ class StreamPublisher:
             self._stopping = True
             await link.stop(orphans)
 
+    def _heartbeat(self) -> None:
+        # The loop turns even while a step waits on the broker: a flush tells that apart
+        # from a thread that is blocked.
+        self._beat += 1
+        if self._loop is not None:
+            self._loop.call_later(0.1, self._heartbeat)
+
     async def _work(self, link: Link, orphans: list[Spool]) -> None:
         orphans_due = 0.0
         while True:
-            self._beat += 1
             worked = await link.step()
             # Older records first, but only while nothing of ours is in flight, so our
             # own spool may take the queue meanwhile without breaking id order.
