@@ -26,7 +26,12 @@ MAX_KEYS: Final = 10_000
 _DETAIL_LIMIT: Final = 300
 
 # A JSON string literal, matched possessively so a hostile body cannot make it backtrack.
-_STRING: Final = re.compile(r'"(?:[^"\\]++|\\.)*+"', re.DOTALL)
+# An unterminated one runs to the end of the text: were it to fail instead, the search would
+# start again at each later quote and read the rest of the text each time (quadratic).
+_STRING: Final = re.compile(r'"(?:[^"\\]++|\\.?)*+(?:"|\Z)', re.DOTALL)
+# OpenSearch (Jackson) refuses number literals of over 1,000 characters; capture keeps
+# integers to 3,000 bits (904 digits).
+MAX_NUMBER_CHARS: Final = 1_000
 _BRACKETS: Final = re.compile(r"[\[\]{}]")
 _STEP: Final = {"[": 1, "{": 1, "]": -1, "}": -1}
 
@@ -92,6 +97,7 @@ def _decode(body: bytes) -> dict[str, Any]:
             object_pairs_hook=counter.object,
             parse_constant=_refuse_constant,
             parse_float=_finite_float,
+            parse_int=_bounded_int,
         )
     except _RefusedError:
         raise
@@ -129,7 +135,21 @@ def _refuse_constant(name: str) -> Any:
     raise _RefusedError("not_json", f"the body is not JSON ({name} is not a JSON value)")
 
 
+def _bounded_int(text: str) -> int:
+    if len(text) > MAX_NUMBER_CHARS:
+        raise _RefusedError(
+            "not_json",
+            f"the body holds a number of {len(text)} characters, over {MAX_NUMBER_CHARS}",
+        )
+    return int(text)
+
+
 def _finite_float(text: str) -> float:
+    if len(text) > MAX_NUMBER_CHARS:
+        raise _RefusedError(
+            "not_json",
+            f"the body holds a number of {len(text)} characters, over {MAX_NUMBER_CHARS}",
+        )
     value = float(text)
     if value in (float("inf"), float("-inf")):
         raise _RefusedError(

@@ -266,7 +266,9 @@ class _Checker:
         if isinstance(value, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
             return str(value)
         try:
-            if not isinstance(value, str) or len(value) > 64:
+            # "%" starts an IPv6 scope id, which ipaddress takes with any characters in it
+            # (CR, LF): it names an interface of the sender, not where a request came from.
+            if not isinstance(value, str) or len(value) > 64 or "%" in value:
                 raise ValueError
             return str(ipaddress.ip_address(value.strip()))
         except ValueError:

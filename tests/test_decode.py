@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import pytest
@@ -45,7 +46,7 @@ def nested(depth: int) -> bytes:
         (b"null", "not_object", "JSON object"),
         (b'{"action":"X","extra":{"a":NaN}}', "not_json", "NaN"),
         (b'{"action":"X","extra":{"a":1e400}}', "not_json", "1e400"),
-        (b'{"action":"X","extra":{"a":' + b"9" * 5000 + b"}}", "not_json", "digits"),
+        (b'{"action":"X","extra":{"a":' + b"9" * 5000 + b"}}", "not_json", "5000 characters"),
         (b'{"action":"CREATE","action":"DELETE"}', "not_json", "repeats the key 'action'"),
         (
             ("{" + ",".join(f'"k{i}":0' for i in range(MAX_KEYS + 1)) + "}").encode(),
@@ -150,3 +151,37 @@ def test_capture_repairs_are_records_the_consumer_accepts() -> None:
 def test_numeric_timestamps_out_of_range_are_a_record_error(moment: Any) -> None:
     with pytest.raises(RecordError, match="timestamp"):
         build_record({"action": "X", "timestamp": moment})
+
+
+def test_an_unterminated_string_of_escaped_quotes_is_read_once() -> None:
+    # The string pattern used to fail at each later quote and start again: 256 KiB took
+    # 100 s, during which the consumer's loop stood still. A thread bounds the wait here so a
+    # regression fails instead of stalling the suite (a hang guard, not a speed target).
+    hostile = b'["' + b'\\"' * (MAX_RECORD_BYTES // 2 - 2)
+    results: list[object] = []
+    worker = threading.Thread(target=lambda: results.append(decode_record(hostile)), daemon=True)
+    worker.start()
+    worker.join(60)
+    assert results and isinstance(results[0], Rejection)
+    assert results[0].reason == "not_json"
+
+
+def test_numbers_opensearch_refuses_are_refused() -> None:
+    # OpenSearch answers 400 for a number of over 1,000 characters: an index_refused record
+    # would not be write-once, so the decoder refuses it first.
+    at_limit = decode_record(body(extra={"n": int("7" * 1000)}))
+    assert isinstance(at_limit, dict)
+    for literal in (b"7" * 1001, b"0." + b"5" * 1000):
+        raw = body()[:-1] + b',"extra":{"n":' + literal + b"}}"
+        result = decode_record(raw)
+        assert isinstance(result, Rejection)
+        assert "1001 characters" in result.detail or "1002 characters" in result.detail
+
+
+@pytest.mark.parametrize("address", ["fe80::1%a\r\nFAKE", "fe80::1%eth0", "1.2.3.4%x"])
+def test_ip_addresses_with_a_scope_id_are_refused(address: str) -> None:
+    with pytest.raises(RecordError, match="ip_address"):
+        build_record(good(ip_address=address))
+    result = decode_record(body(ip_address=address))
+    assert isinstance(result, Rejection)
+    assert "ip_address" in result.detail

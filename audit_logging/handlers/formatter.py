@@ -69,8 +69,19 @@ def fill_from_context(fields: dict[str, Any], context: Mapping[str, Any]) -> Non
     for name, value in context.items():
         if name == "extra":
             fields["extra"] = merge_extra(value, fields.get("extra"))
-        else:
+        elif name != "truncated":
             fields.setdefault(name, value)
+    # The context's cuts (a long user agent) still hold where its value was used, whatever
+    # the call cut itself.
+    cut_in_context = [
+        field for field in context.get("truncated") or () if fields.get(field) is context.get(field)
+    ]
+    if cut_in_context:
+        given = fields.get("truncated")
+        if given is None:
+            fields["truncated"] = cut_in_context
+        elif isinstance(given, list):
+            fields["truncated"] = given + [field for field in cut_in_context if field not in given]
 
 
 def merge_extra(base: Mapping[str, Any], given: Any) -> Any:
