@@ -18,6 +18,7 @@ from rstream.recovery import RecoveryStrategy
 
 from audit_logging._amqp import encode_message
 from audit_logging._spool import Position, Spool
+from audit_logging.stream_arguments import ensure_stream, wanted_arguments
 
 if TYPE_CHECKING:
     from audit_logging.publisher import StreamPublisher
@@ -197,12 +198,10 @@ class Link:
         self.opening[id(producer)] = producer
         try:
             await asyncio.wait_for(producer.start(), CONNECT_TIMEOUT)
+            # An existing stream with other arguments is used as it is, with one warning:
+            # publishing must never stop over a retention setting.
             await asyncio.wait_for(
-                producer.create_stream(
-                    s.rabbitmq_stream_name,
-                    arguments={"max-age": s.stream_max_age},
-                    exists_ok=True,
-                ),
+                ensure_stream(producer, s.rabbitmq_stream_name, wanted_arguments(s), logger),
                 CONNECT_TIMEOUT,
             )
         except Exception as exc:  # noqa: BLE001 - any failure: back off and try again

@@ -1,9 +1,8 @@
 """A stream that already exists with other arguments than the settings ask for, against the
 real broker: it is used as it is and one warning names the setting; publishing never stops.
 
-test_a_handler_publishes_to_a_stream_with_another_max_age needs publisher.py's connect() to
-call audit_logging.stream_arguments.ensure_stream (it fails until then: the broker's
-PreconditionFailed makes the publisher retry forever and keep everything in the spool).
+Before the link called audit_logging.stream_arguments.ensure_stream, the broker's
+PreconditionFailed made the publisher retry forever and keep everything in the spool.
 """
 
 from __future__ import annotations
@@ -120,7 +119,7 @@ def test_ensure_stream_names_a_stream_without_retention(
 def test_a_handler_publishes_to_a_stream_with_another_max_age(
     settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Needs publisher.py wired to ensure_stream (see the module docstring)."""
+    """Once failed: PreconditionFailed was taken for an unreachable broker, forever."""
     asyncio.run(_create(settings, {"max-age": "1h"}))
     caplog.set_level(logging.INFO, "audit_logging")
     handler = AuditHandler(settings=dataclasses.replace(settings, stream_max_age="2h"))
