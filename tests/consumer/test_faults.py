@@ -135,7 +135,13 @@ def test_rabbitmq_connection_lost_reconnects_and_resumes(
     ports = _socket_ports(consumer.pid, settings.rabbitmq_stream_port)
     assert ports, "the consumer has no connection to RabbitMQ to cut"
     for port in ports:
-        subprocess.run(["ss", "-K", "state", "established", f"( sport = :{port} )"], check=True)
+        subprocess.run(
+            [
+                "ss", "-K", "state", "established",
+                f"( sport = :{port} and dport = :{settings.rabbitmq_stream_port} )",
+            ],
+            check=True,
+        )
     wait_until(
         "the connections to be cut",
         lambda: _socket_ports(consumer.pid, settings.rabbitmq_stream_port),

@@ -98,7 +98,8 @@ def cut_own_connections(port: int) -> None:
             if f"pid={os.getpid()}," in line and (match := re.search(r":(\d+)\s+\S+:\d+\s", line))]
     assert mine, "no connection of this process to cut"
     for local in mine:
-        subprocess.run(["ss", "-K", "state", "established", f"( sport = :{local} )"],
+        subprocess.run(["ss", "-K", "state", "established",
+                        f"( sport = :{local} and dport = :{port} )"],
                        check=True, capture_output=True)
 
 
