@@ -5,14 +5,20 @@ The rule: start at the direct peer; while the current hop is a trusted proxy, st
 element to the left; the first hop that is not a trusted proxy is the client. Only the
 header the deployment names is read (``AUDIT_LOG_FORWARDED_HEADER``): the other one may
 have come from the client untouched, since a proxy appends only to the header it writes.
-A hop that cannot be read (malformed, obfuscated, over the limits) ends the walk with no
+A hop that cannot be read (malformed, obfuscated, past the hop limit) ends the walk with no
 address and a note saying why: guessing past it would trust what the client wrote.
+
+The header is read from the right, one element at a time, and only as far as the walk
+goes. Whatever is left of the client's hop was written by the client, so it is never
+parsed: junk there (an open quote, an element without ``for=``, a megabyte of text) must
+not be able to erase the address the trusted proxy appended. The work is linear in the
+part scanned.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Final
 
 from audit_logging.errors import ConfigurationError
@@ -21,8 +27,8 @@ from audit_logging.settings import parse_forwarded_header
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-# Bounds on the work one request can ask for (a real chain has a handful of hops).
-MAX_HEADER_CHARS: Final = 8192
+# Hops walked before giving up (a real chain has a handful); counted from the right, so
+# hops the walk never reaches do not count.
 MAX_HOPS: Final = 64
 _MAPPED: Final = ipaddress.IPv6Network("::ffff:0:0/96")
 
@@ -76,8 +82,15 @@ class ClientAddress:
         value = headers.get(self.header)
         if not value:
             return str(address), ""
+        if self.header == "forwarded":
+            elements = _forwarded_elements_from_right(value)
+        else:
+            elements = _xff_hops_from_right(value)
         try:
-            for hop in reversed(self._hops(value)):
+            for walked, element in enumerate(elements, start=1):
+                if walked > MAX_HOPS:
+                    raise _Unreadable(f"more than {MAX_HOPS} hops in {self.header}")
+                hop = _for_value(element) if self.header == "forwarded" else element
                 address = _node_address(hop)
                 if not self._is_trusted(address):
                     break
@@ -85,42 +98,76 @@ class ClientAddress:
             return None, f"a trusted proxy forwarded {exc}"
         return str(address), ""
 
-    def _hops(self, value: str) -> list[str]:
-        if len(value) > MAX_HEADER_CHARS:
-            raise _Unreadable(f"a {self.header} header over {MAX_HEADER_CHARS} characters")
-        if self.header == "forwarded":
-            hops = forwarded_for_values(value)
-        else:
-            hops = [hop.strip() for hop in value.split(",")]
-        if len(hops) > MAX_HOPS:
-            raise _Unreadable(f"more than {MAX_HOPS} hops in {self.header}")
-        return hops
-
     def _is_trusted(self, address: IPAddress) -> bool:
         return any(address in network for network in self.trusted)
 
 
-def forwarded_for_values(value: str) -> list[str]:
-    """The ``for=`` value of each element of a ``Forwarded`` header, left to right.
+def _xff_hops_from_right(value: str) -> Iterator[str]:
+    """The hops of an ``X-Forwarded-For`` value, rightmost first."""
+    end = len(value)
+    while True:
+        start = value.rfind(",", 0, end)
+        yield value[start + 1 : end].strip()
+        if start < 0:
+            return
+        end = start
 
-    Quoted strings are read as RFC 7230 says: ``,``, ``;`` and ``for=`` inside them are
-    text, not structure. An element without exactly one ``for=`` is unreadable.
+
+def _forwarded_elements_from_right(value: str) -> Iterator[str]:
+    """The elements of a ``Forwarded`` value, rightmost first, split at commas outside
+    quoted strings.
+
+    Scanning leftwards, a quote closes the quoted string it is in unless an odd run of
+    backslashes precedes it (then it is a quoted-pair). The proxies' part on the right is
+    well-formed, so it splits exactly as a left-to-right reading would; each element is
+    then checked by :func:`_for_value`, which catches a split that only malformed text
+    could have produced.
     """
-    hops: list[str] = []
-    for element in _split_quoted(value, ","):
-        found: list[str] = []
-        for pair in _split_quoted(element, ";"):
-            name, sep, raw = pair.partition("=")
-            if not sep:
-                if pair.strip():
-                    raise _Unreadable("a Forwarded pair without '='")
-                continue
-            if name.strip().lower() == "for":
-                found.append(_unquote(raw.strip()))
-        if len(found) != 1:
-            raise _Unreadable(f"a Forwarded element with {len(found)} for= parameters")
-        hops.append(found[0])
-    return hops
+    end = len(value)
+    index = end - 1
+    quoted = False
+    while index >= 0:
+        char = value[index]
+        if char == '"':
+            run = _backslashes_before(value, index) if quoted else 0
+            if run % 2:
+                index -= run  # the escaped quote and its backslashes are text
+            else:
+                quoted = not quoted
+        elif char == "," and not quoted:
+            yield value[index + 1 : end]
+            end = index
+        index -= 1
+    if quoted:
+        raise _Unreadable("an unterminated quoted string in Forwarded")
+    yield value[:end]
+
+
+def _backslashes_before(text: str, index: int) -> int:
+    run = 0
+    while index - run > 0 and text[index - run - 1] == "\\":
+        run += 1
+    return run
+
+
+def _for_value(element: str) -> str:
+    """The ``for=`` value of one ``Forwarded`` element.
+
+    Quoted strings are read as RFC 7230 says: ``;`` and ``for=`` inside them are text, not
+    structure. An element without exactly one ``for=`` is unreadable.
+    """
+    found: list[str] = []
+    for pair in _split_quoted(element, ";"):
+        name, sep, raw = pair.partition("=")
+        if not sep:
+            if pair.strip():
+                raise _Unreadable("a Forwarded pair without '='")
+            continue
+        if name.strip().lower() == "for":
+            found.append(_unquote(raw.strip()))
+    if len(found) != 1:
+        raise _Unreadable(f"a Forwarded element with {len(found)} for= parameters")
+    return found[0]
 
 
 def _split_quoted(text: str, separator: str) -> list[str]:
