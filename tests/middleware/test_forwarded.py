@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import threading
 from typing import Any
 
 import pytest
@@ -225,10 +225,15 @@ def test_the_hop_limit_counts_hops_walked(header: str) -> None:
     ],
 )
 def test_work_is_linear_in_the_part_scanned(header: str, value: str) -> None:
-    # Megabytes in well under a second; a quadratic scan would take minutes.
-    started = time.perf_counter()
-    find({header.lower(): value}, header=header)
-    assert time.perf_counter() - started < 2.0
+    # Megabytes take milliseconds; a quadratic scan would take hours. The thread's join is a
+    # hang guard far above either, not a speed target (bench/ owns those).
+    found: list[tuple[str | None, str]] = []
+    worker = threading.Thread(
+        target=lambda: found.append(find({header.lower(): value}, header=header)), daemon=True
+    )
+    worker.start()
+    worker.join(120)
+    assert found, "the header scan did not finish"
 
 
 def test_untrusted_or_odd_peers() -> None:
