@@ -4,7 +4,7 @@ A URL is written down by every access log, proxy and browser history on its way,
 sent as ``?access_token=...`` has leaked before the API could check it. The API therefore
 answers any query parameter named like a credential with 400, before authentication (a
 valid token is refused too: it must be revoked either way), and the server's access log
-shows such values as ``[redacted]``.
+shows the whole query string of such a request as ``[redacted]``.
 
 A name is "like a credential" when, compared without case and without ``-``, ``_`` and
 ``.``, it is one of :data:`CREDENTIAL_NAMES` or ends with one of
@@ -44,9 +44,13 @@ CREDENTIAL_NAMES: Final = frozenset(
 )
 CREDENTIAL_SUFFIXES: Final = ("token", "secret", "password", "passwd", "apikey", "accesskey")
 _IGNORED_RE: Final = re.compile(r"[-_.\s]")
-# One name=value pair of a query string; '?' separates too, so a '?' inside a value (or a
-# second '?') cannot hide a pair from the redaction.
-_PAIR_RE: Final = re.compile(r"(?P<name>[^&;?=]*)=(?P<value>[^&;?]*)")
+# Where a parameter ends for some reader of the URL: '&' for all, ';' for older parsers, '?'
+# and '#' for a client that built the URL badly. A name found after any of them is refused:
+# no parameter of the API is named like a credential, so this costs nothing.
+_SEPARATOR_RE: Final = re.compile(r"[&;?#]")
+# A query string in a log line: from the first '?' to the end of the word (a request target
+# holds no whitespace).
+_QUERY_RE: Final = re.compile(r"\?(?P<query>\S*)")
 
 
 def is_credential_name(name: str) -> bool:
@@ -55,28 +59,36 @@ def is_credential_name(name: str) -> bool:
     return compact in CREDENTIAL_NAMES or compact.endswith(CREDENTIAL_SUFFIXES)
 
 
-def credential_in_query(query_string: bytes) -> str | None:
-    """The first parameter of ``query_string`` named like a credential, else ``None``."""
-    # Decoded as Starlette decodes it, so the names checked are the names the routes read.
-    pairs = urllib.parse.parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
-    return next((name for name, _ in pairs if is_credential_name(name)), None)
+def credential_in_query(query_string: bytes | str) -> str | None:
+    """The first parameter of ``query_string`` named like a credential, else ``None``.
+
+    Names are cut at every separator of :data:`_SEPARATOR_RE`, so they include every name
+    Starlette's ``parse_qsl`` reads (which cuts at '&' only), and are decoded as it decodes
+    them ('+' and %-escapes, UTF-8 with replacement)."""
+    if isinstance(query_string, bytes):
+        query_string = query_string.decode("latin-1")  # as Starlette decodes it
+    for part in _SEPARATOR_RE.split(query_string):
+        name = urllib.parse.unquote_plus(part.partition("=")[0], errors="replace")
+        if is_credential_name(name):
+            return name
+    return None
 
 
 def redact_query(text: str) -> str:
-    """``text`` (a path with its query string) with credential-named values as [redacted]."""
-    path, mark, query = text.partition("?")
-    if not mark:
-        return text
+    """``text`` (a path with its query string, or a log line) with the whole query string of a
+    request that is refused for a credential shown as [redacted].
+
+    Nothing of such a query is kept: a valid token may hold ';', '?' or '#', so no split into
+    pairs can tell where its value ends. A query without a credential is kept as it is."""
 
     def redact(match: re.Match[str]) -> str:
-        name = urllib.parse.unquote_plus(match["name"], errors="replace")
-        return f"{match['name']}={REDACTED}" if is_credential_name(name) else match[0]
+        return f"?{REDACTED}" if credential_in_query(match["query"]) is not None else match[0]
 
-    return f"{path}?{_PAIR_RE.sub(redact, query)}"
+    return _QUERY_RE.sub(redact, text)
 
 
 class RedactCredentials(logging.Filter):
-    """For the access log (``uvicorn.access``): credential-named query values as [redacted].
+    """For the access log (``uvicorn.access``): a query string with a credential as [redacted].
 
     Only string arguments are rewritten, and the tuple keeps its shape, so uvicorn's access
     formatter (which unpacks the arguments) formats the line as before."""

@@ -3,9 +3,12 @@ never reaches the access log of ``python -m audit_logging.api``."""
 
 from __future__ import annotations
 
+import http.client
+import json
 import logging
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import httpx
 import pytest
@@ -14,6 +17,7 @@ from starlette.testclient import TestClient
 from audit_logging.api.credentials import (
     REDACTED,
     RedactCredentials,
+    credential_in_query,
     is_credential_name,
     redact_query,
 )
@@ -24,6 +28,7 @@ from tests.api.test_main import environment, serve
 
 SEARCH = "/api/audit-logs/search/"
 SECRET = "SECRET-0123456789abcdef"
+TAIL = "SECRETTAIL"
 
 CREDENTIAL_NAMES = [
     "access_token", "token", "api_key", "apikey", "API-KEY", "X-Api-Key", "key", "auth",
@@ -43,18 +48,76 @@ def test_the_api_parameters_and_plain_names_are_not_credentials(name: str) -> No
     assert not is_credential_name(name)
 
 
+# Queries with a credential-named parameter, wherever it hides: the whole query string is
+# redacted, since any part of it may be the end of a token (a valid token may hold ';', '?').
+QUERIES_WITH_A_CREDENTIAL = [
+    (f"access_token={SECRET}", "access_token"),
+    (f"action=A&token={SECRET}&page_size=5", "token"),
+    (f"acc%65ss_token={SECRET}", "access_token"),
+    (f"api+key={SECRET}", "api key"),
+    (f"access_token={SECRET};{TAIL}", "access_token"),
+    (f"access_token={SECRET}?{TAIL}", "access_token"),
+    (f"access_token={SECRET}#{TAIL}", "access_token"),
+    (f"access_token={SECRET}%3B{TAIL}", "access_token"),
+    (f"access_token={SECRET}%3F{TAIL}&action=A", "access_token"),
+    (f"access_token={SECRET};{TAIL}=x;y", "access_token"),
+    (f"limit=5;access_token={SECRET}", "access_token"),
+    (f"limit=5?access_token={SECRET}", "access_token"),
+    (f"limit=5#access_token={SECRET}", "access_token"),
+    (f"q=a?token={SECRET}", "token"),
+    (f"a=1;secret={SECRET}=x", "secret"),
+    (f"pwd={SECRET}&pwd={SECRET};{TAIL}", "pwd"),
+    (f"action=A&action=B&jwt={SECRET}&jwt={SECRET}?{TAIL}", "jwt"),
+    ("action=A&bearer", "bearer"),
+    (f"action=A;x%2Dapi%2Dkey={SECRET}", "x-api-key"),
+]
+QUERIES_WITHOUT = [
+    "action=A",
+    "action=A&page_size=5;limit=3",
+    "q=a?b=c#d",
+    "q=token",  # a value, not a name
+    "q=a%3Btoken%3Dx",  # encoded separators are part of the value: no parameter 'token'
+    "monkey=1&keys=2",
+    "",
+]
+
+
+@pytest.mark.parametrize(("query", "name"), QUERIES_WITH_A_CREDENTIAL)
+def test_a_credential_named_parameter_is_found_after_any_separator(query: str, name: str) -> None:
+    assert credential_in_query(query.encode("latin-1")) == name
+
+
+@pytest.mark.parametrize("query", QUERIES_WITHOUT)
+def test_plain_queries_have_no_credential(query: str) -> None:
+    assert credential_in_query(query.encode("latin-1")) is None
+
+
+@pytest.mark.parametrize(("query", "name"), QUERIES_WITH_A_CREDENTIAL)
+def test_the_whole_query_string_of_a_refused_request_is_redacted(query: str, name: str) -> None:
+    redacted = redact_query(f"/s/?{query}")
+    assert redacted == f"/s/?{REDACTED}"
+    assert SECRET not in redacted and TAIL not in redacted
+
+
+@pytest.mark.parametrize("query", QUERIES_WITHOUT)
+def test_a_query_without_a_credential_is_logged_unchanged(query: str) -> None:
+    assert redact_query(f"/s/?{query}") == f"/s/?{query}"
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("/s/?action=A", "/s/?action=A"),
-        (f"/s/?access_token={SECRET}", f"/s/?access_token={REDACTED}"),
-        (f"/s/?action=A&token={SECRET}&page_size=5", f"/s/?action=A&token={REDACTED}&page_size=5"),
-        (f"/s/?acc%65ss_token={SECRET}", f"/s/?acc%65ss_token={REDACTED}"),
-        (f"/s/?api+key={SECRET}", f"/s/?api+key={REDACTED}"),
-        (f"/s/?q=a?token={SECRET}", f"/s/?q=a?token={REDACTED}"),
-        (f"/s/?a=1;secret={SECRET}=x", f"/s/?a=1;secret={REDACTED}"),
-        (f"/s/?pwd={SECRET}&pwd={SECRET}", f"/s/?pwd={REDACTED}&pwd={REDACTED}"),
         ("/s/", "/s/"),
+        ("/s/?", "/s/?"),
+        # An already formatted line: the query ends at the space, the rest is kept.
+        (
+            f'"GET /s/?a=1;token={SECRET};{TAIL} HTTP/1.1" 400',
+            f'"GET /s/?{REDACTED} HTTP/1.1" 400',
+        ),
+        (
+            f"/a/?token={SECRET} then /b/?action=A",
+            f"/a/?{REDACTED} then /b/?action=A",
+        ),
     ],
 )
 def test_redact_query(text: str, expected: str) -> None:
@@ -64,11 +127,11 @@ def test_redact_query(text: str, expected: str) -> None:
 def test_the_filter_keeps_uvicorns_access_arguments_in_shape() -> None:
     record = logging.LogRecord(
         "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
-        ("127.0.0.1:5000", "GET", f"/s/?jwt={SECRET}", "1.1", 400), None,
+        ("127.0.0.1:5000", "GET", f"/s/?jwt={SECRET};{TAIL}", "1.1", 400), None,
     )
     assert RedactCredentials().filter(record)
-    assert record.args == ("127.0.0.1:5000", "GET", f"/s/?jwt={REDACTED}", "1.1", 400)
-    assert SECRET not in record.getMessage()
+    assert record.args == ("127.0.0.1:5000", "GET", f"/s/?{REDACTED}", "1.1", 400)
+    assert SECRET not in record.getMessage() and TAIL not in record.getMessage()
 
 
 def assert_refused(response: Any, name: str, secret: str) -> None:
@@ -103,12 +166,39 @@ def test_a_valid_token_in_the_query_is_refused_before_authentication(
         (f"/api/audit-logs/detail/0190d2a4-5b6c-7d8e-9f00-112233445566/?session={SECRET}",
          "session"),
         (f"/no/such/route?password={SECRET}", "password"),
+        (f"{SEARCH}?limit=5;access_token={SECRET}", "access_token"),
+        (f"{SEARCH}?action=A?api_key={SECRET}", "api_key"),
+        (f"{SEARCH}?action=A&action=B;client_secret={SECRET}", "client_secret"),
     ],
 )
 def test_every_route_refuses_a_credential_named_parameter(
     client: TestClient, path: str, name: str
 ) -> None:
     assert_refused(client.get(path), name, SECRET)
+
+
+def raw_get(base: str, target: str) -> tuple[int, str]:
+    """``GET target`` sent byte for byte (no client normalises ';', '?', '#' or '%3B')."""
+    host, _, port = base.removeprefix("http://").partition(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        connection.request("GET", target)
+        response = connection.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        connection.close()
+
+
+# Request targets whose query holds a credential (and more of it after a separator), the
+# name the 400 names, and nothing of them may reach the server's output.
+SERVED_REFUSALS = [
+    (f"{SEARCH}?access_token={SECRET};{TAIL}", "access_token"),
+    (f"{SEARCH}?access_token={SECRET}?{TAIL}", "access_token"),
+    (f"{SEARCH}?access_token={SECRET}%3B{TAIL}", "access_token"),
+    (f"{SEARCH}?action=A&jwt={SECRET}#{TAIL}", "jwt"),
+    (f"{SEARCH}?limit=5;access_token={SECRET}&x={TAIL}", "access_token"),
+    (f"{SEARCH}?pwd={SECRET}&pwd={SECRET};{TAIL}", "pwd"),
+]
 
 
 @pytest.mark.services
@@ -122,15 +212,22 @@ def test_the_served_api_refuses_it_and_its_access_log_never_shows_it(
     with serve(env, "--env-file", str(tmp_path / "none.env")) as (base, process):
         refused = httpx.get(f"{base}{SEARCH}?action=DELETE&access_token={token}", timeout=10)
         refused_too = httpx.get(f"{base}{SEARCH}?x_api_key={SECRET}", headers=auth, timeout=10)
+        raw = [raw_get(base, target) for target, _ in SERVED_REFUSALS]
         ok = httpx.get(f"{base}{SEARCH}?action=DELETE", headers=auth, timeout=10)
         process.terminate()
         output, _ = process.communicate(timeout=30)
     assert_refused(refused, "access_token", token)
     assert_refused(refused_too, "x_api_key", SECRET)
+    for (status, body), (_, name) in zip(raw, SERVED_REFUSALS, strict=True):
+        assert status == 400, body
+        assert json.loads(body)["error"] == {
+            "code": "credential_in_query", "field": name, "message": ANY
+        }
+        assert SECRET not in body and TAIL not in body
     assert ok.status_code == 200
-    assert token not in output and SECRET not in output
+    assert token not in output and SECRET not in output and TAIL not in output
     access = [line for line in output.splitlines() if f"GET {SEARCH}" in line]
-    assert len(access) == 3, output
-    assert f"?action=DELETE&access_token={REDACTED}" in access[0]
-    assert f"?x_api_key={REDACTED}" in access[1]
-    assert "?action=DELETE HTTP/1.1" in access[2]
+    assert len(access) == 3 + len(SERVED_REFUSALS), output
+    for line in access[:-1]:
+        assert f"GET {SEARCH}?{REDACTED} HTTP/1.1" in line, line
+    assert f"GET {SEARCH}?action=DELETE HTTP/1.1" in access[-1]
