@@ -68,8 +68,8 @@ def _drain_audit_at_shutdown(app: Any) -> Any:
 
 
 def _log_config() -> dict[str, Any]:
-    """uvicorn's logging configuration, with credential-named query values redacted from the
-    access log (they are refused with 400, but the line is written all the same)."""
+    """uvicorn's logging configuration, with the query string of a request that carries a
+    credential redacted from the access log (refused with 400, the line is written all the same)."""
     from uvicorn.config import LOGGING_CONFIG
 
     from audit_logging.api.credentials import RedactCredentials
