@@ -11,7 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
-from audit_logging.capture import flush
+from audit_logging.capture import audit_handlers, flush
 from audit_logging.context import _current
 from audit_logging.errors import ConfigurationError
 from audit_logging.middleware._request import (
@@ -83,7 +83,7 @@ class AuditMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan" and self.drain_at_shutdown > 0:
-            await self.app(scope, receive, self._draining_send(send))
+            await self._lifespan(scope, receive, send)
             return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -123,6 +123,33 @@ class AuditMiddleware:
                 emit_request_record(self.audit_requests, facts, status)
             _current.reset(token)
 
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        received = False
+
+        async def watched_receive() -> Message:
+            nonlocal received
+            received = True
+            return await receive()
+
+        try:
+            await self.app(scope, watched_receive, self._draining_send(send))
+            return
+        except Exception:
+            if received:
+                raise
+            # ASGI: raising before the first message means "no lifespan support" (a bare
+            # app's ``assert scope["type"] == "http"``).
+            library_logger.debug("The app does not support the lifespan protocol", exc_info=True)
+        # Answer for the app, or the drain never runs and a uvicorn worker ends with its
+        # records in memory.
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self._draining_send(send)({"type": "lifespan.shutdown.complete"})
+                return
+
     def _draining_send(self, send: Send) -> Send:
         """``send`` that drains the audit handlers once the app's shutdown is done (its
         shutdown handlers may still log) and before the server is told so: under
@@ -138,9 +165,15 @@ class AuditMiddleware:
 
 async def drain(timeout: float) -> int:
     """Flush every audit handler within ``timeout`` s, off the event loop; return how many
-    records are still unconfirmed (reported on the library's logger)."""
+    records are still unconfirmed (reported on the library's logger). Those are put in the
+    spool, fsynced, before this returns."""
     try:
         left = await asyncio.to_thread(flush, timeout)
+        if left:
+            # The process may end right after without running exit hooks (a uvicorn worker
+            # re-raises SIGTERM once it has served): what the publishers hold in memory
+            # must reach the spool now. A record logged later starts them again.
+            await asyncio.to_thread(_spool_unconfirmed)
     except Exception:  # a failed drain must not fail the server's shutdown
         library_logger.exception("Draining the audit handlers at shutdown failed")
         return 0
@@ -151,6 +184,12 @@ async def drain(timeout: float) -> int:
             timeout,
         )
     return left
+
+
+def _spool_unconfirmed() -> None:
+    # The transport's close, not the handler's: the handler stays attached and registered.
+    for handler in audit_handlers():
+        handler.transport.close(0.0)
 
 
 def _headers(scope: Scope) -> dict[str, str]:
