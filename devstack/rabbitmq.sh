@@ -1,125 +1,137 @@
 #!/usr/bin/env bash
-# Local RabbitMQ (streams) for development and tests.
+# Local RabbitMQ 4.0 (streams, super streams, single active consumer) for development and tests.
 #
-#   devstack/rabbitmq.sh start    install Debian's rabbitmq-server if missing, start our own node
-#   devstack/rabbitmq.sh stop     stop our node (idempotent)
-#   devstack/rabbitmq.sh status   exit 0 if the stream port answers and the node is up
-#   devstack/rabbitmq.sh ctl ARGS run `rabbitmqctl -n <node> ARGS` against our node
+#   devstack/rabbitmq.sh start             make the Debian 13 root if missing, start our node
+#   devstack/rabbitmq.sh stop              stop our node (idempotent)
+#   devstack/rabbitmq.sh status            exit 0 if the stream port answers and the node is up
+#   devstack/rabbitmq.sh ctl ARGS          run `rabbitmqctl -n <node> ARGS` against our node
+#   devstack/rabbitmq.sh cluster-start N   start an N-node cluster (default 3) from the same root
+#   devstack/rabbitmq.sh cluster-stop      stop the cluster's nodes
+#   devstack/rabbitmq.sh cluster-status    exit 0 if every cluster node answers
 #
-# The node (audit@localhost) listens on 127.0.0.1 only: AMQP 5672, stream 5552.
-# Every runtime file lives under devstack/.state/rabbitmq/. The Debian system
-# service is never started; we run the server binary directly, as the caller.
+# Debian 12 ships RabbitMQ 3.10, which has neither super streams nor single active
+# consumer. Debian 13 ships 4.0.5 (Erlang 27): `debootstrap` makes a Debian 13 root under
+# devstack/.state/rabbitmq4/root (once, ~40 s, ~370 MB) and the node runs from it under
+# chroot. Every listener is on 127.0.0.1; every port can be moved with an environment
+# variable (RABBITMQ_DEVSTACK_*_PORT), e.g. to run beside another broker.
+#
+# Mounts: the node needs /proc inside the root. It is mounted only in a private mount
+# namespace (unshare) that lives as long as the process in it, never in the caller's
+# namespace: a mount left in the host's namespace would make `rm -rf` of this folder
+# reach into the host's /proc or /dev. The root's /dev holds its own device nodes
+# (made by debootstrap, or below), so /dev is never bound. debootstrap itself runs in
+# a private mount and pid namespace, so what it mounts and starts ends with it.
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(dirname "$SCRIPT_DIR")"
-STATE_DIR="$REPO_ROOT/devstack/.state/rabbitmq"
-LOG_DIR="$STATE_DIR/log"
-LOG_FILE="$LOG_DIR/rabbitmq.log"         # the node's own log
-BOOT_LOG="$LOG_DIR/startup.log"          # stdout/stderr of the server process
-PID_FILE="$STATE_DIR/rabbitmq.pid"
+STATE_DIR="$REPO_ROOT/devstack/.state/rabbitmq4"
+ROOT="$STATE_DIR/root"                    # the Debian 13 root
+PARTIAL="$STATE_DIR/root.partial"         # debootstrap's target until it succeeded
+DONE_MARK="devstack-root-complete"        # written into the root once it is usable
+SUITE=trixie
+MIRROR="${RABBITMQ_DEVSTACK_MIRROR:-http://deb.debian.org/debian}"
+IN_ROOT_DIR=/devstack                     # node data, seen from inside the root
 
 NODE="${RABBITMQ_DEVSTACK_NODENAME:-audit@localhost}"
-AMQP_PORT=5672
-STREAM_PORT=5552
-DIST_PORT=25672
-START_TIMEOUT="${RABBITMQ_DEVSTACK_START_TIMEOUT:-90}"
-
-# Debian installs the real scripts here; /usr/sbin/rabbitmq-* are wrappers that
-# switch to the `rabbitmq` user when called as root, which we do not want.
-RMQ_BIN=/usr/lib/rabbitmq/bin
+AMQP_PORT="${RABBITMQ_DEVSTACK_AMQP_PORT:-5672}"
+STREAM_PORT="${RABBITMQ_DEVSTACK_STREAM_PORT:-5552}"
+DIST_PORT="${RABBITMQ_DEVSTACK_DIST_PORT:-25672}"
+MGMT_PORT="${RABBITMQ_DEVSTACK_MGMT_PORT:-15672}"
+# Our own epmd, on its own port, so a host epmd on 4369 (or another Erlang) never meets ours.
+EPMD_PORT="${RABBITMQ_DEVSTACK_EPMD_PORT:-4371}"
+# Cluster node i (1-based) listens on base + 10*i: stream 5562/5572/5582, AMQP 5682/...
+CLUSTER_STREAM_BASE="${RABBITMQ_DEVSTACK_CLUSTER_STREAM_BASE:-5552}"
+CLUSTER_AMQP_BASE="${RABBITMQ_DEVSTACK_CLUSTER_AMQP_BASE:-5672}"
+CLUSTER_DIST_BASE="${RABBITMQ_DEVSTACK_CLUSTER_DIST_BASE:-25672}"
+CLUSTER_MGMT_BASE="${RABBITMQ_DEVSTACK_CLUSTER_MGMT_BASE:-15672}"
+CLUSTER_PREFIX="${RABBITMQ_DEVSTACK_CLUSTER_PREFIX:-audit}"
+START_TIMEOUT="${RABBITMQ_DEVSTACK_START_TIMEOUT:-120}"
+RMQ_BIN=/usr/lib/rabbitmq/bin             # inside the root: the scripts themselves, not the su wrappers
 
 log() { printf '%s\n' "$*" >&2; }
-
-# --- environment shared by the server and the CLI tools -------------------------
-export RABBITMQ_NODENAME="$NODE"
-export RABBITMQ_CONF_ENV_FILE="$STATE_DIR/rabbitmq-env.conf"   # ignore /etc/rabbitmq/rabbitmq-env.conf
-export RABBITMQ_CONFIG_FILE="$STATE_DIR/rabbitmq.conf"
-export RABBITMQ_ADVANCED_CONFIG_FILE="$STATE_DIR/advanced.config"
-export RABBITMQ_ENABLED_PLUGINS_FILE="$STATE_DIR/enabled_plugins"
-export RABBITMQ_MNESIA_BASE="$STATE_DIR/mnesia"
-export RABBITMQ_LOG_BASE="$LOG_DIR"
-export RABBITMQ_LOGS="$LOG_FILE"
-export RABBITMQ_PID_FILE="$PID_FILE"
-export RABBITMQ_DIST_PORT="$DIST_PORT"
-# Keep Erlang distribution and epmd on loopback too.
-export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
-export ERL_EPMD_ADDRESS=127.0.0.1
-# The Erlang cookie is read from $HOME/.erlang.cookie by both the node and the CLI.
-export HOME="${HOME:-$(getent passwd "$(id -un)" | cut -d: -f6)}"
 
 port_open() { # port -> 0 if something accepts TCP connections on 127.0.0.1:port
   timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null
 }
 
-have_rabbitmq() { [[ -x "$RMQ_BIN/rabbitmq-server" && -x "$RMQ_BIN/rabbitmqctl" ]]; }
+root_ready() { [[ -f "$ROOT/$DONE_MARK" && -x "$ROOT$RMQ_BIN/rabbitmq-server" ]]; }
 
-ctl() { "$RMQ_BIN/rabbitmqctl" -n "$NODE" "$@"; }
-
-node_answers() { have_rabbitmq && timeout 15 "$RMQ_BIN/rabbitmq-diagnostics" -q -n "$NODE" ping >/dev/null 2>&1; }
-
-is_running() { port_open "$STREAM_PORT" && node_answers; }
-
-pid_alive() {
-  local pid
-  [[ -s "$PID_FILE" ]] || return 1
-  pid="$(tr -dc '0-9' <"$PID_FILE")"
-  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null
+mounted_under() { # dir -> 0 if anything is mounted at or below dir in our mount namespace
+  local dir
+  dir="$(realpath -m "$1")"
+  awk -v d="$dir" '$5 == d || index($5, d "/") == 1 { found = 1 } END { exit !found }' \
+    /proc/self/mountinfo
 }
 
-POLICY_RC=/usr/sbin/policy-rc.d
-POLICY_BACKUP=""
-POLICY_SET=0
-
-restore_policy_rc() {
-  ((POLICY_SET)) || return 0
-  if [[ -n "$POLICY_BACKUP" ]]; then mv -f "$POLICY_BACKUP" "$POLICY_RC"; else rm -f "$POLICY_RC"; fi
-  POLICY_SET=0
-}
-
-rabbitmq_user_pids() { # pids of epmd/beam processes owned by the package's `rabbitmq` user
-  getent passwd rabbitmq >/dev/null 2>&1 || return 0
-  pgrep -u rabbitmq -f 'epmd|beam' 2>/dev/null || true
-}
-
-install_rabbitmq() {
-  have_rabbitmq && return 0
-  log "rabbitmq: installing Debian's rabbitmq-server (apt-get)..."
-  local rc=0 before pid
-  before=" $(rabbitmq_user_pids | tr '\n' ' ') "
-  # Stop the package's postinst from starting the system service: our node must
-  # be the only one. Any pre-existing policy-rc.d is put back afterwards.
-  trap 'restore_policy_rc' EXIT
-  trap 'restore_policy_rc; exit 130' INT TERM
-  if [[ -e "$POLICY_RC" ]]; then
-    POLICY_BACKUP="$(mktemp /usr/sbin/policy-rc.d.devstack.XXXXXX)"
-    cp -p "$POLICY_RC" "$POLICY_BACKUP"
+remove_tree() { # rm -rf, refused when something is mounted below (it would reach the host's files)
+  [[ -e "$1" ]] || return 0
+  if mounted_under "$1"; then
+    log "rabbitmq: refusing to delete $1: something is mounted below it (see /proc/self/mountinfo)"
+    exit 1
   fi
-  POLICY_SET=1
-  printf '#!/bin/sh\n# temporary, from devstack/rabbitmq.sh\nexit 101\n' >"$POLICY_RC"
-  chmod 0755 "$POLICY_RC"
+  rm -rf --one-file-system "$1"
+}
+
+ensure_debootstrap() {
+  command -v debootstrap >/dev/null 2>&1 && return 0
+  log "rabbitmq: installing debootstrap (apt-get)..."
   {
     apt-get update -q &&
       DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=300 \
-        --no-install-recommends rabbitmq-server
-  } >"$STATE_DIR/apt.log" 2>&1 || rc=$?
-  restore_policy_rc
-  trap - EXIT INT TERM
-  if ((rc != 0)) || ! have_rabbitmq; then
-    log "rabbitmq: installing rabbitmq-server failed; see $STATE_DIR/apt.log"
-    tail -n 30 "$STATE_DIR/apt.log" >&2 || true
+        --no-install-recommends debootstrap
+  } >"$STATE_DIR/apt.log" 2>&1 || {
+    log "rabbitmq: installing debootstrap failed; see $STATE_DIR/apt.log"
+    tail -n 20 "$STATE_DIR/apt.log" >&2 || true
     exit 1
-  fi
-  # Should the package's scripts have started anything as the `rabbitmq` user
-  # (a system node, or an epmd listening on every interface), stop exactly those
-  # processes, by pid: our node must be the only one, with its epmd on loopback.
-  for pid in $(rabbitmq_user_pids); do
-    [[ "$before" == *" $pid "* ]] || kill "$pid" 2>/dev/null || true
-  done
+  }
 }
 
-ensure_cookie() {
-  local cookie="$HOME/.erlang.cookie"
+make_root() {
+  root_ready && return 0
+  mkdir -p "$STATE_DIR"
+  # A root without the mark is one whose debootstrap stopped half-way: made again.
+  remove_tree "$PARTIAL"
+  remove_tree "$ROOT"
+  ensure_debootstrap
+  local t0=$SECONDS boot_log="$STATE_DIR/debootstrap.log"
+  log "rabbitmq: making a Debian 13 root with rabbitmq-server in $ROOT (debootstrap, ~40 s)..."
+  # Private mount and pid namespaces: debootstrap mounts /proc and /sys in the target and
+  # package scripts may start daemons (epmd); all of it ends when debootstrap does.
+  if ! unshare --mount --propagation private --pid --fork --kill-child --mount-proc -- \
+    debootstrap --variant=minbase --include=rabbitmq-server "$SUITE" "$PARTIAL" "$MIRROR" \
+    >"$boot_log" 2>&1; then
+    log "rabbitmq: debootstrap failed; see $boot_log"
+    tail -n 20 "$boot_log" >&2 || true
+    exit 1
+  fi
+  if [[ ! -x "$PARTIAL$RMQ_BIN/rabbitmq-server" ]]; then
+    log "rabbitmq: debootstrap finished but $RMQ_BIN/rabbitmq-server is missing; see $boot_log"
+    exit 1
+  fi
+  local version
+  version="$(find "$PARTIAL/usr/lib/rabbitmq/lib" -maxdepth 1 -name 'rabbitmq_server-*' -printf '%f\n' |
+    sed 's/^rabbitmq_server-//' | head -n 1)"
+  printf 'debootstrap --variant=minbase --include=rabbitmq-server %s (%s)\nrabbitmq %s\n' \
+    "$SUITE" "$MIRROR" "${version:-?}" >"$PARTIAL/$DONE_MARK"
+  mv "$PARTIAL" "$ROOT"
+  log "rabbitmq: root ready (RabbitMQ ${version:-?}) in $((SECONDS - t0)) s"
+}
+
+prepare_root() { # what the node needs inside the root, checked on every start
+  local dev spec
+  # The device nodes debootstrap makes; recreated here should any be missing.
+  for spec in null:1:3 zero:1:5 full:1:7 random:1:8 urandom:1:9 tty:5:0; do
+    dev="$ROOT/dev/${spec%%:*}"
+    spec="${spec#*:}"
+    [[ -c "$dev" ]] || { rm -f "$dev"; mknod -m 666 "$dev" c "${spec%%:*}" "${spec#*:}"; }
+  done
+  mkdir -p "$ROOT/proc" "$ROOT$IN_ROOT_DIR/home"
+  # `localhost` must resolve inside the root: node names are name@localhost.
+  grep -qsE '^127\.0\.0\.1[[:space:]].*\blocalhost\b' "$ROOT/etc/hosts" ||
+    printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' >>"$ROOT/etc/hosts"
+  # The Erlang cookie, read from $HOME by the nodes and the CLI tools alike.
+  local cookie="$ROOT$IN_ROOT_DIR/home/.erlang.cookie"
   if [[ ! -s "$cookie" ]]; then
     rm -f "$cookie"
     (umask 077 && od -An -N24 -tx1 /dev/urandom | tr -dc 'a-f0-9' | tr 'a-f' 'A-F' >"$cookie")
@@ -127,15 +139,74 @@ ensure_cookie() {
   chmod 0400 "$cookie"
 }
 
+# --- one node: name, ports and folders ---------------------------------------------
+# set_node NAME AMQP STREAM DIST MGMT: sets the globals the functions below use.
+set_node() {
+  N_NAME="$1" N_AMQP="$2" N_STREAM="$3" N_DIST="$4" N_MGMT="$5"
+  N_DIR="$IN_ROOT_DIR/nodes/${N_NAME%@*}"        # inside the root
+  N_HOST_DIR="$ROOT$N_DIR"                        # the same folder, seen from the host
+  N_LOG="$N_HOST_DIR/log/rabbitmq.log"
+  N_BOOT_LOG="$N_HOST_DIR/log/startup.log"
+  N_PID_FILE="$N_HOST_DIR/rabbitmq.pid"
+}
+
+node_env() { # the environment of the server and CLI tools inside the root
+  printf '%s\n' \
+    PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    HOME="$IN_ROOT_DIR/home" LANG=C.UTF-8 LC_ALL=C.UTF-8 \
+    RABBITMQ_NODENAME="$N_NAME" \
+    RABBITMQ_CONF_ENV_FILE="$N_DIR/rabbitmq-env.conf" \
+    RABBITMQ_CONFIG_FILE="$N_DIR/rabbitmq.conf" \
+    RABBITMQ_ADVANCED_CONFIG_FILE="$N_DIR/advanced.config" \
+    RABBITMQ_ENABLED_PLUGINS_FILE="$N_DIR/enabled_plugins" \
+    RABBITMQ_MNESIA_BASE="$N_DIR/mnesia" \
+    RABBITMQ_LOG_BASE="$N_DIR/log" \
+    RABBITMQ_LOGS="$N_DIR/log/rabbitmq.log" \
+    RABBITMQ_PID_FILE="$N_DIR/rabbitmq.pid" \
+    RABBITMQ_DIST_PORT="$N_DIST" \
+    "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS=-kernel inet_dist_use_interface {127,0,0,1}" \
+    ERL_EPMD_PORT="$EPMD_PORT" \
+    ERL_EPMD_ADDRESS=127.0.0.1
+}
+
+root_cmd() { # sets ROOT_CMD: the prefix that runs a command inside the root, /proc
+  # mounted in a private mount namespace that ends with the command
+  local -a env
+  mapfile -t env < <(node_env)
+  ROOT_CMD=(unshare --mount --propagation private -- /bin/sh -c
+    'root="$1"; shift; mount -t proc proc "$root/proc" && exec chroot "$root" /usr/bin/env -i "$@"'
+    sh "$ROOT" "${env[@]}")
+}
+
+in_root() { root_cmd; "${ROOT_CMD[@]}" "$@"; }
+
+ctl() { in_root "$RMQ_BIN/rabbitmqctl" -n "$N_NAME" "$@"; }
+
+node_answers() {
+  root_ready || return 1
+  root_cmd
+  timeout 20 "${ROOT_CMD[@]}" "$RMQ_BIN/rabbitmq-diagnostics" -q -n "$N_NAME" ping >/dev/null 2>&1
+}
+
+node_pid() { [[ -s "$N_PID_FILE" ]] && tr -dc '0-9' <"$N_PID_FILE"; }
+
+pid_alive() {
+  local pid
+  pid="$(node_pid)" || return 1
+  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null
+}
+
 write_config() {
-  mkdir -p "$LOG_DIR" "$RABBITMQ_MNESIA_BASE"
-  : >"$RABBITMQ_CONF_ENV_FILE"
-  cat >"$RABBITMQ_CONFIG_FILE" <<EOF
+  mkdir -p "$N_HOST_DIR/log" "$N_HOST_DIR/mnesia"
+  : >"$N_HOST_DIR/rabbitmq-env.conf"
+  cat >"$N_HOST_DIR/rabbitmq.conf" <<EOF
 # Generated by devstack/rabbitmq.sh; rewritten on every start.
-listeners.tcp.1 = 127.0.0.1:$AMQP_PORT
-stream.listeners.tcp.1 = 127.0.0.1:$STREAM_PORT
+listeners.tcp.1 = 127.0.0.1:$N_AMQP
+stream.listeners.tcp.1 = 127.0.0.1:$N_STREAM
 stream.advertised_host = localhost
-stream.advertised_port = $STREAM_PORT
+stream.advertised_port = $N_STREAM
+management.tcp.ip = 127.0.0.1
+management.tcp.port = $N_MGMT
 # guest/guest may connect from loopback only (the default, spelled out).
 loopback_users.guest = true
 default_user = guest
@@ -143,97 +214,99 @@ default_pass = guest
 log.file.level = info
 log.console = false
 EOF
-  printf '[rabbitmq_stream].\n' >"$RABBITMQ_ENABLED_PLUGINS_FILE"
+  printf '[rabbitmq_stream,rabbitmq_management].\n' >"$N_HOST_DIR/enabled_plugins"
 }
 
 LAUNCH_PID=""
 
 fail_start() {
-  # Do not leave a half-started node behind: stop the process group we launched.
+  # Do not leave a half-started node behind: stop the session we launched (setsid made it).
   if [[ -n "$LAUNCH_PID" ]] && kill -0 "$LAUNCH_PID" 2>/dev/null; then
     kill -TERM -- "-$LAUNCH_PID" 2>/dev/null || true
     sleep 2
     kill -KILL -- "-$LAUNCH_PID" 2>/dev/null || true
-    rm -f "$PID_FILE"
   fi
-  log "rabbitmq failed to start; see $LOG_FILE"
-  if [[ -s "$LOG_FILE" ]]; then tail -n 30 "$LOG_FILE" >&2; fi
-  if [[ -s "$BOOT_LOG" ]]; then
-    log "--- $BOOT_LOG ---"
-    tail -n 30 "$BOOT_LOG" >&2
+  rm -f "$N_PID_FILE"
+  log "rabbitmq: node $N_NAME failed to start; see $N_LOG"
+  if [[ -s "$N_LOG" ]]; then tail -n 30 "$N_LOG" >&2; fi
+  if [[ -s "$N_BOOT_LOG" ]]; then
+    log "--- $N_BOOT_LOG ---"
+    tail -n 30 "$N_BOOT_LOG" >&2
   fi
   exit 1
 }
 
-cmd_start() {
-  if port_open "$STREAM_PORT" && node_answers; then
-    echo "rabbitmq already running"
+start_node() { # start the node set by set_node, if it is not running
+  if port_open "$N_STREAM" && node_answers; then
+    echo "rabbitmq node $N_NAME already running (stream 127.0.0.1:$N_STREAM)"
     return 0
   fi
-  mkdir -p "$STATE_DIR" "$LOG_DIR"
-  install_rabbitmq
-  ensure_cookie
   if node_answers; then
     # The Erlang node is up but the rabbit app is stopped (`ctl stop_app`).
     local t0=$SECONDS deadline=$((SECONDS + START_TIMEOUT))
-    log "rabbitmq: node $NODE is up with the app stopped; running start_app..."
-    timeout "$START_TIMEOUT" "$RMQ_BIN/rabbitmqctl" -q -n "$NODE" start_app >>"$BOOT_LOG" 2>&1 || fail_start
-    until port_open "$STREAM_PORT"; do
+    log "rabbitmq: node $N_NAME is up with the app stopped; running start_app..."
+    root_cmd
+    timeout "$START_TIMEOUT" "${ROOT_CMD[@]}" "$RMQ_BIN/rabbitmqctl" -q -n "$N_NAME" start_app \
+      >>"$N_BOOT_LOG" 2>&1 || fail_start
+    until port_open "$N_STREAM"; do
       ((SECONDS < deadline)) || fail_start
       sleep 0.5
     done
-    echo "rabbitmq started (app restarted on node $NODE) in $((SECONDS - t0)) s"
+    echo "rabbitmq node $N_NAME: app restarted in $((SECONDS - t0)) s"
     return 0
   fi
-  if port_open "$STREAM_PORT" || port_open "$AMQP_PORT"; then
-    log "rabbitmq failed to start: port $STREAM_PORT or $AMQP_PORT is taken by another process (not node $NODE)"
-    exit 1
-  fi
+  local port
+  for port in "$N_STREAM" "$N_AMQP" "$N_DIST" "$N_MGMT"; do
+    if port_open "$port"; then
+      log "rabbitmq: node $N_NAME cannot start: port $port is taken by another process" \
+        "(move it with RABBITMQ_DEVSTACK_*_PORT)"
+      exit 1
+    fi
+  done
   if pid_alive; then
     # Our node from an earlier start that never became ready: start clean.
-    cmd_stop >/dev/null 2>&1 || true
+    stop_node >/dev/null 2>&1 || true
   fi
   write_config
-  rm -f "$PID_FILE"
+  rm -f "$N_PID_FILE"
   local t0=$SECONDS
-  log "rabbitmq: starting node $NODE (logs in $LOG_DIR)..."
+  log "rabbitmq: starting node $N_NAME (logs in $N_HOST_DIR/log)..."
   # Keep the previous run's log beside the new one, so a failure shows this run's lines.
-  [[ -s "$LOG_FILE" ]] && mv -f "$LOG_FILE" "$LOG_FILE.prev"
-  cd "$STATE_DIR"
+  if [[ -s "$N_LOG" ]]; then mv -f "$N_LOG" "$N_LOG.prev"; fi
   # setsid: its own session, so the node outlives the caller's shell and terminal.
-  setsid nohup "$RMQ_BIN/rabbitmq-server" >"$BOOT_LOG" 2>&1 </dev/null 9>&- &
+  root_cmd
+  setsid nohup "${ROOT_CMD[@]}" "$RMQ_BIN/rabbitmq-server" >"$N_BOOT_LOG" 2>&1 </dev/null 9>&- &
   LAUNCH_PID=$!
-  cd - >/dev/null
 
   # Wait for the boot to finish, then for the stream listener.
   local deadline=$((SECONDS + START_TIMEOUT))
-  until [[ -s "$PID_FILE" ]]; do
+  until [[ -s "$N_PID_FILE" ]]; do
     ((SECONDS < deadline)) || fail_start
+    kill -0 "$LAUNCH_PID" 2>/dev/null || fail_start
     sleep 0.5
   done
   local remaining=$((deadline - SECONDS))
   ((remaining > 0)) || fail_start
-  if ! timeout "$((remaining + 5))" "$RMQ_BIN/rabbitmqctl" -q -n "$NODE" await_startup \
-    --timeout "$remaining" >>"$BOOT_LOG" 2>&1; then
-    fail_start
-  fi
-  until port_open "$STREAM_PORT"; do
+  ctl -q await_startup --timeout "$remaining" >>"$N_BOOT_LOG" 2>&1 || fail_start
+  until port_open "$N_STREAM"; do
     ((SECONDS < deadline)) || fail_start
     pid_alive || fail_start
     sleep 0.5
   done
-  echo "rabbitmq started (node $NODE, stream 127.0.0.1:$STREAM_PORT, amqp 127.0.0.1:$AMQP_PORT) in $((SECONDS - t0)) s"
+  echo "rabbitmq node $N_NAME started (stream 127.0.0.1:$N_STREAM, amqp 127.0.0.1:$N_AMQP," \
+    "management http://127.0.0.1:$N_MGMT) in $((SECONDS - t0)) s"
 }
 
-cmd_stop() {
-  local stopped=0
-  if have_rabbitmq && node_answers; then
-    ctl -q stop "$PID_FILE" >/dev/null 2>&1 || ctl -q stop >/dev/null 2>&1 || true
+stop_node() {
+  local stopped=0 pid="" i
+  pid_alive && pid="$(node_pid)"
+  if root_ready && node_answers; then
+    # With the pid file, rabbitmqctl waits until the node's process has exited.
+    ctl -q stop "$N_DIR/rabbitmq.pid" >/dev/null 2>&1 || ctl -q stop >/dev/null 2>&1 || true
     stopped=1
   fi
-  if pid_alive; then
-    local pid i
-    pid="$(tr -dc '0-9' <"$PID_FILE")"
+  if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+    # Still there after the CLI: the recorded pid, and only that.
     for i in $(seq 1 60); do
       kill -0 "$pid" 2>/dev/null || break
       ((i == 20)) && kill -TERM "$pid" 2>/dev/null
@@ -242,25 +315,109 @@ cmd_stop() {
     done
     stopped=1
   fi
-  rm -f "$PID_FILE"
-  # epmd is shared by every Erlang node on the machine; it is left running.
-  if ((stopped)); then echo "rabbitmq stopped"; else echo "rabbitmq not running"; fi
+  rm -f "$N_PID_FILE"
+  if ((stopped)); then echo "rabbitmq node $N_NAME stopped"; else echo "rabbitmq node $N_NAME not running"; fi
+}
+
+stop_epmd_if_idle() { # our epmd (its own port) goes once no node of ours is registered
+  root_ready || return 0
+  port_open "$EPMD_PORT" || return 0
+  local names
+  names="$(in_root /usr/bin/epmd -names 2>/dev/null | grep -c '^name ' || true)"
+  if [[ "$names" == 0 ]]; then in_root /usr/bin/epmd -kill >/dev/null 2>&1 || true; fi
+}
+
+# --- single node ---------------------------------------------------------------------
+single_node() { set_node "$NODE" "$AMQP_PORT" "$STREAM_PORT" "$DIST_PORT" "$MGMT_PORT"; }
+
+cmd_start() {
+  mkdir -p "$STATE_DIR"
+  make_root
+  prepare_root
+  single_node
+  start_node
+}
+
+cmd_stop() {
+  single_node
+  stop_node
+  stop_epmd_if_idle
 }
 
 cmd_status() {
-  if is_running; then
-    echo "rabbitmq running (node $NODE, stream 127.0.0.1:$STREAM_PORT)"
+  single_node
+  if port_open "$N_STREAM" && node_answers; then
+    echo "rabbitmq running (node $N_NAME, stream 127.0.0.1:$N_STREAM)"
     return 0
   fi
   echo "rabbitmq not running"
   return 1
 }
 
+# --- cluster -----------------------------------------------------------------------------
+cluster_node() { # i -> set_node for cluster node i
+  set_node "$CLUSTER_PREFIX$1@localhost" "$((CLUSTER_AMQP_BASE + 10 * $1))" \
+    "$((CLUSTER_STREAM_BASE + 10 * $1))" "$((CLUSTER_DIST_BASE + 10 * $1))" \
+    "$((CLUSTER_MGMT_BASE + 10 * $1))"
+}
+
+cluster_size_file() { echo "$STATE_DIR/cluster-size"; }
+
+cmd_cluster_start() {
+  local size="${1:-3}" i first
+  [[ "$size" =~ ^[1-9]$ ]] || { log "rabbitmq: cluster size must be 1..9, got '$size'"; exit 2; }
+  mkdir -p "$STATE_DIR"
+  make_root
+  prepare_root
+  echo "$size" >"$(cluster_size_file)"
+  first="$CLUSTER_PREFIX"1@localhost
+  for ((i = 1; i <= size; i++)); do
+    cluster_node "$i"
+    start_node
+    ((i == 1)) && continue
+    if ! ctl -q cluster_status 2>/dev/null | grep -qF "$first"; then
+      log "rabbitmq: joining $N_NAME to $first..."
+      { ctl -q stop_app && ctl -q join_cluster "$first" && ctl -q start_app; } >>"$N_BOOT_LOG" 2>&1 ||
+        fail_start
+      ctl -q await_startup --timeout "$START_TIMEOUT" >>"$N_BOOT_LOG" 2>&1 || fail_start
+    fi
+  done
+  local ports=""
+  for ((i = 1; i <= size; i++)); do ports+=" $((CLUSTER_STREAM_BASE + 10 * i))"; done
+  echo "rabbitmq cluster of $size nodes running (stream ports:$ports)"
+}
+
+cmd_cluster_stop() {
+  local size=3 i
+  [[ -s "$(cluster_size_file)" ]] && size="$(tr -dc '0-9' <"$(cluster_size_file)")"
+  # The last node started is stopped first, so the first one keeps the cluster's view.
+  for ((i = size; i >= 1; i--)); do
+    cluster_node "$i"
+    stop_node
+  done
+  stop_epmd_if_idle
+}
+
+cmd_cluster_status() {
+  local size=3 i rc=0
+  [[ -s "$(cluster_size_file)" ]] && size="$(tr -dc '0-9' <"$(cluster_size_file)")"
+  for ((i = 1; i <= size; i++)); do
+    cluster_node "$i"
+    if port_open "$N_STREAM" && node_answers; then
+      echo "rabbitmq cluster node $N_NAME running (stream 127.0.0.1:$N_STREAM)"
+    else
+      echo "rabbitmq cluster node $N_NAME not running"
+      rc=1
+    fi
+  done
+  return $rc
+}
+
 take_lock() { # serialise concurrent start/stop calls (fd 9; servers are started with 9>&-)
   mkdir -p "$STATE_DIR"
   exec 9>"$STATE_DIR/.lock"
-  if ! flock -w 300 9; then
-    log "rabbitmq: another start/stop still holds $STATE_DIR/.lock after 300 s"
+  if ! flock -w 600 9; then
+    log "rabbitmq: another start/stop still holds $STATE_DIR/.lock after 600 s"
     exit 1
   fi
 }
@@ -271,11 +428,15 @@ case "${1:-}" in
   status) cmd_status ;;
   ctl)
     shift
-    have_rabbitmq || { log "rabbitmq is not installed; run: $0 start"; exit 1; }
-    exec "$RMQ_BIN/rabbitmqctl" -n "$NODE" "$@"
+    root_ready || { log "rabbitmq: the root is not made yet; run: $0 start"; exit 1; }
+    single_node
+    ctl "$@"
     ;;
+  cluster-start) take_lock; cmd_cluster_start "${2:-3}" ;;
+  cluster-stop) take_lock; cmd_cluster_stop ;;
+  cluster-status) cmd_cluster_status ;;
   *)
-    log "usage: $0 {start|stop|status|ctl <rabbitmqctl args...>}"
+    log "usage: $0 {start|stop|status|ctl <rabbitmqctl args...>|cluster-start [N]|cluster-stop|cluster-status}"
     exit 2
     ;;
 esac
