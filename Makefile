@@ -6,13 +6,16 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 LOCAL_ENV := devstack/local.env
+# make services CLUSTER=3: also a 3-node RabbitMQ cluster (stream ports 5562, 5572, 5582).
+CLUSTER ?= 1
 
 .PHONY: help venv services stop lint typecheck pytest test up bench clean
 
 help:
 	@echo "make up        run the whole pipeline locally with demo traffic"
 	@echo "make test      services + ruff + mypy + pytest (the full suite)"
-	@echo "make services  start RabbitMQ, OpenSearch and the S3 server (idempotent)"
+	@echo "make services  start RabbitMQ, OpenSearch and the S3 server (idempotent);"
+	@echo "               CLUSTER=3 adds a 3-node RabbitMQ cluster"
 	@echo "make stop      stop what make services and make up started"
 	@echo "make bench     run the benchmarks, writing bench/results.md and .json"
 
@@ -25,7 +28,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 services: venv
-	PYTHON="$(abspath $(PY))" bash devstack/services.sh start
+	PYTHON="$(abspath $(PY))" CLUSTER="$(CLUSTER)" bash devstack/services.sh start
 
 stop:
 	bash devstack/up.sh stop

@@ -388,13 +388,18 @@ cmd_cluster_start() {
 }
 
 cmd_cluster_stop() {
-  local size=3 i
-  [[ -s "$(cluster_size_file)" ]] && size="$(tr -dc '0-9' <"$(cluster_size_file)")"
+  local size i
+  if [[ ! -s "$(cluster_size_file)" ]] || ! root_ready; then
+    echo "rabbitmq cluster not running"
+    return 0
+  fi
+  size="$(tr -dc '0-9' <"$(cluster_size_file)")"
   # The last node started is stopped first, so the first one keeps the cluster's view.
   for ((i = size; i >= 1; i--)); do
     cluster_node "$i"
     stop_node
   done
+  rm -f "$(cluster_size_file)"
   stop_epmd_if_idle
 }
 

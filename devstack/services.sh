@@ -6,6 +6,14 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 state="$here/.state"
 local_env="$here/local.env"
 bucket="${AUDIT_LOG_AWS_S3_BUCKET:-audit-logs-local}"
+# Ports moved with these variables are written to local.env too (see devstack/rabbitmq.sh).
+stream_port="${RABBITMQ_DEVSTACK_STREAM_PORT:-5552}"
+# CLUSTER=N (N > 1): a RabbitMQ cluster of N nodes besides the single node the tests use.
+cluster="${CLUSTER:-1}"
+case "$cluster" in
+  [1-9]) ;;
+  *) echo "services: CLUSTER must be a number of nodes from 1 to 9, got '$cluster'" >&2; exit 2 ;;
+esac
 mkdir -p "$state"
 
 # A secret made once per checkout and kept in the git-ignored state folder.
@@ -17,6 +25,12 @@ persistent_secret() {
   cat "$file"
 }
 
+cluster_stream_ports() { # 5562,5572,5582 for 3 nodes (rabbitmq.sh: base + 10 * i)
+  local base="${RABBITMQ_DEVSTACK_CLUSTER_STREAM_BASE:-5552}" i ports=""
+  for ((i = 1; i <= cluster; i++)); do ports+="${ports:+,}$((base + 10 * i))"; done
+  echo "$ports"
+}
+
 write_local_env() {
   local tmp="$local_env.tmp"
   mkdir -p "$state/spool"
@@ -24,7 +38,7 @@ write_local_env() {
 # Written by devstack/services.sh: settings for the local stack. Load with
 #   set -a; . devstack/local.env; set +a
 RABBITMQ_STREAM_HOST=localhost
-RABBITMQ_STREAM_PORT=5552
+RABBITMQ_STREAM_PORT=$stream_port
 RABBITMQ_STREAM_USER=guest
 RABBITMQ_STREAM_PASSWORD=guest
 RABBITMQ_STREAM_VHOST=/
@@ -45,6 +59,10 @@ AUDIT_LOG_HASH_KEY=$(persistent_secret hash_key)
 AUDIT_LOG_API_TOKENS=$(persistent_secret api_token)
 AUDIT_LOG_SOURCE=local-demo
 ENV
+  if [ "$cluster" -gt 1 ]; then
+    echo "# The CLUSTER=$cluster RabbitMQ nodes' stream ports (devstack/rabbitmq.sh cluster-start)."
+    echo "RABBITMQ_DEVSTACK_CLUSTER_STREAM_PORTS=$(cluster_stream_ports)"
+  fi >> "$tmp"
   )
   mv "$tmp" "$local_env"
 }
@@ -56,6 +74,9 @@ start() {
   bash "$here/opensearch.sh" start > "$state/opensearch-start.out" 2>&1 &
   local os_pid=$!
   bash "$here/rabbitmq.sh" start || failed+=(rabbitmq)
+  if [ "$cluster" -gt 1 ]; then
+    bash "$here/rabbitmq.sh" cluster-start "$cluster" || failed+=(rabbitmq-cluster)
+  fi
   AUDIT_LOG_AWS_S3_BUCKET="$bucket" bash "$here/s3.sh" start || failed+=(s3)
   wait "$os_pid" || failed+=(opensearch)
   cat "$state/opensearch-start.out"
@@ -64,7 +85,7 @@ start() {
     exit 1
   fi
   write_local_env
-  echo "services: RabbitMQ stream localhost:5552, OpenSearch http://127.0.0.1:9200," \
+  echo "services: RabbitMQ stream localhost:$stream_port, OpenSearch http://127.0.0.1:9200," \
        "S3 http://127.0.0.1:9000 (bucket $bucket), ready in $((SECONDS - started)) s;" \
        "settings in devstack/local.env"
 }
@@ -74,6 +95,8 @@ stop() {
   for svc in opensearch s3 rabbitmq; do
     bash "$here/$svc.sh" stop || rc=1
   done
+  # A cluster started by an earlier `make services CLUSTER=N` (a no-op when none runs).
+  bash "$here/rabbitmq.sh" cluster-stop > /dev/null || rc=1
   return $rc
 }
 
