@@ -33,6 +33,15 @@ SUITE=trixie
 MIRROR="${RABBITMQ_DEVSTACK_MIRROR:-http://deb.debian.org/debian}"
 IN_ROOT_DIR=/devstack                     # node data, seen from inside the root
 
+# The ports and node name the last `start` used, so that stop/status/ctl called without the
+# variables (tests call `rabbitmq.sh ctl ...`) reach the node that runs. Variables set win.
+SAVED_ENV="$STATE_DIR/node.env"
+if [[ -s "$SAVED_ENV" ]]; then
+  while IFS='=' read -r key value; do
+    [[ "$key" =~ ^RABBITMQ_DEVSTACK_[A-Z_]+$ && -z "${!key:-}" ]] && export "$key=$value"
+  done <"$SAVED_ENV"
+fi
+
 NODE="${RABBITMQ_DEVSTACK_NODENAME:-audit@localhost}"
 AMQP_PORT="${RABBITMQ_DEVSTACK_AMQP_PORT:-5672}"
 STREAM_PORT="${RABBITMQ_DEVSTACK_STREAM_PORT:-5552}"
@@ -336,6 +345,9 @@ cmd_start() {
   prepare_root
   single_node
   start_node
+  printf '%s\n' "RABBITMQ_DEVSTACK_NODENAME=$NODE" "RABBITMQ_DEVSTACK_AMQP_PORT=$AMQP_PORT" \
+    "RABBITMQ_DEVSTACK_STREAM_PORT=$STREAM_PORT" "RABBITMQ_DEVSTACK_DIST_PORT=$DIST_PORT" \
+    "RABBITMQ_DEVSTACK_MGMT_PORT=$MGMT_PORT" "RABBITMQ_DEVSTACK_EPMD_PORT=$EPMD_PORT" >"$SAVED_ENV"
 }
 
 cmd_stop() {
