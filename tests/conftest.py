@@ -52,7 +52,13 @@ def stack_env() -> dict[str, str]:
     if not LOCAL_ENV.exists():
         pytest.fail(f"{LOCAL_ENV} is missing: run `make services` (or `make test`) first")
     env = read_env_file(LOCAL_ENV)
-    for name, port in (("RabbitMQ stream", 5552), ("OpenSearch", 9200), ("S3 server", 9000)):
+    # The ports make services wrote (devstack's ports can be moved by environment variables).
+    s3_port = int(env.get("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9000").rsplit(":", 1)[1])
+    for name, port in (
+        ("RabbitMQ stream", int(env.get("RABBITMQ_STREAM_PORT", "5552"))),
+        ("OpenSearch", int(env.get("OPENSEARCH_PORT", "9200"))),
+        ("S3 server", s3_port),
+    ):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=2).close()
         except OSError as exc:

@@ -39,6 +39,11 @@ def environment(settings: Settings, **extra: str) -> dict[str, str]:
         "OPENSEARCH_HOST": settings.opensearch_host,
         "OPENSEARCH_PORT": str(settings.opensearch_port),
         "OPENSEARCH_INDEX_PREFIX": settings.opensearch_index_prefix,
+        "RABBITMQ_STREAM_HOST": settings.rabbitmq_stream_host,
+        "RABBITMQ_STREAM_PORT": str(settings.rabbitmq_stream_port),
+        "RABBITMQ_STREAM_USER": settings.rabbitmq_stream_user,
+        "RABBITMQ_STREAM_PASSWORD": settings.rabbitmq_stream_password.get(),
+        "RABBITMQ_STREAM_VHOST": settings.rabbitmq_stream_vhost,
         "RABBITMQ_STREAM_NAME": f"test-api-reads-{settings.opensearch_index_prefix}",
         "AUDIT_LOG_SPOOL_DIR": str(Path(settings.spool_dir).parent / "api-spool"),
     }
