@@ -67,8 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--consumer-name",
         default=DEFAULT_CONSUMER_NAME,
         metavar="NAME",
-        help="the name the stream offset is stored under; consumers with different names "
-        f"each read everything (default {DEFAULT_CONSUMER_NAME})",
+        help="the consumer group: the name the stream offset is stored under; processes with "
+        "the same name are one group (one active, the others standbys), and the first group "
+        f"on a stream claims its AUDIT_LOG_S3_PREFIX (default {DEFAULT_CONSUMER_NAME})",
     )
     parser.add_argument(
         "--from",

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import signal
 import threading
@@ -31,6 +32,7 @@ from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from opensearchpy.exceptions import TransportError
+from rstream import ConsumerOffsetSpecification, OffsetSpecification, OffsetType
 from rstream.exceptions import StreamDoesNotExist
 
 from audit_logging.consumer import archive, dead_letter, retention, stream
@@ -38,6 +40,7 @@ from audit_logging.consumer._test_hooks import UploadCrasher
 from audit_logging.consumer.admit import Admission
 from audit_logging.consumer.batch import Batch
 from audit_logging.consumer.dedup import RecentIds
+from audit_logging.consumer.groups import claim_archive
 from audit_logging.consumer.indexer import Indexer
 from audit_logging.consumer.ledger import ArchiveLedger
 from audit_logging.consumer.options import ConsumerOptions
@@ -49,7 +52,7 @@ from audit_logging.search_index import install_template, make_client
 
 if TYPE_CHECKING:
     from opensearchpy import OpenSearch
-    from rstream import Consumer, MessageContext
+    from rstream import Consumer, EventContext, MessageContext
     from rstream.utils import OnClosedErrorInfo
 
     from audit_logging.settings import Settings
@@ -127,6 +130,10 @@ class ConsumerService:
         self._resume_at: int | None = None
         self._failure: BaseException | None = None
         self._exit_code = 0
+        # Consumers sharing our name are one single-active-consumer group: we read (and
+        # store offsets) only while the broker says we are the active one.
+        self._active = False
+        self._updates = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -241,6 +248,11 @@ class ConsumerService:
                 break
         if not self._stopping.is_set():
             await self._sleep_or_stop(asyncio.to_thread(self._store.check_bucket))
+        if not self._stopping.is_set():
+            claim = functools.partial(
+                claim_archive, self._store, self._settings.s3_prefix, self._stream, self._name
+            )
+            await self._sleep_or_stop(asyncio.to_thread(claim))
 
     # -- RabbitMQ ---------------------------------------------------------------------------
 
@@ -280,34 +292,113 @@ class ConsumerService:
     async def _on_closed(self, info: OnClosedErrorInfo) -> None:
         _log.debug("rstream reports %s for %s", info.reason, info.streams)
         self._lost = True
+        # The broker may already have made a standby active: what we read and did not
+        # archive is its work now.
+        self._step_down()
         self._session_over.set()
 
     async def _open_session(self) -> None:
         consumer = stream.make_consumer(self._settings, self._name, self._on_closed)
         self._consumer = consumer
         await consumer.start()
-        if self._ledger is None:
-            stored = await stream.stored_offset(consumer, self._stream, self._name)
-            self._begin(stored)
-        elif self.totals.committed is not None and self.totals.stored != self.totals.committed:
-            await self._store_offset()
-        if self._next_offset is not None:
-            spec = stream.offset_spec(self._next_offset)
-        elif self._resume_at is not None:
-            spec = stream.offset_spec(max(0, self._resume_at - self._options.dedup_warmup))
-        else:
-            spec = stream.start_spec(self._options.start)
+        self._step_down()
+        self._updates = 0
+        # The broker asks _on_consumer_update where to start once we are the active one.
         await consumer.subscribe(
             self._stream,
             self._on_message,
-            offset_specification=spec,
+            offset_specification=stream.start_spec(self._options.start),
             initial_credit=self._options.credits,
             subscriber_name=self._name,
+            properties={"single-active-consumer": "true", "name": self._name},
+            consumer_update_listener=self._on_consumer_update,
         )
+        asyncio.get_running_loop().call_later(1.0, self._report_standby, consumer)
+
+    def _report_standby(self, consumer: Consumer) -> None:
+        if consumer is self._consumer and not self._updates and not self._session_over.is_set():
+            self._log_standby()
+
+    def _log_standby(self) -> None:
+        _log.info(
+            "consumer '%s' is a standby of group '%s' on stream '%s': another consumer of the "
+            "group is active; this one takes over when it stops",
+            self._name,
+            self._name,
+            self._stream,
+        )
+
+    def _step_down(self) -> None:
+        """Stop reading: the filling batch is dropped (read again by whoever is active)."""
+        self._active = False
+        if self._filling.messages:
+            _log.info(
+                "dropping %d messages read but not archived: the active consumer reads them again",
+                self._filling.messages,
+            )
+            self._filling = self._new_batch()
+
+    async def _on_consumer_update(self, active: bool, _: EventContext) -> OffsetSpecification:
+        """The broker makes us the active consumer of the group (or a standby again).
+
+        Runs inside rstream's frame reader: only short waits here.
+        """
+        self._updates += 1
+        if not active:
+            self._step_down()
+            self._log_standby()
+            return OffsetSpecification(OffsetType.NEXT, 0)
+        try:
+            spec = await self._activate()
+        except Exception as exc:  # noqa: BLE001 - a new session asks again
+            _log.warning(
+                "could not take over stream '%s': %s; reconnecting",
+                self._stream,
+                stream.describe_error(exc),
+            )
+            self._lost = True
+            self._session_over.set()
+            return OffsetSpecification(OffsetType.NEXT, 0)
+        self._active = True
+        return OffsetSpecification(spec.offset_type, spec.offset or 0)
+
+    async def _activate(self) -> ConsumerOffsetSpecification:
+        """Resume as a restart does: from the stored offset, with a ledger listed afresh."""
+        async with self._close_lock:
+            self._step_down()
+            # A batch of an earlier activation still being archived stores its offset first.
+            await self._archive_slot.acquire()
+            self._archive_slot.release()
+        consumer = self._consumer
+        assert consumer is not None
+        stored = await asyncio.wait_for(
+            stream.stored_offset(consumer, self._stream, self._name), 10
+        )
+        committed = self.totals.committed
+        if committed is not None and (stored is None or committed > stored):
+            # Ours, archived while the broker was out of reach.
+            await asyncio.wait_for(consumer.store_offset(self._stream, self._name, committed), 10)
+            stored = committed
+        _log.info(
+            "consumer '%s' is the active consumer of group '%s' on stream '%s'",
+            self._name,
+            self._name,
+            self._stream,
+        )
+        self._next_offset = None
+        # A fresh memory, refilled by the warm-up read, as at a restart: the one we have
+        # holds the records we dropped, which would now pass for resent ones.
+        self._recent = RecentIds(self._options.dedup_window)
+        self._admission = Admission(self._recent, self._settings.opensearch_index_prefix)
+        self._begin(stored)
+        if stored is None:
+            return stream.start_spec(self._options.start)
+        return stream.offset_spec(max(0, stored + 1 - self._options.dedup_warmup))
 
     def _begin(self, stored: int | None) -> None:
         self._ledger = ArchiveLedger(self._store, self._settings.s3_prefix, self._stream, stored)
         self.totals.committed = self.totals.stored = stored
+        self._resume_at = None if stored is None else stored + 1
         if stored is None:
             _log.info(
                 "consumer '%s' has no stored offset on stream '%s': starting from %s",
@@ -316,7 +407,6 @@ class ConsumerService:
                 self._options.start,
             )
         else:
-            self._resume_at = stored + 1
             _log.info(
                 "consumer '%s' resumes stream '%s' at offset %d (stored offset %d)",
                 self._name,
@@ -341,8 +431,8 @@ class ConsumerService:
             self._fail(exc)
 
     async def _take(self, raw: bytes, offset: int, broker_timestamp: int) -> None:
-        if self._stopping.is_set():
-            # Not part of any batch: read again at the next start.
+        if self._stopping.is_set() or not self._active:
+            # Not part of any batch: read again at the next start or by the active consumer.
             return
         if self._next_offset is not None and offset < self._next_offset:
             return
@@ -383,7 +473,8 @@ class ConsumerService:
                 return
             # Waits while the previous batch is archived: this is the back-pressure.
             await self._archive_slot.acquire()
-            if self._abandoned.is_set():
+            if self._abandoned.is_set() or batch is not self._filling:
+                # Dropped by a step-down while we waited.
                 self._archive_slot.release()
                 return
             batch.close()
@@ -552,8 +643,8 @@ class ConsumerService:
 
     async def _store_offset(self) -> None:
         offset, consumer = self.totals.committed, self._consumer
-        if offset is None or consumer is None or self._lost:
-            return  # stored when the next session starts
+        if offset is None or consumer is None or self._lost or not self._active:
+            return  # stored when we are active again, or at shutdown
         try:
             await asyncio.wait_for(consumer.store_offset(self._stream, self._name, offset), 10)
         except (TimeoutError, Exception) as exc:  # noqa: BLE001 - retried later
@@ -640,17 +731,22 @@ class ConsumerService:
                     await consumer.start()
             try:
                 assert self._consumer is not None
-                await asyncio.wait_for(
-                    self._consumer.store_offset(self._stream, self._name, committed), 10
-                )
-                # store_offset has no reply; reading it back proves the broker has it.
                 stored = await asyncio.wait_for(
                     stream.stored_offset(self._consumer, self._stream, self._name), 10
                 )
+                # Never move the group's offset back: a successor may have gone further.
+                if stored is None or stored < committed:
+                    await asyncio.wait_for(
+                        self._consumer.store_offset(self._stream, self._name, committed), 10
+                    )
+                    # store_offset has no reply; reading it back proves the broker has it.
+                    stored = await asyncio.wait_for(
+                        stream.stored_offset(self._consumer, self._stream, self._name), 10
+                    )
             except (TimeoutError, Exception) as exc:  # noqa: BLE001 - retried
                 await self._sleep_or_stop_abandon(waiter, stream.describe_error(exc))
                 continue
-            if stored == committed:
+            if stored is not None and stored >= committed:
                 self.totals.stored = committed
                 return
             await self._sleep_or_stop_abandon(waiter, f"the broker reports offset {stored}")

@@ -1,0 +1,163 @@
+"""Consumer groups on one stream: consumers sharing a ``--consumer-name`` are one RabbitMQ
+single-active-consumer group (one archives, the others stand by and take over), and a second
+group on the same stream and S3 prefix is refused at start."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import pytest
+
+from audit_logging.consumer.groups import marker_key
+from audit_logging.settings import Settings
+from tests._stack import s3_client
+from tests.consumer._helpers import (
+    ConsumerProcess,
+    PacedPublisher,
+    archived_log_ids,
+    bodies_of,
+    create_stream,
+    make_records,
+    opensearch_ids,
+    wait_until,
+)
+from tests.consumer.conftest import StartConsumer
+
+pytestmark = [pytest.mark.services, pytest.mark.slow]
+ARGS = ("--batch-size", "500", "--flush-interval", "1")
+ACTIVE = "is the active consumer"
+STANDBY = "is a standby"
+
+
+def assert_counts(settings: Settings, expected: set[str]) -> None:
+    """S3 rows = unique log_ids = OpenSearch documents = the records published."""
+    rows = archived_log_ids(settings)
+    repeated = sum(n - 1 for n in Counter(rows).values() if n > 1)
+    assert not repeated, f"S3 holds {len(rows)} rows for {len(set(rows))} log_ids"
+    assert set(rows) == expected, f"S3: {len(expected - set(rows))} records missing"
+    ids = opensearch_ids(settings)
+    assert len(ids) == len(expected) and set(ids) == expected, f"OpenSearch holds {len(ids)}"
+
+
+def wait_for_all(settings: Settings, expected: set[str], timeout: float) -> None:
+    wait_until(
+        f"{len(expected)} log_ids in S3",
+        lambda: len(set(archived_log_ids(settings))),
+        lambda n: n >= len(expected),
+        timeout,
+    )
+
+
+def wait_for_log(consumer: ConsumerProcess, text: str, timeout: float) -> None:
+    wait_until(
+        f"{text!r} in the consumer log",
+        lambda: text in consumer.log(),
+        lambda found: found or not consumer.running(),
+        timeout,
+    )
+    assert text in consumer.log(), consumer.log()
+
+
+def test_two_consumers_with_one_name_archive_each_record_once(
+    settings: Settings, start_consumer: StartConsumer
+) -> None:
+    # The issue's duplicate case: before groups, S3 held ~5,000 rows for these 3,000 log_ids.
+    records = make_records(3000)
+    create_stream(settings)
+    publisher = PacedPublisher(settings, bodies_of(records), per_second=500)
+    publisher.start()
+    # Batches close by time, so each process would close them at its own offsets.
+    args = ("--batch-size", "5000", "--flush-interval", "1", "--consumer-name", "archive")
+    first = start_consumer(*args)
+    time.sleep(2.5)
+    second = start_consumer(*args, workdir="second")
+    publisher.join_checked(30)
+    expected = {record["log_id"] for record in records}
+    wait_for_all(settings, expected, 40)
+    assert first.stop() == 0, first.log()
+    assert second.stop() == 0, second.log()
+    assert_counts(settings, expected)
+    assert ACTIVE in first.log() and STANDBY in second.log(), second.log()
+    assert second.batch_lines() == 0, second.log()
+
+
+def test_standby_takes_over_when_the_active_consumer_is_killed(
+    settings: Settings, start_consumer: StartConsumer
+) -> None:
+    records = make_records(3000)
+    create_stream(settings)
+    publisher = PacedPublisher(settings, bodies_of(records), per_second=300)
+    publisher.start()
+    active = start_consumer(*ARGS, "--consumer-name", "archive")
+    wait_for_log(active, ACTIVE, 20)
+    standby = start_consumer(*ARGS, "--consumer-name", "archive", workdir="standby")
+    wait_for_log(standby, STANDBY, 20)
+    wait_until(
+        "the active consumer to archive 1,000 records",
+        lambda: len(archived_log_ids(settings)),
+        lambda n: n >= 1000,
+        20,
+    )
+    killed_at = time.monotonic()
+    active.kill()
+    deadline = killed_at + 20
+    while standby.batch_lines() == 0:
+        assert time.monotonic() < deadline, f"no takeover within 20 s:\n{standby.log()}"
+        time.sleep(0.02)
+    takeover = time.monotonic() - killed_at
+    print(f"takeover: {takeover:.2f} s from SIGKILL to the first batch archived by the standby")
+
+    publisher.join_checked(30)
+    expected = {record["log_id"] for record in records}
+    wait_for_all(settings, expected, 40)
+    assert standby.stop() == 0, standby.log()
+    assert_counts(settings, expected)
+    assert "resumes stream" in standby.log(), standby.log()
+    assert takeover < 10
+
+
+def test_standby_that_takes_over_after_upload_before_offset_store_does_not_archive_again(
+    settings: Settings, start_consumer: StartConsumer
+) -> None:
+    # The active one dies right after its third upload, before that batch's offset is stored:
+    # the standby resumes at the stored offset and must recognise the file in S3.
+    records = make_records(3000)
+    create_stream(settings)
+    publisher = PacedPublisher(settings, bodies_of(records), per_second=500)
+    publisher.start()
+    active = start_consumer(
+        *ARGS, "--consumer-name", "archive", env={"AUDIT_LOG_TEST_CRASH_AFTER_UPLOAD": "3"}
+    )
+    wait_for_log(active, ACTIVE, 20)
+    standby = start_consumer(*ARGS, "--consumer-name", "archive", workdir="standby")
+    assert active.wait(30) == 137, active.log()
+    publisher.join_checked(30)
+    expected = {record["log_id"] for record in records}
+    wait_for_all(settings, expected, 40)
+    assert standby.stop() == 0, standby.log()
+    assert_counts(settings, expected)
+    assert "written past the stored offset" in standby.log(), standby.log()
+
+
+def test_a_second_group_on_the_same_stream_and_prefix_is_refused(
+    settings: Settings, start_consumer: StartConsumer
+) -> None:
+    create_stream(settings)
+    owner = start_consumer(*ARGS, "--consumer-name", "archive-a")
+    wait_for_log(owner, ACTIVE, 20)
+    other = start_consumer(*ARGS, "--consumer-name", "archive-b", workdir="b")
+    assert other.wait(30) == 2, other.log()
+    message = other.log()
+    for text in ("--consumer-name", "AUDIT_LOG_S3_PREFIX", "'archive-a'", "'archive-b'"):
+        assert text in message, message
+    assert other.batch_lines() == 0
+
+    # The operator hands the archive over: stop the owner, delete the marker.
+    assert owner.stop() == 0, owner.log()
+    s3_client(settings).delete_object(
+        Bucket=settings.s3_bucket, Key=marker_key(settings.s3_prefix, settings.rabbitmq_stream_name)
+    )
+    successor = start_consumer(*ARGS, "--consumer-name", "archive-b", workdir="b2")
+    wait_for_log(successor, ACTIVE, 20)
+    assert successor.stop() == 0, successor.log()
