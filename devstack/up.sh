@@ -50,7 +50,7 @@ up() {
     exit 1
   fi
   set -a; . "$here/local.env"; set +a
-  start_bg consumer "$py" -m audit_logging.consumer --consumer-name local-up --flush-interval 5
+  start_bg consumer "$py" -m audit_logging.consumer --flush-interval 5
   start_bg api "$py" -m audit_logging.api --host 127.0.0.1 --port "$api_port"
   start_bg demo "$py" "$here/demo_traffic.py" --rate 5
 
