@@ -20,8 +20,10 @@ start_bg() {
   fi
   rm -f "$state/$name.pid"
   # The process writes its own pid (setsid may fork, so $! would be the wrong one).
-  (cd "$root" && setsid nohup bash -c 'echo $$ > "$0"; exec "$@"' "$state/$name.pid" "$@" \
-    > "$state/$name.log" 2>&1 &)
+  # exec: no shell stays behind waiting for it, holding the caller's stdout open (make up |
+  # tee never ended).
+  (cd "$root" && exec setsid nohup bash -c 'echo $$ > "$0"; exec "$@"' "$state/$name.pid" "$@" \
+    > "$state/$name.log" 2>&1 < /dev/null) &
   for _ in $(seq 1 50); do [ -s "$state/$name.pid" ] && break; sleep 0.1; done
   echo "up: $name started (pid $(cat "$state/$name.pid"), log $state/$name.log)"
 }
