@@ -17,6 +17,7 @@ import json
 import logging
 from typing import Final
 
+from audit_logging.consumer.options import check_consumer_name
 from audit_logging.consumer.s3 import S3Store, is_missing
 from audit_logging.errors import ConfigurationError
 
@@ -28,12 +29,23 @@ def marker_key(s3_prefix: str, stream: str) -> str:
     return f"{s3_prefix}{MARKER_DIR}{stream}.json"
 
 
+_MARKER_LIMIT: Final = 4096
+
+
 def _owner(data: bytes) -> str:
+    """The group a marker names, or a placeholder: the marker is read back from S3, where
+    anyone with write access may have put anything (it goes into an error message)."""
+    if len(data) > _MARKER_LIMIT:
+        return "<unreadable marker>"
     try:
         owner = json.loads(data)["consumer_group"]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, IndexError, RecursionError):
         return "<unreadable marker>"
-    return str(owner)
+    try:
+        # Only a name --consumer-name takes: anything else in a marker is not ours.
+        return check_consumer_name(owner) if isinstance(owner, str) else "<unreadable marker>"
+    except ConfigurationError:
+        return "<unreadable marker>"
 
 
 def claim_archive(store: S3Store, s3_prefix: str, stream: str, group: str) -> None:

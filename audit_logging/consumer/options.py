@@ -11,7 +11,7 @@ from audit_logging.errors import ConfigurationError
 
 DEFAULT_CONSUMER_NAME: Final = "audit-logging-consumer"
 # RabbitMQ keeps a stored offset under a reference of at most 256 bytes.
-_NAME_RE: Final = re.compile(r"^[A-Za-z0-9._:-]{1,200}$")
+_NAME_RE: Final = re.compile(r"[A-Za-z0-9._:-]{1,200}")  # fullmatch: $ takes a "\n"
 
 StartKind = Literal["first", "last", "next", "offset", "timestamp"]
 
@@ -55,7 +55,7 @@ def parse_start(text: str, setting: str = "--from") -> StartFrom:
 
 
 def check_consumer_name(name: str, setting: str = "--consumer-name") -> str:
-    if not _NAME_RE.match(name):
+    if not _NAME_RE.fullmatch(name):
         raise ConfigurationError(
             setting, f"must be 1 to 200 letters, digits, '.', '_', ':' or '-', got {name!r}"
         )
