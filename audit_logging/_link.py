@@ -185,11 +185,7 @@ class Link:
     async def connect(self) -> bool:
         s = self.s
         producer = Producer(
-            s.rabbitmq_stream_host,
-            s.rabbitmq_stream_port,
-            vhost=s.rabbitmq_stream_vhost,
-            username=s.rabbitmq_stream_user,
-            password=s.rabbitmq_stream_password.get(),
+            **s.stream_client_args(),
             connection_name=self.o._spool.producer_name if self.o._spool else "audit-logging",
             # We reconnect ourselves, so that what was in flight is resent in id order.
             recovery_strategy=_NoRecovery(),
@@ -265,11 +261,7 @@ class Link:
         the broker drops what it already has); True once the folder is empty and removed."""
         s = self.s
         producer = Producer(
-            s.rabbitmq_stream_host,
-            s.rabbitmq_stream_port,
-            vhost=s.rabbitmq_stream_vhost,
-            username=s.rabbitmq_stream_user,
-            password=s.rabbitmq_stream_password.get(),
+            **s.stream_client_args(),
             connection_name=orphan.producer_name,
             recovery_strategy=_NoRecovery(),
         )

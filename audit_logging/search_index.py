@@ -67,9 +67,25 @@ def index_pattern(prefix: str) -> str:
 
 def index_for(prefix: str, timestamp: str | dt.datetime) -> str:
     """The monthly index of a record: ``{prefix}-YYYY.MM`` by its UTC timestamp."""
+    if isinstance(timestamp, str) and _is_checked_utc(timestamp):
+        # A checked record's "YYYY-MM-DDT...Z": slicing is exact and much cheaper than
+        # parsing, which the consumer would otherwise do for every record.
+        return f"{prefix}-{timestamp[:4]}.{timestamp[5:7]}"
     moment = parse_timestamp(timestamp) if isinstance(timestamp, str) else timestamp
     moment = moment.astimezone(dt.UTC)
     return f"{prefix}-{moment.year:04d}.{moment.month:02d}"
+
+
+def _is_checked_utc(timestamp: str) -> bool:
+    return (
+        len(timestamp) == 27
+        and timestamp.endswith("Z")
+        and timestamp[4] == "-"
+        and timestamp[7] == "-"
+        and timestamp[10] == "T"
+        and timestamp[:4].isdigit()
+        and timestamp[5:7].isdigit()
+    )
 
 
 def index_month(prefix: str, index: str) -> tuple[int, int] | None:

@@ -345,6 +345,16 @@ class Settings:
         """The environment name of a setting, for error messages elsewhere."""
         return _SPECS[field].env
 
+    def stream_client_args(self) -> dict[str, Any]:
+        """Where and as whom an rstream Producer or Consumer connects (keyword arguments)."""
+        return {
+            "host": self.rabbitmq_stream_host,
+            "port": self.rabbitmq_stream_port,
+            "vhost": self.rabbitmq_stream_vhost,
+            "username": self.rabbitmq_stream_user,
+            "password": self.rabbitmq_stream_password.get(),
+        }
+
     def require(self, field: str) -> Any:
         """The value of a setting that this feature cannot do without."""
         value = getattr(self, field)

@@ -15,13 +15,7 @@ def unique(prefix: str) -> str:
 async def delete_stream(settings: Settings, name: str) -> None:
     from rstream import Producer
 
-    producer = Producer(
-        settings.rabbitmq_stream_host,
-        settings.rabbitmq_stream_port,
-        vhost=settings.rabbitmq_stream_vhost,
-        username=settings.rabbitmq_stream_user,
-        password=settings.rabbitmq_stream_password.get(),
-    )
+    producer = Producer(**settings.stream_client_args())
     try:
         await producer.delete_stream(name, missing_ok=True)
     finally:
@@ -78,11 +72,7 @@ async def read_stream(
         got.append((context.offset, bytes(message.body)))
         last = time.monotonic()
 
-    consumer = Consumer(
-        settings.rabbitmq_stream_host, settings.rabbitmq_stream_port,
-        vhost=settings.rabbitmq_stream_vhost, username=settings.rabbitmq_stream_user,
-        password=settings.rabbitmq_stream_password.get(),
-    )
+    consumer = Consumer(**settings.stream_client_args())
     await consumer.start()
     try:
         await consumer.subscribe(

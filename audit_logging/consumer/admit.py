@@ -9,23 +9,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any
 
 from audit_logging.consumer import archive
-from audit_logging.consumer.dead_letter import DeadLetter, Stage
+from audit_logging.consumer.dead_letter import DeadLetter, Stage, failure
 from audit_logging.consumer.dedup import RecentIds, content_digest
 from audit_logging.consumer.messages import NotARecord, decode
 from audit_logging.search_index import index_for
 
 _log = logging.getLogger("audit_logging.consumer")
-_MAX_DETAIL: Final = 300
-
-
-def failure(step: Stage, exc: BaseException) -> tuple[str, str]:
-    """(code, reason) for an unexpected error of ``step`` on one record."""
-    text = f"{step} failed on this record: {type(exc).__name__}: {exc}"
-    return f"{step}_error", text[:_MAX_DETAIL]
-
 
 def _run(step: Stage, work: Callable[[], Any]) -> Any:
     try:

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from audit_logging.consumer.dead_letter import failure
 from audit_logging.record import FIELDS
 
 PARQUET_CONTENT_TYPE: Final = "application/vnd.apache.parquet"
@@ -117,9 +118,7 @@ def records_table_checked(
         try:
             records_table([record])
         except Exception as exc:  # noqa: BLE001 - that record's fault
-            bad.append(
-                (position, f"archive failed on this record: {type(exc).__name__}: {exc}"[:300])
-            )
+            bad.append((position, failure("archive", exc)[1]))
         else:
             good.append(record)
     return records_table(good), bad

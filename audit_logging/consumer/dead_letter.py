@@ -29,6 +29,13 @@ DEAD_LETTER_DIR: Final = "dead-letter/"
 MAX_KEPT_BODY: Final = 1024 * 1024
 
 Stage = Literal["decode", "dedup", "prepare", "index", "archive"]
+_MAX_REASON: Final = 300
+
+
+def failure(step: Stage, exc: BaseException) -> tuple[str, str]:
+    """(code, reason) for an unexpected error of ``step`` on one record."""
+    text = f"{step} failed on this record: {type(exc).__name__}: {exc}"
+    return f"{step}_error", text[:_MAX_REASON]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -55,14 +55,6 @@ def _retryable(status: int) -> bool:
     return status == 429 or status >= 500
 
 
-def _index_name(prefix: str, timestamp: str) -> str:
-    # Checked records carry "YYYY-MM-DDT...Z" (UTC): slicing is exact and much cheaper than
-    # parsing every timestamp.
-    if len(timestamp) >= 20 and timestamp[4] == "-" and timestamp.endswith("Z"):
-        return f"{prefix}-{timestamp[:4]}.{timestamp[5:7]}"
-    return index_for(prefix, timestamp)
-
-
 def _reason(error: Any) -> str:
     if isinstance(error, Mapping):
         text = f"{error.get('type', 'error')}: {error.get('reason', '')}"
@@ -107,7 +99,7 @@ class Indexer:
         pending = []
         for p, record in enumerate(records):
             try:
-                names.append(_index_name(self._prefix, record["timestamp"]))
+                names.append(index_for(self._prefix, record["timestamp"]))
                 lines.append(self._line(names[-1], record, positions[p] if positions else None))
             except Exception as exc:  # noqa: BLE001 - one record's fault, never the consumer's
                 names.append("")

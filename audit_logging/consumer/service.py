@@ -600,7 +600,9 @@ class ConsumerService:
             table, bad = archive.records_table_checked([batch.records[p] for p in positions])
             for at, reason in bad:
                 stats.letters.append(batch.unarchivable(positions[at], reason))
-            positions = [p for at, p in enumerate(positions) if at not in dict(bad)]
+            if bad:
+                refused = {at for at, _ in bad}
+                positions = [p for at, p in enumerate(positions) if at not in refused]
             if not positions:
                 continue
             first, last = batch.offsets[positions[0]], batch.offsets[positions[-1]]

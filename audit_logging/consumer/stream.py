@@ -40,11 +40,7 @@ def make_consumer(
     on_closed: Callable[[OnClosedErrorInfo], Awaitable[None]],
 ) -> Consumer:
     return _StreamCheckingConsumer(
-        settings.rabbitmq_stream_host,
-        settings.rabbitmq_stream_port,
-        vhost=settings.rabbitmq_stream_vhost,
-        username=settings.rabbitmq_stream_user,
-        password=settings.rabbitmq_stream_password.get(),
+        **settings.stream_client_args(),
         connection_name=f"audit-logging-consumer {name}",
         on_close_handler=on_closed,
         # We reconnect ourselves, from the offset we know is next; rstream's own recovery

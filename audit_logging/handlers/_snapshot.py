@@ -56,7 +56,9 @@ _IMMUTABLE: Final = (
 )
 # The fast path's leaves, and those of them needing no further look.
 _LEAVES: Final = frozenset({str, int, float, bool, type(None)})
-_STRINGS: Final = frozenset({str, type(None), bool, float})
+# Immutable values kept as they are (int is bounded apart).
+PLAIN_TYPES: Final = frozenset({str, type(None), bool, float})
+_STRINGS: Final = PLAIN_TYPES
 _INT_BOUND: Final = 1 << MAX_INT_BITS
 
 

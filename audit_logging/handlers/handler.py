@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from audit_logging.context import current_context
 from audit_logging.errors import RecordError
-from audit_logging.handlers._snapshot import Snapshot, merge_truncated
+from audit_logging.handlers._snapshot import PLAIN_TYPES, Snapshot, merge_truncated
 from audit_logging.handlers.formatter import CONTEXT_ATTR, AuditJsonFormatter
 from audit_logging.publisher import Encode, RecordRejected, StreamPublisher, Transport
 from audit_logging.settings import Settings
@@ -34,7 +34,7 @@ _STANDARD: Final = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None
     "asctime",
 }
 # Values kept as they are by emit; anything else goes through the snapshot.
-_PLAIN: Final = frozenset({str, float, bool, type(None)})
+_PLAIN: Final = PLAIN_TYPES
 _TRACEBACKS: Final = logging.Formatter()
 # What a LogRecord rebuilt from a snapshot needs besides the snapshot (cheaper than
 # logging.makeLogRecord, which runs the whole LogRecord constructor first).

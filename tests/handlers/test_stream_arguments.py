@@ -25,13 +25,7 @@ LOGGER = "tests.stream_arguments.publisher"
 
 
 def _producer(settings: Settings) -> Producer:
-    return Producer(
-        settings.rabbitmq_stream_host,
-        settings.rabbitmq_stream_port,
-        vhost=settings.rabbitmq_stream_vhost,
-        username=settings.rabbitmq_stream_user,
-        password=settings.rabbitmq_stream_password.get(),
-    )
+    return Producer(**settings.stream_client_args())
 
 
 async def _create(settings: Settings, arguments: dict[str, str]) -> None:
