@@ -18,7 +18,9 @@ from rstream.recovery import RecoveryStrategy
 
 from audit_logging._amqp import encode_message
 from audit_logging._spool import Position, Spool
-from audit_logging.stream_arguments import ensure_stream, wanted_arguments
+from audit_logging.errors import ConfigurationError
+from audit_logging.partitions import ensure_layout, route
+from audit_logging.stream_arguments import wanted_arguments
 
 if TYPE_CHECKING:
     from audit_logging.publisher import StreamPublisher
@@ -40,6 +42,8 @@ class Link:
         self.o = owner
         self.s = owner._settings
         self.producer: Any = None
+        # Where records go: the stream, or a super stream's partitions (checked at connect).
+        self.streams = [owner._settings.rabbitmq_stream_name]
         self.broken = False
         self.next_connect = 0.0
         self.backoff = BACKOFF_FIRST
@@ -132,19 +136,31 @@ class Link:
         await self.send([(e.publishing_id, e.body) for e in entries])
         return True
 
+    async def send_routed(
+        self,
+        producer: Any,
+        records: list[tuple[int, bytes]],
+        on_confirm: Any,
+        publisher_name: str | None = None,
+    ) -> None:
+        """Each record to its stream (its partition's, by log_id), in the order given: the
+        ids are increasing on every partition, as deduplication needs."""
+        if publisher_name is None and self.o._spool is not None:
+            publisher_name = self.o._spool.producer_name
+        for stream, group in route(records, self.streams):
+            await producer.send_batch(
+                stream,
+                messages(group),
+                publisher_name=publisher_name,
+                on_publish_confirm=on_confirm,
+            )
+
     async def send(self, records: list[tuple[int, bytes]]) -> None:
-        batch = messages(records)
         if self.in_flight() == len(records):
             self.last_progress = time.monotonic()  # nothing older is waiting
         try:
             await asyncio.wait_for(
-                self.producer.send_batch(
-                    self.s.rabbitmq_stream_name,
-                    batch,
-                    publisher_name=self.o._spool.producer_name if self.o._spool else None,
-                    on_publish_confirm=self.on_confirm,
-                ),
-                CONFIRM_TIMEOUT,
+                self.send_routed(self.producer, records, self.on_confirm), CONFIRM_TIMEOUT
             )
         except Exception as exc:  # noqa: BLE001 - any failure means: resend after reconnect
             self.broken = True
@@ -196,10 +212,18 @@ class Link:
             await asyncio.wait_for(producer.start(), CONNECT_TIMEOUT)
             # An existing stream with other arguments is used as it is, with one warning:
             # publishing must never stop over a retention setting.
-            await asyncio.wait_for(
-                ensure_stream(producer, s.rabbitmq_stream_name, wanted_arguments(s), logger),
-                CONNECT_TIMEOUT,
+            self.streams = await asyncio.wait_for(self.layout(producer), CONNECT_TIMEOUT)
+        except ConfigurationError as exc:
+            # The broker's layout is not the one configured: publishing with it would put
+            # records where no consumer of this layout reads. They wait in the spool.
+            await self.release(producer)
+            self.next_connect = time.monotonic() + BACKOFF_MAX
+            if self.down_since is None:
+                self.down_since = time.monotonic()
+            self.o._report(
+                "layout", logging.ERROR, "%s; audit records are kept in the spool", exc
             )
+            return False
         except Exception as exc:  # noqa: BLE001 - any failure: back off and try again
             await self.release(producer)
             self.next_connect = time.monotonic() + self.backoff
@@ -227,6 +251,12 @@ class Link:
             )
             self.down_since = None
         return True
+
+    async def layout(self, producer: Any) -> list[str]:
+        s = self.s
+        return await ensure_layout(
+            producer, s.rabbitmq_stream_name, s.stream_partitions, wanted_arguments(s), logger
+        )
 
     def on_closed(self, info: Any) -> None:
         self.broken = True
@@ -268,11 +298,17 @@ class Link:
         self.opening[id(producer)] = producer
         try:
             await asyncio.wait_for(producer.start(), CONNECT_TIMEOUT)
+            self.streams = await asyncio.wait_for(self.layout(producer), CONNECT_TIMEOUT)
             if orphan.overflow_count:
                 client = await producer.default_client
-                sequence = await client.query_publisher_sequence(
-                    stream=s.rabbitmq_stream_name, reference=orphan.producer_name
-                )
+                sequence = 0
+                for stream in self.streams:
+                    sequence = max(
+                        sequence,
+                        await client.query_publisher_sequence(
+                            stream=stream, reference=orphan.producer_name
+                        ),
+                    )
                 next_id = max(sequence, orphan.last_id()) + 1
 
                 def assign(bodies: list[bytes]) -> list[tuple[int, bytes]]:
@@ -296,13 +332,12 @@ class Link:
                     elif not waiting and not done.done():
                         done.set_result(None)
 
-                batch = messages([(e.publishing_id, e.body) for e in entries])
                 await asyncio.wait_for(
-                    producer.send_batch(
-                        s.rabbitmq_stream_name,
-                        batch,
-                        publisher_name=orphan.producer_name,
-                        on_publish_confirm=on_confirm,
+                    self.send_routed(
+                        producer,
+                        [(e.publishing_id, e.body) for e in entries],
+                        on_confirm,
+                        orphan.producer_name,
                     ),
                     CONFIRM_TIMEOUT,
                 )

@@ -222,6 +222,7 @@ _SPECS: Final[dict[str, _Spec]] = {
     "batch_size": _Spec("AUDIT_LOG_BATCH_SIZE", _parse_int(1, 100_000)),
     "flush_interval": _Spec("AUDIT_LOG_FLUSH_INTERVAL", _parse_float(0.01, 86_400.0)),
     "retention_months": _Spec("AUDIT_LOG_RETENTION_MONTHS", _parse_int(1, 1200)),
+    "stream_partitions": _Spec("AUDIT_LOG_STREAM_PARTITIONS", _parse_int(1, 64)),
     "stream_max_age": _Spec(
         "AUDIT_LOG_STREAM_MAX_AGE",
         _parse_pattern(re.compile(r"^[1-9][0-9]{0,5}[smhDMY]$"), "a RabbitMQ max-age such as 7D"),
@@ -277,6 +278,8 @@ class Settings:
     flush_interval: float = 60.0
     retention_months: int = 12
     stream_max_age: str = "7D"
+    # N > 1: rabbitmq_stream_name is a super stream of N partitions (audit_logging.partitions).
+    stream_partitions: int = 1
     spool_dir: Path = dataclasses.field(default_factory=_default_spool_dir)
     queue_size: int = 10_000
     hash_key: Secret | None = None

@@ -43,13 +43,16 @@ def _closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def leave_orphan(settings: Settings, count: int, umask: int = 0o022) -> Path:
+def leave_orphan(
+    settings: Settings, count: int, umask: int = 0o022, *, partitions: int = 1
+) -> Path:
     """A process that could not reach the broker dies with ``count`` records spooled."""
     env = os.environ | {
         "RABBITMQ_STREAM_HOST": settings.rabbitmq_stream_host,
         "RABBITMQ_STREAM_PORT": str(_closed_port()),
         "RABBITMQ_STREAM_NAME": settings.rabbitmq_stream_name,
         "AUDIT_LOG_SPOOL_DIR": str(settings.spool_dir),
+        "AUDIT_LOG_STREAM_PARTITIONS": str(partitions),
         "PYTHONPATH": str(REPO),
     }
     done = subprocess.run([sys.executable, "-c", LEAVE_A_SPOOL, oct(umask), str(count)],

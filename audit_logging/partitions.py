@@ -1,0 +1,154 @@
+"""Super streams: the partition a record goes to, and the layout the broker must have.
+
+With ``AUDIT_LOG_STREAM_PARTITIONS`` = N > 1, ``RABBITMQ_STREAM_NAME`` is a RabbitMQ super
+stream of N partition streams, ``{name}-0`` … ``{name}-{N-1}`` when we create it (binding
+keys ``0`` … ``N-1``, as ``rabbitmq-streams add_super_stream --partitions N`` makes them). A
+record goes to the partition at ``murmur3_32(log_id) mod N`` in the broker's partition
+order: the hash routing of RabbitMQ's Java and Go stream clients (seed 104729, the log_id's
+UTF-8 bytes), so a producer written with those clients routes a log_id the same way.
+
+The number of partitions of an existing super stream never changes under a running system:
+which partition holds a log_id, the stored offsets and the archive's file names all depend
+on it. A process whose setting disagrees with the broker stops with a ``ConfigurationError``
+naming the setting, and never publishes or consumes with the wrong layout.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any, Final, Protocol
+
+import mmh3
+from rstream.exceptions import StreamAlreadyExists, StreamDoesNotExist
+
+from audit_logging.errors import ConfigurationError
+from audit_logging.stream_arguments import StreamClient, ensure_stream
+
+SETTING: Final = "AUDIT_LOG_STREAM_PARTITIONS"
+SEED: Final = 104729
+# {"log_id":"<36 characters>" : how every record this library writes begins.
+_PREFIX: Final = b'{"log_id":"'
+_UUID_END: Final = len(_PREFIX) + 36
+
+
+class _LocatorClient(Protocol):
+    """The part of rstream's low-level ``Client`` used here."""
+
+    async def partitions(self, super_stream: str) -> list[str]: ...
+
+    async def create_super_stream(
+        self,
+        super_stream: str,
+        partitions: list[str],
+        binding_keys: list[str],
+        arguments: dict[str, Any] | None = ...,
+    ) -> None: ...
+
+
+class LayoutClient(StreamClient, Protocol):
+    """rstream's Producer or Consumer: stream commands and a locator connection."""
+
+    @property
+    async def default_client(self) -> Any: ...
+
+
+def partition_names(name: str, count: int) -> list[str]:
+    return [f"{name}-{index}" for index in range(count)]
+
+
+def log_id_of(body: bytes) -> str:
+    """The log_id of a record's JSON; '' if it has none (such a body goes to partition 0's
+    hash of '', and the consumer dead-letters it)."""
+    if body.startswith(_PREFIX) and body[_UUID_END : _UUID_END + 1] == b'"':
+        return body[len(_PREFIX) : _UUID_END].decode("ascii", "replace")
+    try:
+        value = json.loads(body).get("log_id")
+    except (ValueError, AttributeError, RecursionError):
+        return ""
+    return value if isinstance(value, str) else ""
+
+
+def partition_index(log_id: str, count: int) -> int:
+    if count == 1:
+        return 0
+    # mmh3.hash with signed=False is murmur3 x86 32-bit, as the Java client's Utils.murmur3.
+    return int(mmh3.hash(log_id.encode("utf-8", "surrogatepass"), SEED, signed=False)) % count
+
+
+def route(records: list[tuple[int, bytes]], streams: list[str]) -> list[tuple[str, list[Any]]]:
+    """``records`` (publishing id, body) grouped by partition stream, each group in the
+    order given (so each partition sees increasing publishing ids)."""
+    if len(streams) == 1:
+        return [(streams[0], records)]
+    groups: dict[int, list[tuple[int, bytes]]] = {}
+    count = len(streams)
+    for record in records:
+        groups.setdefault(partition_index(log_id_of(record[1]), count), []).append(record)
+    return [(streams[index], group) for index, group in sorted(groups.items())]
+
+
+def _mismatch(name: str, count: int, found: str) -> ConfigurationError:
+    return ConfigurationError(
+        SETTING,
+        f"RabbitMQ {found}, and this process has {SETTING}={count} for "
+        f"RABBITMQ_STREAM_NAME={name!r}. The number of partitions of a stream cannot change "
+        f"once it has records (a log_id's partition, the stored offsets and the archive's "
+        f"file names depend on it): set {SETTING} to what the broker has, or publish to a "
+        f"new RABBITMQ_STREAM_NAME",
+    )
+
+
+async def existing_partitions(client: LayoutClient, name: str) -> list[str]:
+    """The partition streams of super stream ``name``; [] when there is no such super stream."""
+    locator: _LocatorClient = await client.default_client
+    return list(await locator.partitions(name))
+
+
+async def ensure_layout(
+    client: LayoutClient,
+    name: str,
+    count: int,
+    arguments: Mapping[str, str],
+    log: logging.Logger,
+    *,
+    create: bool = True,
+) -> list[str]:
+    """The streams records go to: ``[name]``, or the N partitions of super stream ``name``.
+
+    A missing stream or super stream is created with ``arguments`` (``create=False``, a
+    consumer: ``StreamDoesNotExist``). A layout other than ``count`` asks for raises
+    :class:`ConfigurationError`. Each partition's arguments are checked as
+    :func:`ensure_stream` checks a single stream's.
+    """
+    found = await existing_partitions(client, name)
+    if count == 1:
+        if found:
+            raise _mismatch(name, count, f"has a super stream of {len(found)} partitions there")
+        await ensure_stream(client, name, arguments, log, create=create)
+        return [name]
+    if not found:
+        if await client.stream_exists(name):
+            raise _mismatch(name, count, "has a single stream (not a super stream) of that name")
+        if not create:
+            raise StreamDoesNotExist(f"super stream {name!r} does not exist")
+        locator: _LocatorClient = await client.default_client
+        try:
+            await locator.create_super_stream(
+                name, partition_names(name, count), [str(i) for i in range(count)], dict(arguments)
+            )
+            log.info("created RabbitMQ super stream %r with %d partitions", name, count)
+        except StreamAlreadyExists:
+            pass  # another process was first: its layout is checked below
+        found = await existing_partitions(client, name)
+    if len(found) != count:
+        raise _mismatch(
+            name, count, f"has a super stream of {len(found)} partitions ({', '.join(found)})"
+        )
+    # RabbitMQ creates partitions with a "balanced" leader locator besides the arguments asked
+    # for; without it in the check every partition would look different.
+    checked = {**arguments, "queue-leader-locator": "balanced"}
+    for partition in found:
+        await ensure_stream(client, partition, checked, log, create=False)
+    return found
