@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any, Final, Protocol
 
@@ -31,6 +32,7 @@ SEED: Final = 104729
 # {"log_id":"<36 characters>" : how every record this library writes begins.
 _PREFIX: Final = b'{"log_id":"'
 _UUID_END: Final = len(_PREFIX) + 36
+_PARTITION_RE: Final = re.compile(r"[A-Za-z0-9._-]{1,255}")
 
 
 class _LocatorClient(Protocol):
@@ -89,6 +91,35 @@ def route(records: list[tuple[int, bytes]], streams: list[str]) -> list[tuple[st
     return [(streams[index], group) for index, group in sorted(groups.items())]
 
 
+def partition_arguments(arguments: Mapping[str, str]) -> dict[str, str]:
+    """What a partition's arguments are when the super stream was created with ``arguments``:
+    RabbitMQ adds a "balanced" leader locator, without which every partition would look
+    different from what the settings ask for."""
+    return {**arguments, "queue-leader-locator": "balanced"}
+
+
+def check_count(name: str, count: int, found: list[str]) -> list[str]:
+    """``found`` (a super stream's partitions) if there are ``count`` of them, each named as
+    a stream name may be here: the names go into S3 keys and log lines."""
+    for partition in found:
+        if not _PARTITION_RE.fullmatch(partition):
+            raise ConfigurationError(
+                "RABBITMQ_STREAM_NAME",
+                f"super stream {name!r} has a partition named {partition[:300]!r}; partition "
+                "names must be 1 to 255 letters, digits, '.', '_' or '-' (they name the "
+                "archive's files)",
+            )
+    if len(found) != count:
+        raise _mismatch(
+            name, count, f"has a super stream of {len(found)} partitions ({', '.join(found)})"
+        )
+    return found
+
+
+def single_is_super(name: str, partitions: int) -> ConfigurationError:
+    return _mismatch(name, 1, f"has a super stream of {partitions} partitions there")
+
+
 def _mismatch(name: str, count: int, found: str) -> ConfigurationError:
     return ConfigurationError(
         SETTING,
@@ -122,12 +153,15 @@ async def ensure_layout(
     :class:`ConfigurationError`. Each partition's arguments are checked as
     :func:`ensure_stream` checks a single stream's.
     """
-    found = await existing_partitions(client, name)
     if count == 1:
-        if found:
-            raise _mismatch(name, count, f"has a super stream of {len(found)} partitions there")
+        # An existing stream needs no partition query (which brokers before 3.11 do not know).
+        if not await client.stream_exists(name):
+            found = await existing_partitions(client, name)
+            if found:
+                raise single_is_super(name, len(found))
         await ensure_stream(client, name, arguments, log, create=create)
         return [name]
+    found = await existing_partitions(client, name)
     if not found:
         if await client.stream_exists(name):
             raise _mismatch(name, count, "has a single stream (not a super stream) of that name")
@@ -142,13 +176,8 @@ async def ensure_layout(
         except StreamAlreadyExists:
             pass  # another process was first: its layout is checked below
         found = await existing_partitions(client, name)
-    if len(found) != count:
-        raise _mismatch(
-            name, count, f"has a super stream of {len(found)} partitions ({', '.join(found)})"
-        )
-    # RabbitMQ creates partitions with a "balanced" leader locator besides the arguments asked
-    # for; without it in the check every partition would look different.
-    checked = {**arguments, "queue-leader-locator": "balanced"}
+    check_count(name, count, found)
+    checked = partition_arguments(arguments)
     for partition in found:
         await ensure_stream(client, partition, checked, log, create=False)
     return found

@@ -6,7 +6,10 @@ import json
 import uuid
 from collections import Counter
 
-from audit_logging.partitions import log_id_of, partition_index, route
+import pytest
+
+from audit_logging.errors import ConfigurationError
+from audit_logging.partitions import check_count, log_id_of, partition_index, route
 from audit_logging.record import build_record, record_to_json
 
 
@@ -73,3 +76,16 @@ def test_route_keeps_each_partitions_order() -> None:
         assert ids == sorted(ids)
         assert all(partition_index(log_id_of(b), 3) == int(stream[-1]) for _, b in group)
     assert route(records, ["single"]) == [("single", records)]
+
+
+def test_partition_names_from_the_broker_must_be_safe_file_names() -> None:
+    # An operator's super stream may name partitions anything RabbitMQ takes; the names go
+    # into S3 keys ({prefix}year=…/{partition}-…parquet) and log lines.
+    assert check_count("s", 2, ["s-0", "s.b_1"]) == ["s-0", "s.b_1"]
+    for bad in ["../../other-prefix/x", "s/0", "s-0\nINFO forged", "", "x" * 256, "s 0"]:
+        with pytest.raises(ConfigurationError) as caught:
+            check_count("s", 2, ["s-0", bad])
+        assert "RABBITMQ_STREAM_NAME" in str(caught.value)
+        assert "\n" not in str(caught.value)
+    with pytest.raises(ConfigurationError, match="super stream of 1 partitions"):
+        check_count("s", 2, ["s-0"])

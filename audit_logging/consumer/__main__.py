@@ -162,9 +162,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
 
-    from audit_logging.consumer.service import ConsumerService
+    from audit_logging.consumer.supervisor import Supervisor
 
-    return asyncio.run(ConsumerService(settings, options).run())
+    return asyncio.run(Supervisor(settings, options).run())
 
 
 if __name__ == "__main__":

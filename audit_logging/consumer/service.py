@@ -25,7 +25,6 @@ import contextlib
 import dataclasses
 import functools
 import logging
-import signal
 import threading
 import time
 from collections.abc import Awaitable, Sequence
@@ -48,6 +47,7 @@ from audit_logging.consumer.retry import AbandonedError, Waiter
 from audit_logging.consumer.s3 import S3Store, make_s3_client
 from audit_logging.consumer.write_once import stream_position
 from audit_logging.errors import ConfigurationError
+from audit_logging.partitions import existing_partitions, single_is_super
 from audit_logging.search_index import install_template, make_client
 
 if TYPE_CHECKING:
@@ -89,11 +89,30 @@ class ConsumerService:
         settings: Settings,
         options: ConsumerOptions,
         *,
+        partition: str | None = None,
+        retention: bool = True,
+        subscribe_after: asyncio.Event | None = None,
         opensearch: OpenSearch | None = None,
     ) -> None:
+        """One stream's consumer: ``settings.rabbitmq_stream_name``, or ``partition``, one
+        partition stream of that super stream. ``retention``: this one deletes expired
+        indices (one per process is enough). ``subscribe_after``: the first subscription
+        waits for it (the previous partition's :attr:`subscribed`)."""
         self._settings = settings
         self._options = options
-        self._stream = settings.rabbitmq_stream_name
+        self._super_stream = settings.rabbitmq_stream_name if partition else None
+        self._stream = partition or settings.rabbitmq_stream_name
+        self._where = (
+            f"partition '{partition}' of super stream '{self._super_stream}'"
+            if partition
+            else f"stream '{self._stream}'"
+        )
+        self._retention = retention
+        # RabbitMQ makes member i of a partition's group (in the order they subscribed) active
+        # on partition p when p mod members = i: members that subscribe to the partitions in
+        # the same order are spread evenly, one partition each when there are as many.
+        self._subscribe_after = subscribe_after
+        self.subscribed = asyncio.Event()
         self._name = options.consumer_name
         self._batch_size = settings.batch_size
         self._flush_interval = settings.flush_interval
@@ -134,12 +153,6 @@ class ConsumerService:
         # store offsets) only while the broker says we are the active one.
         self._active = False
         self._updates = 0
-
-    # -- lifecycle ---------------------------------------------------------------------------
-
-    async def run(self) -> int:
-        """Consume until SIGTERM/SIGINT (or :meth:`stop`); the process exit code."""
-        loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
         self._abandoned = asyncio.Event()
         # Ends the current RabbitMQ session: set on stop and when the connection is lost.
@@ -148,14 +161,11 @@ class ConsumerService:
         self._wake_indexer = asyncio.Event()
         self._close_lock = asyncio.Lock()
         self._archive_slot = asyncio.Semaphore(1)
-        self._signals = 0
-        handled = []
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            try:
-                loop.add_signal_handler(sig, self._on_signal, sig)
-            except (ValueError, RuntimeError):  # not the main thread: the embedder calls stop()
-                continue
-            handled.append(sig)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        """Consume until :meth:`stop` (the supervisor's SIGTERM/SIGINT); the exit code."""
         tasks: list[asyncio.Task[None]] = []
         try:
             await self._prepare()
@@ -164,8 +174,11 @@ class ConsumerService:
             tasks = [
                 asyncio.create_task(self._guard(self._index_loop()), name="index"),
                 asyncio.create_task(self._guard(self._timer_loop()), name="timer"),
-                asyncio.create_task(self._guard(self._retention_loop()), name="retention"),
             ]
+            if self._retention:
+                tasks.append(
+                    asyncio.create_task(self._guard(self._retention_loop()), name="retention")
+                )
             await self._consume()
             await self._shutdown()
         except AbandonedError:
@@ -174,8 +187,7 @@ class ConsumerService:
             _log.error("%s", exc)
             self._exit_code = 2
         finally:
-            for sig in handled:
-                loop.remove_signal_handler(sig)
+            self.subscribed.set()  # never keep the next partition waiting
             self._abandon.set()
             if self._archive_task is not None:
                 tasks.append(self._archive_task)
@@ -191,14 +203,14 @@ class ConsumerService:
         self._stopping.set()
         self._session_over.set()
 
-    def _on_signal(self, sig: signal.Signals) -> None:
-        self._signals += 1
-        if self._signals == 1:
-            _log.info("%s: stopping; flushing what was read", sig.name)
-            self.stop()
-        else:
-            _log.warning("%s again: stopping now without flushing", sig.name)
-            self._give_up(1)
+    def abandon(self) -> None:
+        """Stop now, without flushing (a second SIGTERM): unacknowledged records are read
+        again at the next start."""
+        self._give_up(1)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
 
     def _give_up(self, code: int) -> None:
         self._exit_code = self._exit_code or code
@@ -249,8 +261,13 @@ class ConsumerService:
         if not self._stopping.is_set():
             await self._sleep_or_stop(asyncio.to_thread(self._store.check_bucket))
         if not self._stopping.is_set():
+            # One marker for a super stream: its partitions are archived by one group.
             claim = functools.partial(
-                claim_archive, self._store, self._settings.s3_prefix, self._stream, self._name
+                claim_archive,
+                self._store,
+                self._settings.s3_prefix,
+                self._settings.rabbitmq_stream_name,
+                self._name,
             )
             await self._sleep_or_stop(asyncio.to_thread(claim))
 
@@ -258,12 +275,15 @@ class ConsumerService:
 
     async def _consume(self) -> None:
         """Sessions of one connection each, until stopping; reconnects after a loss."""
-        waiter = Waiter(f"RabbitMQ stream '{self._stream}'", self._abandon, maximum=10.0)
+        waiter = Waiter(f"RabbitMQ {self._where}", self._abandon, maximum=10.0)
         while not self._stopping.is_set():
             self._session_over.clear()
             self._lost = False
             try:
                 await self._open_session()
+            except ConfigurationError:
+                await self._close_consumer()
+                raise
             except Exception as exc:  # noqa: BLE001 - connection and server errors alike
                 await self._close_consumer()
                 if isinstance(exc, StreamDoesNotExist):
@@ -278,7 +298,7 @@ class ConsumerService:
                 _log.warning("RabbitMQ connection lost; reconnecting")
                 await self._close_consumer()
 
-    async def _sleep_or_stop(self, wait: Awaitable[None]) -> None:
+    async def _sleep_or_stop(self, wait: Awaitable[object]) -> None:
         waiting = asyncio.ensure_future(wait)
         stopping = asyncio.ensure_future(self._stopping.wait())
         await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -298,21 +318,37 @@ class ConsumerService:
         self._session_over.set()
 
     async def _open_session(self) -> None:
+        if self._subscribe_after is not None and not self._subscribe_after.is_set():
+            await self._sleep_or_stop(self._subscribe_after.wait())
+            if self._stopping.is_set():
+                return
         consumer = stream.make_consumer(self._settings, self._name, self._on_closed)
         self._consumer = consumer
         await consumer.start()
         self._step_down()
         self._updates = 0
+        properties = {"single-active-consumer": "true", "name": self._name}
+        if self._super_stream is not None:
+            # The broker then spreads the group's active consumers over the partitions.
+            properties["super-stream"] = self._super_stream
         # The broker asks _on_consumer_update where to start once we are the active one.
-        await consumer.subscribe(
-            self._stream,
-            self._on_message,
-            offset_specification=stream.start_spec(self._options.start),
-            initial_credit=self._options.credits,
-            subscriber_name=self._name,
-            properties={"single-active-consumer": "true", "name": self._name},
-            consumer_update_listener=self._on_consumer_update,
-        )
+        try:
+            await consumer.subscribe(
+                self._stream,
+                self._on_message,
+                offset_specification=stream.start_spec(self._options.start),
+                initial_credit=self._options.credits,
+                subscriber_name=self._name,
+                properties=properties,
+                consumer_update_listener=self._on_consumer_update,
+            )
+        except StreamDoesNotExist:
+            if self._super_stream is None:
+                found = await existing_partitions(consumer, self._stream)
+                if found:
+                    raise single_is_super(self._stream, len(found)) from None
+            raise
+        self.subscribed.set()
         asyncio.get_running_loop().call_later(1.0, self._report_standby, consumer)
 
     def _report_standby(self, consumer: Consumer) -> None:
@@ -321,11 +357,11 @@ class ConsumerService:
 
     def _log_standby(self) -> None:
         _log.info(
-            "consumer '%s' is a standby of group '%s' on stream '%s': another consumer of the "
-            "group is active; this one takes over when it stops",
+            "consumer '%s' is a standby of group '%s' on %s: another consumer of the "
+            "group is active there; this one takes over when it stops",
             self._name,
             self._name,
-            self._stream,
+            self._where,
         )
 
     def _step_down(self) -> None:
@@ -345,15 +381,18 @@ class ConsumerService:
         """
         self._updates += 1
         if not active:
+            was_active = self._active
             self._step_down()
+            if was_active:
+                await self._hand_over()
             self._log_standby()
             return OffsetSpecification(OffsetType.NEXT, 0)
         try:
             spec = await self._activate()
         except Exception as exc:  # noqa: BLE001 - a new session asks again
             _log.warning(
-                "could not take over stream '%s': %s; reconnecting",
-                self._stream,
+                "could not take over %s: %s; reconnecting",
+                self._where,
                 stream.describe_error(exc),
             )
             self._lost = True
@@ -361,6 +400,29 @@ class ConsumerService:
             return OffsetSpecification(OffsetType.NEXT, 0)
         self._active = True
         return OffsetSpecification(spec.offset_type, spec.offset or 0)
+
+    async def _hand_over(self) -> None:
+        """The broker gives our partition to another member of the group (one joined): it
+        activates that one only after we answer, so first the batch being archived finishes
+        and its offset is stored. The successor then resumes after it and lists S3 with the
+        upload done: it never archives those records again."""
+        await self._archive_slot.acquire()
+        self._archive_slot.release()
+        offset, consumer = self.totals.committed, self._consumer
+        if offset is None or consumer is None or self._lost:
+            return
+        try:
+            await asyncio.wait_for(consumer.store_offset(self._stream, self._name, offset), 10)
+        except (TimeoutError, Exception) as exc:  # noqa: BLE001 - the successor reconciles
+            _log.warning(
+                "could not store offset %d when handing %s over: %s",
+                offset,
+                self._where,
+                stream.describe_error(exc),
+            )
+            return
+        self.totals.stored = offset
+        _log.info("handed %s over at offset %d", self._where, offset)
 
     async def _activate(self) -> ConsumerOffsetSpecification:
         """Resume as a restart does: from the stored offset, with a ledger listed afresh."""
@@ -380,10 +442,10 @@ class ConsumerService:
             await asyncio.wait_for(consumer.store_offset(self._stream, self._name, committed), 10)
             stored = committed
         _log.info(
-            "consumer '%s' is the active consumer of group '%s' on stream '%s'",
+            "consumer '%s' is the active consumer of group '%s' on %s",
             self._name,
             self._name,
-            self._stream,
+            self._where,
         )
         self._next_offset = None
         # A fresh memory, refilled by the warm-up read, as at a restart: the one we have
@@ -762,8 +824,9 @@ class ConsumerService:
     def _log_totals(self) -> None:
         t = self.totals
         _log.info(
-            "stopped: %d batches, %d records archived, %d dead-lettered, %d duplicates dropped, "
-            "%d already archived; offset %s stored%s",
+            "stopped reading %s: %d batches, %d records archived, %d dead-lettered, "
+            "%d duplicates dropped, %d already archived; offset %s stored%s",
+            self._where,
             t.batches,
             t.records,
             t.dead_letters,

@@ -12,6 +12,7 @@ from rstream.recovery import BackOffRecoveryStrategy
 from rstream.utils import OnClosedErrorInfo
 
 from audit_logging.consumer.options import StartFrom
+from audit_logging.partitions import partition_arguments
 from audit_logging.settings import Settings
 from audit_logging.stream_arguments import ensure_stream, wanted_arguments
 
@@ -39,6 +40,9 @@ def make_consumer(
     name: str,
     on_closed: Callable[[OnClosedErrorInfo], Awaitable[None]],
 ) -> Consumer:
+    arguments = wanted_arguments(settings)
+    if settings.stream_partitions > 1:
+        arguments = partition_arguments(arguments)
     return _StreamCheckingConsumer(
         **settings.stream_client_args(),
         connection_name=f"audit-logging-consumer {name}",
@@ -46,7 +50,7 @@ def make_consumer(
         # We reconnect ourselves, from the offset we know is next; rstream's own recovery
         # would resubscribe behind our back.
         recovery_strategy=BackOffRecoveryStrategy(False),
-        arguments=wanted_arguments(settings),
+        arguments=arguments,
     )
 
 

@@ -114,7 +114,6 @@ def test_standby_takes_over_when_the_active_consumer_is_killed(
     assert standby.stop() == 0, standby.log()
     assert_counts(settings, expected)
     assert "resumes stream" in standby.log(), standby.log()
-    assert takeover < 10
 
 
 def test_standby_that_takes_over_after_upload_before_offset_store_does_not_archive_again(

@@ -1,0 +1,150 @@
+"""One consumer process: a :class:`ConsumerService` per stream it may read, and the signals.
+
+On a single stream that is one service. On a super stream (``AUDIT_LOG_STREAM_PARTITIONS``
+= N > 1) it is one per partition, each subscribed as a member of the consumer group with
+the super stream's name, so that RabbitMQ makes this process active on some partitions and
+a standby on the others, and moves partitions when a member joins or leaves.
+
+Every service stops when one of them fails (an infrastructure fault): the process exits
+non-zero, a supervisor (systemd, Kubernetes) starts it again, and meanwhile the standbys of
+the other members take its partitions over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+from typing import TYPE_CHECKING
+
+from audit_logging.consumer import stream
+from audit_logging.consumer.retry import AbandonedError, Waiter
+from audit_logging.consumer.service import ConsumerService
+from audit_logging.errors import ConfigurationError
+from audit_logging.partitions import check_count, existing_partitions
+
+if TYPE_CHECKING:
+    from audit_logging.consumer.options import ConsumerOptions
+    from audit_logging.settings import Settings
+
+_log = logging.getLogger("audit_logging.consumer")
+
+
+class Supervisor:
+    def __init__(self, settings: Settings, options: ConsumerOptions) -> None:
+        self._settings = settings
+        self._options = options
+        self._services: list[ConsumerService] = []
+        self._stopping = asyncio.Event()
+        # Ends a retry sleep in a worker thread at once when we stop.
+        self._wake = threading.Event()
+        self._signals = 0
+
+    async def run(self) -> int:
+        """Consume until SIGTERM/SIGINT; the process exit code (0, 1 or 2 for a setting)."""
+        loop = asyncio.get_running_loop()
+        handled = []
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, self._on_signal, sig)
+            except (ValueError, RuntimeError):  # not the main thread: the embedder stops it
+                continue
+            handled.append(sig)
+        try:
+            try:
+                partitions = await self._partitions()
+            except ConfigurationError as exc:
+                _log.error("%s", exc)
+                return 2
+            if partitions is None:
+                return 0  # stopped while waiting for the broker
+            previous: asyncio.Event | None = None
+            for index, partition in enumerate(partitions):
+                service = ConsumerService(
+                    self._settings,
+                    self._options,
+                    partition=partition,
+                    retention=index == 0,
+                    subscribe_after=previous,
+                )
+                self._services.append(service)
+                previous = service.subscribed
+            if self._stopping.is_set():
+                return 0
+            return await self._run_services()
+        finally:
+            for sig in handled:
+                loop.remove_signal_handler(sig)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        for service in self._services:
+            service.stop()
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        self._signals += 1
+        if self._signals == 1:
+            _log.info("%s: stopping; flushing what was read", sig.name)
+            self.stop()
+        else:
+            _log.warning("%s again: stopping now without flushing", sig.name)
+            self._stopping.set()
+            self._wake.set()
+            for service in self._services:
+                service.abandon()
+
+    async def _run_services(self) -> int:
+        tasks = {asyncio.create_task(service.run()): service for service in self._services}
+        pending = set(tasks)
+        while pending:
+            _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            if pending and not self._stopping.is_set():
+                # One partition's service ended by itself (a fault or a refused setting): the
+                # process stops with it, the others flushing first.
+                _log.error("stopping every partition: one of them stopped on its own")
+                self.stop()
+        return max(task.result() for task in tasks)
+
+    async def _partitions(self) -> list[str | None] | None:
+        """[None] for a single stream (its service reads ``RABBITMQ_STREAM_NAME``), or the
+        super stream's partitions, waiting for the broker and the super stream as long as it
+        takes; None if stopped meanwhile."""
+        count = self._settings.stream_partitions
+        if count == 1:
+            return [None]
+        name = self._settings.rabbitmq_stream_name
+        waiter = Waiter(f"RabbitMQ super stream '{name}'", self._wake, maximum=10.0)
+        while not self._stopping.is_set():
+            consumer = stream.make_consumer(self._settings, self._options.consumer_name, _ignore)
+            try:
+                await asyncio.wait_for(consumer.start(), 10)
+                found = await asyncio.wait_for(existing_partitions(consumer, name), 10)
+                if found:
+                    partitions: list[str | None] = list(check_count(name, count, found))
+                    return partitions
+                reason = "the super stream does not exist yet (a producer creates it)"
+            except ConfigurationError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - unreachable or refused: wait and retry
+                reason = stream.describe_error(exc)
+            finally:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(consumer.close(), 10)
+            await self._wait(waiter, reason)
+        return None
+
+    async def _wait(self, waiter: Waiter, reason: str) -> None:
+        waiting = asyncio.ensure_future(asyncio.to_thread(waiter.failed, reason))
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if waiting.done():
+            with contextlib.suppress(AbandonedError):
+                waiting.result()
+
+
+async def _ignore(_: object) -> None:
+    return None
