@@ -1,4 +1,4 @@
-"""The audit record, schema version 1 (DESIGN.md, "Record"): fields, limits and checks.
+"""The audit record, schema version 1: its checks (the fields are in :mod:`audit_logging.schema`).
 
 :func:`build_record` is the one place a record is made. With ``report=None`` it is strict
 and raises :class:`RecordError` on bad input (``log_audit_event`` and the consumer use it so);
@@ -20,49 +20,18 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
+from audit_logging import schema
 from audit_logging._uuid7 import uuid7_str
 from audit_logging.errors import RecordError
 
 SCHEMA_VERSION: Final = 1
 
-# Character limits of the string fields.
-STRING_LIMITS: Final[dict[str, int]] = {
-    "user_id": 256,
-    "username": 256,
-    "action": 64,
-    "object_type": 256,
-    "object_id": 256,
-    "object_repr": 1024,
-    "change_message": 8192,
-    "user_agent": 1024,
-    "session_key": 256,
-    "request_id": 128,
-    "source": 128,
-}
+# The fields, their order and limits: declared in audit_logging.schema.
+STRING_LIMITS: Final[dict[str, int]] = dict(schema.STRING_LIMITS)
 # Limits of the object fields, in bytes of their compact UTF-8 JSON.
-OBJECT_LIMITS: Final[dict[str, int]] = {"changes": 64 * 1024, "extra": 16 * 1024}
-
+OBJECT_LIMITS: Final[dict[str, int]] = dict(schema.OBJECT_LIMITS)
 # Every field of a record, in column order (Parquet, OpenSearch, the API's detail).
-FIELDS: Final = (
-    "log_id",
-    "timestamp",
-    "user_id",
-    "username",
-    "action",
-    "object_type",
-    "object_id",
-    "object_repr",
-    "change_message",
-    "changes",
-    "ip_address",
-    "user_agent",
-    "session_key",
-    "request_id",
-    "source",
-    "extra",
-    "schema_version",
-    "truncated",
-)
+FIELDS: Final = schema.FIELD_NAMES
 # Fields a caller may pass to build_record (the rest are filled by it).
 INPUT_FIELDS: Final = frozenset(FIELDS)
 

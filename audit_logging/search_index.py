@@ -10,49 +10,20 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any, Final
 
 from audit_logging.errors import MissingExtraError
-from audit_logging.record import STRING_LIMITS, parse_timestamp
+from audit_logging.record import parse_timestamp
+from audit_logging.schema import FIELDS
 
 if TYPE_CHECKING:
     from opensearchpy import AsyncOpenSearch, OpenSearch
 
     from audit_logging.settings import Settings
 
-_KEYWORD: Final = {"type": "keyword", "ignore_above": 1024}
-
-
-def _text_with_keyword(limit: int) -> dict[str, Any]:
-    return {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": limit}}}
-
-
-# One mapping per record field (record.FIELDS). "strict" so a stray field is a mapping
-# error (dead-lettered by the consumer), never a mapping explosion.
+# One mapping per record field (audit_logging.schema). "strict" so a stray field is a
+# mapping error (dead-lettered by the consumer), never a mapping explosion.
 MAPPINGS: Final[dict[str, Any]] = {
     "dynamic": "strict",
     "properties": {
-        "log_id": {"type": "keyword"},
-        # date_nanos, not date: records carry microseconds, and a millisecond "date" would
-        # blur the API's inclusive time bounds and newest-first order within a millisecond.
-        "timestamp": {
-            "type": "date_nanos",
-            "format": "strict_date_optional_time_nanos||epoch_millis",
-        },
-        "user_id": _KEYWORD,
-        "username": _text_with_keyword(STRING_LIMITS["username"]),
-        "action": {"type": "keyword"},
-        "object_type": {"type": "keyword"},
-        "object_id": _KEYWORD,
-        "object_repr": _text_with_keyword(STRING_LIMITS["object_repr"]),
-        "change_message": _text_with_keyword(STRING_LIMITS["change_message"]),
-        # Stored in _source for the detail view, never exploded into mappings.
-        "changes": {"type": "object", "enabled": False},
-        "extra": {"type": "object", "enabled": False},
-        "ip_address": {"type": "ip"},
-        "user_agent": _KEYWORD,
-        "session_key": {"type": "keyword"},
-        "request_id": {"type": "keyword"},
-        "source": {"type": "keyword"},
-        "schema_version": {"type": "integer"},
-        "truncated": {"type": "keyword"},
+        **{field.name: field.mapping() for field in FIELDS},
         # Not a record field (the API never shows it): where the consumer read the record,
         # which tells a replay of that message from a reused log_id (consumer/write_once.py).
         "stream_position": {"type": "keyword"},

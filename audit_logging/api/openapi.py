@@ -16,7 +16,7 @@ from audit_logging.api.params import (
     MAX_WINDOW,
     OFFSET_WITH_CURSOR,
 )
-from audit_logging.record import FIELDS, STRING_LIMITS
+from audit_logging.schema import BY_NAME, FIELD_NAMES, FIELDS, SUMMARY_FIELDS
 
 SEARCH_PATH: Final = "/api/audit-logs/search/"
 DETAIL_PATH: Final = "/api/audit-logs/detail/{log_id}/"
@@ -34,13 +34,6 @@ _TIME_DOC: Final = (
     "ISO 8601 date or date-time. A time without a zone is UTC. Both bounds are inclusive;"
     " a date alone stands for the whole (UTC) day, so end_time=2026-01-31 includes the 31st."
 )
-
-
-def _nullable_string(max_length: int | None = None) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "string", "nullable": True}
-    if max_length is not None:
-        schema["maxLength"] = max_length
-    return schema
 
 
 def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
@@ -179,38 +172,15 @@ _RESPONSES: Final = {
 
 
 def _summary_schema() -> dict[str, Any]:
-    props: dict[str, Any] = {
-        "log_id": {"type": "string", "format": "uuid"},
-        "timestamp": {"type": "string", "format": "date-time"},
-    }
-    for name in ("user_id", "username", "action", "object_type", "object_id", "object_repr"):
-        props[name] = _nullable_string(STRING_LIMITS[name])
+    props = {name: BY_NAME[name].json_schema() for name in SUMMARY_FIELDS}
     return {"type": "object", "required": list(props), "properties": props}
 
 
 def _record_schema() -> dict[str, Any]:
-    props: dict[str, Any] = dict(_summary_schema()["properties"])
-    for name in ("change_message", "user_agent", "session_key", "request_id", "source"):
-        props[name] = _nullable_string(STRING_LIMITS[name])
-    props["ip_address"] = _nullable_string()
-    props["changes"] = {
-        "type": "object",
-        "nullable": True,
-        "description": "field -> [old, new]",
-        "additionalProperties": True,
-    }
-    props["extra"] = {"type": "object", "nullable": True, "additionalProperties": True}
-    props["schema_version"] = {"type": "integer"}
-    props["truncated"] = {
-        "type": "array",
-        "nullable": True,
-        "items": {"type": "string"},
-        "description": "Fields cut to their length limit at capture.",
-    }
     return {
         "type": "object",
-        "required": list(FIELDS),
-        "properties": {name: props[name] for name in FIELDS},
+        "required": list(FIELD_NAMES),
+        "properties": {field.name: field.json_schema() for field in FIELDS},
     }
 
 

@@ -6,21 +6,13 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any, Final
 
+from audit_logging import schema
 from audit_logging.api.params import SearchParams, TimeBound, rfc3339
 from audit_logging.search_index import index_for, index_pattern
 
-SUMMARY_FIELDS: Final = (
-    "log_id",
-    "timestamp",
-    "user_id",
-    "username",
-    "action",
-    "object_type",
-    "object_id",
-    "object_repr",
-)
+SUMMARY_FIELDS: Final = schema.SUMMARY_FIELDS
 # Free text: analysed words in these text fields ...
-TEXT_FIELDS: Final = ("username", "object_repr", "change_message")
+TEXT_FIELDS: Final = schema.TEXT_FIELDS
 # ... or the whole term equal to one of these keyword fields.
 KEYWORD_FIELDS: Final = ("username.keyword", "object_type", "object_id")
 

@@ -2,7 +2,7 @@
 
 ``{AUDIT_LOG_S3_PREFIX}year=YYYY/month=MM/day=DD/{stream}-{first:020d}-{last:020d}.parquet``
 where first and last are the stream offsets of the first and last record in the file.
-Columns are :data:`audit_logging.record.FIELDS` in order; ``changes`` and ``extra`` are JSON
+Columns are :data:`audit_logging.schema.FIELDS` in order; ``changes`` and ``extra`` are JSON
 strings, ``truncated`` a list of strings, ``timestamp`` a UTC microsecond timestamp.
 """
 
@@ -19,28 +19,24 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from audit_logging.consumer.dead_letter import failure
-from audit_logging.record import FIELDS
+from audit_logging.schema import FIELDS
 
 PARQUET_CONTENT_TYPE: Final = "application/vnd.apache.parquet"
-_JSON_FIELDS: Final = frozenset({"changes", "extra"})
+_JSON_FIELDS: Final = frozenset(f.name for f in FIELDS if f.kind == "object")
+# One Arrow type per kind of field (audit_logging.schema).
+_ARROW_TYPES: Final[dict[str, pa.DataType]] = {
+    "uuid": pa.string(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+    "string": pa.string(),
+    "object": pa.string(),  # compact JSON
+    "ip": pa.string(),
+    "integer": pa.int16(),
+    "string_list": pa.list_(pa.string()),
+}
+
 _STRING: Final = pa.string()
-
-
-def _column_type(name: str) -> pa.DataType:
-    if name == "timestamp":
-        return pa.timestamp("us", tz="UTC")
-    if name == "schema_version":
-        return pa.int16()
-    if name == "truncated":
-        return pa.list_(pa.string())
-    return _STRING
-
-
 ARROW_SCHEMA: Final = pa.schema(
-    [
-        pa.field(name, _column_type(name), nullable=name not in ("log_id", "timestamp"))
-        for name in FIELDS
-    ]
+    [pa.field(f.name, _ARROW_TYPES[f.kind], nullable=not f.never_null) for f in FIELDS]
 )
 # Columns with few distinct values, where a dictionary page pays off; ids and free text
 # would only overflow it.
