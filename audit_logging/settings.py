@@ -15,7 +15,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
+from audit_logging._dotenv import read_env_file
 from audit_logging.errors import ConfigurationError
+
+__all__ = ["FORWARDED_HEADERS", "SESSION_KEY_MODES", "Secret", "Settings", "read_env_file"]
 
 
 class Secret:
@@ -153,9 +156,7 @@ def parse_forwarded_header(setting: str, raw: Any) -> str:
     for name in FORWARDED_HEADERS:
         if value == name.lower():
             return name
-    raise ConfigurationError(
-        setting, f"must be one of {', '.join(FORWARDED_HEADERS)}, got {raw!r}"
-    )
+    raise ConfigurationError(setting, f"must be one of {', '.join(FORWARDED_HEADERS)}, got {raw!r}")
 
 
 def _parse_secret(min_length: int = 1) -> Callable[[str, Any], Secret]:
@@ -188,62 +189,21 @@ class _Spec:
     secret: bool = False
 
 
-# Field name -> where it comes from and how it is checked. The environment names are the
-# seed's (DESIGN.md, "Settings"); keyword arguments may use either name.
-_SPECS: Final[dict[str, _Spec]] = {
-    "rabbitmq_stream_host": _Spec("RABBITMQ_STREAM_HOST", _parse_host),
-    "rabbitmq_stream_port": _Spec("RABBITMQ_STREAM_PORT", _parse_int(1, 65535)),
-    "rabbitmq_stream_user": _Spec("RABBITMQ_STREAM_USER", _parse_str),
-    "rabbitmq_stream_password": _Spec("RABBITMQ_STREAM_PASSWORD", _parse_secret(), secret=True),
-    "rabbitmq_stream_vhost": _Spec("RABBITMQ_STREAM_VHOST", _parse_str),
-    "rabbitmq_stream_name": _Spec(
-        "RABBITMQ_STREAM_NAME", _parse_pattern(_NAME_RE, "letters, digits, '.', '_' or '-'")
-    ),
-    "opensearch_host": _Spec("OPENSEARCH_HOST", _parse_host),
-    "opensearch_port": _Spec("OPENSEARCH_PORT", _parse_int(1, 65535)),
-    "opensearch_username": _Spec("OPENSEARCH_USERNAME", _parse_str),
-    "opensearch_password": _Spec("OPENSEARCH_PASSWORD", _parse_secret(), secret=True),
-    "opensearch_use_ssl": _Spec("OPENSEARCH_USE_SSL", _parse_bool),
-    "opensearch_verify_certs": _Spec("OPENSEARCH_VERIFY_CERTS", _parse_bool),
-    "opensearch_index_prefix": _Spec(
-        "OPENSEARCH_INDEX_PREFIX",
-        _parse_pattern(_INDEX_PREFIX_RE, "lower-case letters, digits, '.', '_' or '-'"),
-    ),
-    "s3_bucket": _Spec(
-        "AUDIT_LOG_AWS_S3_BUCKET", _parse_pattern(_BUCKET_RE, "a valid S3 bucket name")
-    ),
-    "s3_prefix": _Spec("AUDIT_LOG_S3_PREFIX", _parse_s3_prefix),
-    "aws_access_key_id": _Spec("AWS_ACCESS_KEY_ID", _parse_str),
-    "aws_secret_access_key": _Spec("AWS_SECRET_ACCESS_KEY", _parse_secret(), secret=True),
-    "aws_region_name": _Spec(
-        "AWS_REGION_NAME", _parse_pattern(re.compile(r"^[a-z0-9-]{2,32}$"), "an AWS region")
-    ),
-    "aws_endpoint_url_s3": _Spec("AWS_ENDPOINT_URL_S3", _parse_url),
-    "batch_size": _Spec("AUDIT_LOG_BATCH_SIZE", _parse_int(1, 100_000)),
-    "flush_interval": _Spec("AUDIT_LOG_FLUSH_INTERVAL", _parse_float(0.01, 86_400.0)),
-    "retention_months": _Spec("AUDIT_LOG_RETENTION_MONTHS", _parse_int(1, 1200)),
-    "stream_partitions": _Spec("AUDIT_LOG_STREAM_PARTITIONS", _parse_int(1, 64)),
-    "stream_max_age": _Spec(
-        "AUDIT_LOG_STREAM_MAX_AGE",
-        _parse_pattern(re.compile(r"^[1-9][0-9]{0,5}[smhDMY]$"), "a RabbitMQ max-age such as 7D"),
-    ),
-    "spool_dir": _Spec("AUDIT_LOG_SPOOL_DIR", _parse_path),
-    "queue_size": _Spec("AUDIT_LOG_QUEUE_SIZE", _parse_int(1, 10_000_000)),
-    "hash_key": _Spec("AUDIT_LOG_HASH_KEY", _parse_secret(16), secret=True),
-    "session_key_mode": _Spec("AUDIT_LOG_SESSION_KEY_MODE", _parse_session_mode),
-    "forwarded_header": _Spec("AUDIT_LOG_FORWARDED_HEADER", parse_forwarded_header),
-    "api_tokens": _Spec("AUDIT_LOG_API_TOKENS", _parse_secret(), secret=True),
-    "api_tokens_file": _Spec("AUDIT_LOG_API_TOKENS_FILE", _parse_path),
-    "source": _Spec(
-        "AUDIT_LOG_SOURCE",
-        _parse_pattern(
-            re.compile(r"^[\x21-\x7e]{1,128}$"),
-            "1 to 128 printable ASCII characters without spaces",
-        ),
-    ),
-}
-
-_ENV_TO_FIELD: Final = {spec.env.lower(): name for name, spec in _SPECS.items()}
+def _setting(
+    env: str,
+    parse: Callable[[str, Any], Any],
+    *,
+    secret: bool = False,
+    default: Any = dataclasses.MISSING,
+    default_factory: Any = dataclasses.MISSING,
+) -> Any:
+    """A field of :class:`Settings`: its environment name (the keyword arguments take either
+    name) and how a raw value is checked, declared with the field."""
+    return dataclasses.field(
+        default=default,
+        default_factory=default_factory,
+        metadata={"spec": _Spec(env, parse, secret)},
+    )
 
 
 def _default_spool_dir() -> Path:
@@ -255,40 +215,88 @@ def _default_spool_dir() -> Path:
 class Settings:
     """Every setting of the library, checked. Build it with :meth:`Settings.load`."""
 
-    rabbitmq_stream_host: str = "localhost"
-    rabbitmq_stream_port: int = 5552
-    rabbitmq_stream_user: str = "guest"
-    rabbitmq_stream_password: Secret = dataclasses.field(default_factory=lambda: Secret("guest"))
-    rabbitmq_stream_vhost: str = "/"
-    rabbitmq_stream_name: str = "audit_logs_stream"
-    opensearch_host: str = "localhost"
-    opensearch_port: int = 9200
-    opensearch_username: str | None = None
-    opensearch_password: Secret | None = None
-    opensearch_use_ssl: bool = False
-    opensearch_verify_certs: bool = True
-    opensearch_index_prefix: str = "audit-logs"
-    s3_bucket: str | None = None
-    s3_prefix: str = "audit-logs/"
-    aws_access_key_id: str | None = None
-    aws_secret_access_key: Secret | None = None
-    aws_region_name: str | None = None
-    aws_endpoint_url_s3: str | None = None
-    batch_size: int = 1000
-    flush_interval: float = 60.0
-    retention_months: int = 12
-    stream_max_age: str = "7D"
+    rabbitmq_stream_host: str = _setting("RABBITMQ_STREAM_HOST", _parse_host, default="localhost")
+    rabbitmq_stream_port: int = _setting("RABBITMQ_STREAM_PORT", _parse_int(1, 65535), default=5552)
+    rabbitmq_stream_user: str = _setting("RABBITMQ_STREAM_USER", _parse_str, default="guest")
+    rabbitmq_stream_password: Secret = _setting(
+        "RABBITMQ_STREAM_PASSWORD",
+        _parse_secret(),
+        secret=True,
+        default_factory=lambda: Secret("guest"),
+    )
+    rabbitmq_stream_vhost: str = _setting("RABBITMQ_STREAM_VHOST", _parse_str, default="/")
+    rabbitmq_stream_name: str = _setting(
+        "RABBITMQ_STREAM_NAME",
+        _parse_pattern(_NAME_RE, "letters, digits, '.', '_' or '-'"),
+        default="audit_logs_stream",
+    )
+    opensearch_host: str = _setting("OPENSEARCH_HOST", _parse_host, default="localhost")
+    opensearch_port: int = _setting("OPENSEARCH_PORT", _parse_int(1, 65535), default=9200)
+    opensearch_username: str | None = _setting("OPENSEARCH_USERNAME", _parse_str, default=None)
+    opensearch_password: Secret | None = _setting(
+        "OPENSEARCH_PASSWORD", _parse_secret(), secret=True, default=None
+    )
+    opensearch_use_ssl: bool = _setting("OPENSEARCH_USE_SSL", _parse_bool, default=False)
+    opensearch_verify_certs: bool = _setting("OPENSEARCH_VERIFY_CERTS", _parse_bool, default=True)
+    opensearch_index_prefix: str = _setting(
+        "OPENSEARCH_INDEX_PREFIX",
+        _parse_pattern(_INDEX_PREFIX_RE, "lower-case letters, digits, '.', '_' or '-'"),
+        default="audit-logs",
+    )
+    s3_bucket: str | None = _setting(
+        "AUDIT_LOG_AWS_S3_BUCKET",
+        _parse_pattern(_BUCKET_RE, "a valid S3 bucket name"),
+        default=None,
+    )
+    s3_prefix: str = _setting("AUDIT_LOG_S3_PREFIX", _parse_s3_prefix, default="audit-logs/")
+    aws_access_key_id: str | None = _setting("AWS_ACCESS_KEY_ID", _parse_str, default=None)
+    aws_secret_access_key: Secret | None = _setting(
+        "AWS_SECRET_ACCESS_KEY", _parse_secret(), secret=True, default=None
+    )
+    aws_region_name: str | None = _setting(
+        "AWS_REGION_NAME",
+        _parse_pattern(re.compile(r"^[a-z0-9-]{2,32}$"), "an AWS region"),
+        default=None,
+    )
+    aws_endpoint_url_s3: str | None = _setting("AWS_ENDPOINT_URL_S3", _parse_url, default=None)
+    batch_size: int = _setting("AUDIT_LOG_BATCH_SIZE", _parse_int(1, 100_000), default=1000)
+    flush_interval: float = _setting(
+        "AUDIT_LOG_FLUSH_INTERVAL", _parse_float(0.01, 86_400.0), default=60.0
+    )
+    retention_months: int = _setting("AUDIT_LOG_RETENTION_MONTHS", _parse_int(1, 1200), default=12)
+    stream_max_age: str = _setting(
+        "AUDIT_LOG_STREAM_MAX_AGE",
+        _parse_pattern(re.compile(r"^[1-9][0-9]{0,5}[smhDMY]$"), "a RabbitMQ max-age such as 7D"),
+        default="7D",
+    )
     # N > 1: rabbitmq_stream_name is a super stream of N partitions (audit_logging.partitions).
-    stream_partitions: int = 1
-    spool_dir: Path = dataclasses.field(default_factory=_default_spool_dir)
-    queue_size: int = 10_000
-    hash_key: Secret | None = None
-    session_key_mode: str = "hash"
+    stream_partitions: int = _setting("AUDIT_LOG_STREAM_PARTITIONS", _parse_int(1, 64), default=1)
+    spool_dir: Path = _setting(
+        "AUDIT_LOG_SPOOL_DIR", _parse_path, default_factory=_default_spool_dir
+    )
+    queue_size: int = _setting("AUDIT_LOG_QUEUE_SIZE", _parse_int(1, 10_000_000), default=10_000)
+    hash_key: Secret | None = _setting(
+        "AUDIT_LOG_HASH_KEY", _parse_secret(16), secret=True, default=None
+    )
+    session_key_mode: str = _setting(
+        "AUDIT_LOG_SESSION_KEY_MODE", _parse_session_mode, default="hash"
+    )
     # The one forwarding header the trusted proxies write; the other is never read.
-    forwarded_header: str = "X-Forwarded-For"
-    api_tokens: Secret | None = None
-    api_tokens_file: Path | None = None
-    source: str | None = None
+    forwarded_header: str = _setting(
+        "AUDIT_LOG_FORWARDED_HEADER", parse_forwarded_header, default="X-Forwarded-For"
+    )
+    api_tokens: Secret | None = _setting(
+        "AUDIT_LOG_API_TOKENS", _parse_secret(), secret=True, default=None
+    )
+    api_tokens_file: Path | None = _setting("AUDIT_LOG_API_TOKENS_FILE", _parse_path, default=None)
+    source: str | None = _setting(
+        "AUDIT_LOG_SOURCE",
+        _parse_pattern(
+            re.compile(r"^[\x21-\x7e]{1,128}$"),
+            "1 to 128 printable ASCII characters without spaces",
+        ),
+        default=None,
+    )
 
     @classmethod
     def load(
@@ -366,29 +374,8 @@ class Settings:
         return value
 
 
-def read_env_file(path: Path) -> dict[str, str]:
-    """``KEY=value`` lines (``export`` and quotes allowed, ``#`` comments); missing file: {}."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return {}
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigurationError(str(path), f"cannot be read as a .env file: {exc}") from None
-    values: dict[str, str] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        if stripped.startswith("export "):
-            stripped = stripped[len("export ") :].lstrip()
-        key, sep, value = stripped.partition("=")
-        key = key.strip()
-        if not sep or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
-            raise ConfigurationError(f"{path}:{number}", "is not a KEY=value line")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-            value = value[1:-1]
-        elif " #" in value:
-            value = value.split(" #", 1)[0].rstrip()
-        values[key] = value
-    return values
+# Field name -> its declaration, from the fields of Settings.
+_SPECS: Final[dict[str, _Spec]] = {
+    field.name: field.metadata["spec"] for field in dataclasses.fields(Settings)
+}
+_ENV_TO_FIELD: Final = {spec.env.lower(): name for name, spec in _SPECS.items()}
