@@ -14,7 +14,6 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 
-from audit_logging.consumer._test_hooks import crash_after_upload_from
 from audit_logging.consumer.options import (
     DEFAULT_CONSUMER_NAME,
     ConsumerOptions,
@@ -124,7 +123,6 @@ def _load(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[Setting
         start=parse_start(args.start),
         index_delay=args.index_delay,
         shutdown_timeout=args.shutdown_timeout,
-        crash_after_upload=crash_after_upload_from(environ),
     )
     return settings, options
 
@@ -141,7 +139,14 @@ def _require_extras() -> None:
             raise MissingExtraError("consumer", package) from None
 
 
-def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    on_uploaded: Callable[[str], None] | None = None,
+) -> int:
+    """The consumer's command line; ``on_uploaded`` is called with each archive key right
+    after its upload (the crash tests end the process there)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=args.log_level,
@@ -164,7 +169,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
 
     from audit_logging.consumer.supervisor import Supervisor
 
-    return asyncio.run(Supervisor(settings, options).run())
+    return asyncio.run(Supervisor(settings, options, on_uploaded=on_uploaded).run())
 
 
 if __name__ == "__main__":

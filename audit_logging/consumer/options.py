@@ -85,5 +85,3 @@ class ConsumerOptions:
     multipart_threshold: int = 64 * 1024 * 1024
     multipart_part_size: int = 16 * 1024 * 1024
     retention_interval: float = 24 * 3600.0
-    # Test hook (AUDIT_LOG_TEST_CRASH_AFTER_UPLOAD): see audit_logging/consumer/_test_hooks.py.
-    crash_after_upload: int | None = None

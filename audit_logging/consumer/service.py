@@ -27,7 +27,7 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from opensearchpy.exceptions import TransportError
@@ -35,7 +35,6 @@ from rstream import ConsumerOffsetSpecification, OffsetSpecification, OffsetType
 from rstream.exceptions import StreamDoesNotExist
 
 from audit_logging.consumer import archive, dead_letter, retention, stream
-from audit_logging.consumer._test_hooks import UploadCrasher
 from audit_logging.consumer.admit import Admission
 from audit_logging.consumer.batch import Batch
 from audit_logging.consumer.dedup import RecentIds
@@ -93,11 +92,13 @@ class ConsumerService:
         retention: bool = True,
         subscribe_after: asyncio.Event | None = None,
         opensearch: OpenSearch | None = None,
+        on_uploaded: Callable[[str], None] | None = None,
     ) -> None:
         """One stream's consumer: ``settings.rabbitmq_stream_name``, or ``partition``, one
         partition stream of that super stream. ``retention``: this one deletes expired
         indices (one per process is enough). ``subscribe_after``: the first subscription
-        waits for it (the previous partition's :attr:`subscribed`)."""
+        waits for it (the previous partition's :attr:`subscribed`). ``on_uploaded``: called
+        with each archive key right after its upload (tests end the process there)."""
         self._settings = settings
         self._options = options
         self._super_stream = settings.rabbitmq_stream_name if partition else None
@@ -133,7 +134,7 @@ class ConsumerService:
             max_docs=options.bulk_max_docs,
             max_bytes=options.bulk_max_bytes,
         )
-        self._crasher = UploadCrasher(options.crash_after_upload)
+        self._on_uploaded = on_uploaded
         self._recent = RecentIds(options.dedup_window)
         self._admission = Admission(self._recent, settings.opensearch_index_prefix)
         self._ledger: ArchiveLedger | None = None
@@ -681,7 +682,8 @@ class ConsumerService:
             stats.parquet_bytes += len(data)
             if self._store.put_create_only(key, data, archive.PARQUET_CONTENT_TYPE):
                 stats.written += len(positions)
-                self._crasher.uploaded(key)
+                if self._on_uploaded is not None:
+                    self._on_uploaded(key)
             else:
                 stats.already += len(positions)
                 _log.warning(

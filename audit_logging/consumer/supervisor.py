@@ -17,6 +17,7 @@ import contextlib
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from audit_logging.consumer import stream
@@ -33,9 +34,16 @@ _log = logging.getLogger("audit_logging.consumer")
 
 
 class Supervisor:
-    def __init__(self, settings: Settings, options: ConsumerOptions) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        options: ConsumerOptions,
+        *,
+        on_uploaded: Callable[[str], None] | None = None,
+    ) -> None:
         self._settings = settings
         self._options = options
+        self._on_uploaded = on_uploaded
         self._services: list[ConsumerService] = []
         self._stopping = asyncio.Event()
         # Ends a retry sleep in a worker thread at once when we stop.
@@ -68,6 +76,7 @@ class Supervisor:
                     partition=partition,
                     retention=index == 0,
                     subscribe_after=previous,
+                    on_uploaded=self._on_uploaded,
                 )
                 self._services.append(service)
                 previous = service.subscribed

@@ -233,9 +233,24 @@ def consumer_env(stack_env: dict[str, str], settings: Settings, **extra: str) ->
 class ConsumerProcess:
     """``python -m audit_logging.consumer`` in its own process, its log in a file."""
 
-    def __init__(self, env: dict[str, str], args: Sequence[str], workdir: Path) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        args: Sequence[str],
+        workdir: Path,
+        *,
+        crash_after_upload: int | None = None,
+    ) -> None:
         self.env = env
         self.args = list(args)
+        self.module = ["audit_logging.consumer"]
+        if crash_after_upload is not None:
+            # The same consumer, its process ended right after that upload (a test hook the
+            # library does not ship): see tests/consumer/_crashing_consumer.py.
+            self.module = ["tests.consumer._crashing_consumer", str(crash_after_upload)]
+            root = str(Path(__file__).resolve().parents[2])
+            path = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+            self.env = env | {"PYTHONPATH": path}
         self.workdir = workdir
         self.log_path = workdir / "consumer.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -247,7 +262,7 @@ class ConsumerProcess:
         log.flush()
         # cwd is the test's own folder, so no stray .env file is read.
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "audit_logging.consumer", *self.args],
+            [sys.executable, "-m", *self.module, *self.args],
             env=self.env,
             cwd=self.workdir,
             stdout=log,

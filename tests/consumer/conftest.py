@@ -28,9 +28,12 @@ def start_consumer(
         env: dict[str, str] | None = None,
         sinks: Settings | None = None,
         workdir: str = "consumer",
+        crash_after_upload: int | None = None,
     ) -> ConsumerProcess:
         process_env = consumer_env(stack_env, sinks or settings, **(env or {}))
-        process = ConsumerProcess(process_env, args, tmp_path / workdir).start()
+        process = ConsumerProcess(
+            process_env, args, tmp_path / workdir, crash_after_upload=crash_after_upload
+        ).start()
         started.append(process)
         return process
 

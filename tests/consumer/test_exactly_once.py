@@ -103,7 +103,7 @@ def test_killed_at_five_points_including_after_upload_before_offset_store(
 
     # 1: the test hook ends the process right after its second Parquet upload, before the
     # offset of that batch is stored.
-    hooked = start_consumer(*args, env={"AUDIT_LOG_TEST_CRASH_AFTER_UPLOAD": "2"})
+    hooked = start_consumer(*args, crash_after_upload=2)
     assert hooked.wait(180) == 137, hooked.log()
     stored = stored_offset(settings, NAME)
     archived = len(archived_log_ids(settings))

@@ -126,7 +126,7 @@ def test_standby_that_takes_over_after_upload_before_offset_store_does_not_archi
     publisher = PacedPublisher(settings, bodies_of(records), per_second=500)
     publisher.start()
     active = start_consumer(
-        *ARGS, "--consumer-name", "archive", env={"AUDIT_LOG_TEST_CRASH_AFTER_UPLOAD": "3"}
+        *ARGS, "--consumer-name", "archive", crash_after_upload=3
     )
     wait_for_log(active, ACTIVE, 20)
     standby = start_consumer(*ARGS, "--consumer-name", "archive", workdir="standby")
