@@ -22,6 +22,20 @@ async def delete_stream(settings: Settings, name: str) -> None:
         await producer.close()
 
 
+async def delete_super_stream(settings: Settings) -> None:
+    """Delete the super stream ``settings.rabbitmq_stream_name`` and its partitions, if any."""
+    from rstream import Producer
+
+    producer = Producer(**settings.stream_client_args())
+    try:
+        await producer.start()
+        client = await producer.default_client
+        if await client.partitions(settings.rabbitmq_stream_name):
+            await client.delete_super_stream(settings.rabbitmq_stream_name)
+    finally:
+        await producer.close()
+
+
 def opensearch_client(settings: Settings) -> Any:
     from opensearchpy import OpenSearch
 

@@ -13,21 +13,21 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 
 import pytest
-from rstream import Producer
 
 from audit_logging.partitions import partition_names
 from audit_logging.publisher import StreamPublisher
 from audit_logging.settings import Settings
+from tests._stack import delete_super_stream
 from tests.consumer._helpers import (
     ConsumerProcess,
     archive_keys,
     archived_log_ids,
     bodies_of,
     make_records,
-    opensearch_ids,
     wait_until,
 )
 from tests.consumer.conftest import StartConsumer
+from tests.consumer.test_groups import assert_counts, wait_for_all
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 PARTITIONS = 3
@@ -43,18 +43,7 @@ STANDBY_RE = re.compile(r"is a standby of group '[^']+' on partition '([^']+)'")
 def super_settings(settings: Settings) -> Iterator[Settings]:
     partitioned = dataclasses.replace(settings, stream_partitions=PARTITIONS)
     yield partitioned
-
-    async def delete() -> None:
-        producer = Producer(**partitioned.stream_client_args())
-        try:
-            await producer.start()
-            client = await producer.default_client
-            if await client.partitions(partitioned.rabbitmq_stream_name):
-                await client.delete_super_stream(partitioned.rabbitmq_stream_name)
-        finally:
-            await producer.close()
-
-    asyncio.run(delete())
+    asyncio.run(delete_super_stream(partitioned))
 
 
 class PacedCapture(threading.Thread):
@@ -133,12 +122,7 @@ def wait_for_spread(consumers: Sequence[ConsumerProcess], timeout: float) -> Non
 
 
 def assert_exactly_once(settings: Settings, expected: set[str]) -> None:
-    rows = archived_log_ids(settings)
-    repeated = sum(n - 1 for n in Counter(rows).values() if n > 1)
-    assert not repeated, f"S3 holds {len(rows)} rows for {len(set(rows))} log_ids"
-    assert set(rows) == expected, f"S3: {len(expected - set(rows))} records missing"
-    ids = opensearch_ids(settings)
-    assert len(ids) == len(expected) and set(ids) == expected, f"OpenSearch holds {len(ids)}"
+    assert_counts(settings, expected)
     # One file name per partition stream: {partition}-{first}-{last}.parquet.
     names = partition_names(settings.rabbitmq_stream_name, PARTITIONS)
     per_partition = Counter(
@@ -149,13 +133,15 @@ def assert_exactly_once(settings: Settings, expected: set[str]) -> None:
     assert sum(per_partition.values()) == len(archive_keys(settings))
 
 
-def wait_for_all(settings: Settings, expected: set[str], timeout: float) -> None:
-    wait_until(
-        f"{len(expected)} log_ids in S3",
-        lambda: len(set(archived_log_ids(settings))),
-        lambda n: n >= len(expected),
-        timeout,
-    )
+def stop_and_check(
+    settings: Settings, consumers: Sequence[ConsumerProcess], expected: set[str], timeout: float
+) -> None:
+    """Once S3 holds every record: the consumers stop cleanly and each record is in S3 and
+    OpenSearch exactly once."""
+    wait_for_all(settings, expected, timeout)
+    for consumer in consumers:
+        assert consumer.stop() == 0, consumer.log()
+    assert_exactly_once(settings, expected)
 
 
 def test_three_consumers_share_three_partitions_and_archive_60000_records_once(
@@ -168,10 +154,7 @@ def test_three_consumers_share_three_partitions_and_archive_60000_records_once(
     wait_for_spread(consumers, 60)
     capture.join_checked(120)
     expected = {record["log_id"] for record in records}
-    wait_for_all(super_settings, expected, 120)
-    for consumer in consumers:
-        assert consumer.stop() == 0, consumer.log()
-    assert_exactly_once(super_settings, expected)
+    stop_and_check(super_settings, consumers, expected, 120)
     # Each archived: the work was shared, not done by one member with two idle.
     assert all(consumer.batch_lines() > 0 for consumer in consumers)
 
@@ -204,10 +187,7 @@ def test_a_standby_takes_a_killed_members_partition_over_and_nothing_is_archived
     print(f"takeover of {orphaned}: {time.monotonic() - killed_at:.2f} s after SIGKILL")
     capture.join_checked(60)
     expected = {record["log_id"] for record in records}
-    wait_for_all(super_settings, expected, 60)
-    for consumer in survivors:
-        assert consumer.stop() == 0, consumer.log()
-    assert_exactly_once(super_settings, expected)
+    stop_and_check(super_settings, survivors, expected, 60)
     assert f"resumes stream '{orphaned}'" in taker.log(), taker.log()
 
 

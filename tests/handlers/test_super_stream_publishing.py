@@ -13,46 +13,23 @@ from collections import Counter
 from collections.abc import Iterator
 
 import pytest
-from rstream import Producer
 
 from audit_logging.handlers import AuditHandler
 from audit_logging.partitions import partition_index, partition_names
 from audit_logging.settings import Settings
-from tests._stack import stream_records
-from tests.handlers.test_publisher_faults import BrokerProxy, cut_own_connections
+from tests._stack import delete_super_stream, stream_records
+from tests.handlers.test_publisher_faults import BrokerProxy, _log, cut_own_connections
 from tests.handlers.test_spool_files import leave_orphan
 
 pytestmark = pytest.mark.services
 PARTITIONS = 3
 
 
-def _delete_super_stream(settings: Settings) -> None:
-    async def delete() -> None:
-        producer = Producer(**settings.stream_client_args())
-        try:
-            await producer.start()
-            client = await producer.default_client
-            if await client.partitions(settings.rabbitmq_stream_name):
-                await client.delete_super_stream(settings.rabbitmq_stream_name)
-        finally:
-            await producer.close()
-
-    asyncio.run(delete())
-
-
 @pytest.fixture
 def super_settings(settings: Settings) -> Iterator[Settings]:
     partitioned = dataclasses.replace(settings, stream_partitions=PARTITIONS)
     yield partitioned
-    _delete_super_stream(partitioned)
-
-
-def _log(handler: AuditHandler, first: int, count: int) -> None:
-    for i in range(first, first + count):
-        record = logging.LogRecord("audit", logging.INFO, __file__, 1, "m", None, None)
-        record.action = "CREATE"
-        record.object_id = str(i)
-        handler.emit(record)
+    asyncio.run(delete_super_stream(partitioned))
 
 
 def _partitions_hold(settings: Settings, count: int) -> list[list[dict[str, object]]]:
