@@ -5,16 +5,11 @@ in-memory queue (:meth:`StreamPublisher.submit` never blocks and never touches t
 one daemon thread turns queued items into record JSON, publishes them with confirms, and
 keeps in a durable local spool whatever the broker has not confirmed.
 
-Publishing ids: every record gets its id, from one counter, at the moment it leaves the
-queue (sent, or written to the spool), and records are sent in id order under one producer
-name per process (the spool folder's name). A resend after a reconnect, or a replay after
-a crash, reuses the ids, so the broker drops what it already has (deduplication).
-
-Invariant that keeps that order: records are sent straight from the queue only while the
-spool is empty; while anything is spooled, new records go behind it in the spool and are
-sent from there. When the connection breaks, records sent straight and not yet confirmed
-are spooled first (the spool is empty then), so nothing is ever sent with a lower id than
-one sent before it.
+The parts: this module is the façade and the worker (thread, loop, fork, close and reopen)
+and knows nothing of rstream; :mod:`audit_logging._outbox` holds the queue, the spool, the
+publishing ids and the counts; :mod:`audit_logging._link` sends and confirms;
+:mod:`audit_logging._orphans` replays spools of processes that are gone;
+:mod:`audit_logging._rstream_compat` holds the client's workarounds.
 """
 
 from __future__ import annotations
@@ -31,22 +26,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final, Protocol
 
-from audit_logging._link import BACKOFF_MAX, MAX_BATCH, MAX_BATCH_BYTES, Link
+from audit_logging._link import BACKOFF_MAX, Link
 from audit_logging._loop import finish_tasks, new_loop
-from audit_logging._spool import Position, Spool
+from audit_logging._orphans import replay_orphan
+from audit_logging._outbox import Encode, Outbox, RecordRejected, Reporter
+from audit_logging._spool import Spool
 from audit_logging.settings import Settings
+
+__all__ = ["Encode", "RecordRejected", "StreamPublisher", "Transport"]
 
 logger = logging.getLogger("audit_logging.publisher")
 
 REPORT_EVERY: Final = 10.0
-YIELD_EVERY: Final = 8
-HANDOFF: Final = 50e-6  # seconds the worker sleeps to hand the GIL to a logging app thread
-HANDOFF_EVERY: Final = 0.001  # at most this much work between handoffs while the app logs
-APP_ACTIVE_FOR: Final = 0.2  # how long after the queue last grew the app counts as logging
 STALL_AFTER: Final = 1.5  # seconds without a turn of the worker's loop: it is stuck
 SPOOL_WITHIN: Final = 5.0  # seconds a close gives the worker to put what it holds on disk
-
-Encode = Callable[[Any], bytes]
 
 
 class Transport(Protocol):
@@ -61,36 +54,13 @@ class Transport(Protocol):
     def stats(self) -> dict[str, int]: ...
 
 
-class RecordRejected(Exception):  # noqa: N818 - a signal between encode and the publisher
-    """Raised by an encode function for an item that cannot become a record."""
-
-
-class _Reporter:
-    """Says what went wrong on the library's logger, at most every REPORT_EVERY seconds per
-    kind, with how many times it happened meanwhile."""
-
-    def __init__(self) -> None:
-        self._last: dict[str, float] = {}
-        self._suppressed: collections.Counter[str] = collections.Counter()
-
-    def __call__(self, kind: str, level: int, message: str, *args: object) -> None:
-        now = time.monotonic()
-        if now - self._last.get(kind, -REPORT_EVERY) < REPORT_EVERY:
-            self._suppressed[kind] += 1
-            return
-        self._last[kind] = now
-        again = self._suppressed.pop(kind, 0)
-        suffix = f" (and {again} more times in the last {REPORT_EVERY:.0f} s)" if again else ""
-        logger.log(level, message + suffix, *args)
-
-
 class StreamPublisher:
     """Publishes records to ``settings.rabbitmq_stream_name``; see the module docstring."""
 
     def __init__(self, settings: Settings, encode: Encode) -> None:
         self._settings = settings
         self._encode = encode
-        self._report = _Reporter()
+        self._report = Reporter(REPORT_EVERY)
         self._closed = False
         self._handovers = 0
         self._init_process_state()
@@ -103,7 +73,11 @@ class StreamPublisher:
 
     def _init_process_state(self, *, keep_counts: bool = False) -> None:
         self._pid = os.getpid()
-        self._queue: collections.deque[Any] = collections.deque()
+        if not keep_counts:
+            self._counts: collections.Counter[str] = collections.Counter()
+        self._outbox = Outbox(self._encode, self._settings.queue_size, self._report, self._counts)
+        self._queue = self._outbox.queue  # the app's threads append here
+        self._link: Link | None = None
         self._start_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -114,22 +88,8 @@ class StreamPublisher:
         self._stopping = False  # the worker is spooling what is in memory: do not interrupt
         self._spooled = threading.Event()  # ... and it is on disk
         self._stopped = threading.Event()
-        self._spool: Spool | None = None
-        self._orphans: list[Spool] = []
-        self._in_hand = 0
-        # Sent and not yet confirmed: straight from the queue (id -> body), and from the
-        # spool (id -> where it ends there; _spool_sent keeps their order for commits).
-        self._direct: dict[int, bytes] = {}
-        self._replaying: dict[int, Position] = {}
-        self._spool_sent: collections.deque[tuple[int, Position]] = collections.deque()
-        self._next_id = 1
         self._beat = 0  # heartbeats of the worker's loop: a flush sees whether it is stuck
-        self._seen_queue_len = 0  # the queue's length when the worker last looked
-        self._app_active_until = 0.0
-        self._last_handoff = 0.0
         self._resume_after_stop = False
-        if not keep_counts:
-            self._counts: collections.Counter[str] = collections.Counter()
 
     def _reopen(self) -> None:
         with self._start_lock:
@@ -145,8 +105,8 @@ class StreamPublisher:
             self._closed = False
 
     def _after_fork(self) -> None:
-        if self._spool is not None:
-            self._spool.forget_after_fork()
+        if self._outbox.spool is not None:
+            self._outbox.spool.forget_after_fork()
         self._init_process_state()
 
     # -- the app's side -------------------------------------------------------------------
@@ -167,7 +127,7 @@ class StreamPublisher:
         if self._thread is None:
             self._start()
         if len(self._queue) >= self._settings.queue_size:
-            self._spill(item)
+            self._outbox.spill(item)
             return
         self._queue.append(item)
         if self._sleeping:
@@ -176,33 +136,6 @@ class StreamPublisher:
             if loop is not None and wake is not None:
                 with contextlib.suppress(RuntimeError):  # the loop is closing
                     loop.call_soon_threadsafe(wake.set)
-
-    def _spill(self, item: Any) -> None:
-        # The queue is full (the app logs faster than records leave): rather than lose the
-        # record or block, encode it here and append it to the spool's overflow file.
-        body = self._encode_or_count(item)
-        if body is None:
-            return
-        spool = self._spool
-        try:
-            if spool is None:
-                raise OSError("no usable spool folder")
-            spool.append_overflow(body)
-        except (OSError, ValueError) as exc:
-            self._counts["lost"] += 1
-            self._report(
-                "overflow-lost",
-                logging.ERROR,
-                "Audit record lost: the queue is full and the spool cannot be written (%s)",
-                exc,
-            )
-            return
-        self._report(
-            "full",
-            logging.WARNING,
-            "Audit queue full (AUDIT_LOG_QUEUE_SIZE=%d): records go to the spool",
-            self._settings.queue_size,
-        )
 
     def flush(self, timeout: float = 5.0) -> int:
         """Wait up to ``timeout`` s until everything is confirmed by the broker; return how
@@ -268,16 +201,10 @@ class StreamPublisher:
             loop.call_soon_threadsafe(cancel)
 
     def undelivered(self) -> int:
-        spool = self._spool
-        spooled = spool.unsent + spool.overflow_count if spool is not None else 0
-        # Spools of processes that are gone, adopted by this one: also waiting for the broker.
-        spooled += sum(orphan.unsent + orphan.overflow_count for orphan in self._orphans)
-        return (
-            len(self._queue)
-            + self._in_hand
-            + len(self._direct)
-            + spooled
-        )
+        """Records not confirmed by the broker: queued, in the spools, or in flight."""
+        link = self._link
+        # Spools of processes that are gone, adopted by this one, count too.
+        return self._outbox.waiting() + (len(link.direct) if link is not None else 0)
 
     def stats(self) -> dict[str, int]:
         """Counters: submitted is not kept (it would cost the app's thread); published,
@@ -338,9 +265,10 @@ class StreamPublisher:
     async def _main(self, ready: threading.Event) -> None:
         self._wake = asyncio.Event()
         root = Path(self._settings.spool_dir)
+        outbox = self._outbox
         try:
-            self._spool = Spool.create(root)
-            orphans = self._orphans = Spool.adopt_orphans(root)
+            outbox.spool = Spool.create(root)
+            outbox.orphans = Spool.adopt_orphans(root)
         except OSError as exc:
             self._report(
                 "spool",
@@ -350,16 +278,23 @@ class StreamPublisher:
                 root,
                 exc,
             )
-            orphans = []
         ready.set()
-        link = Link(self)
+        link = self._link = Link(
+            self._settings,
+            outbox,
+            self._report,
+            wake=self._wake.set,
+            stop_requested=lambda: self._stop_requested,
+        )
         self._heartbeat()
         try:
             with contextlib.suppress(asyncio.CancelledError):  # close(): stop at once
-                await self._work(link, orphans)
+                await self._work(link, list(outbox.orphans))
         finally:
             self._stopping = True
-            await link.stop(orphans)
+            link.spool_everything()
+            self._spooled.set()
+            await link.close()
 
     def _heartbeat(self) -> None:
         # The loop turns even while a step waits on the broker: a flush tells that apart
@@ -377,8 +312,9 @@ class StreamPublisher:
             due = time.monotonic() >= orphans_due
             if orphans and due and link.connected and not link.in_flight():
                 for orphan in list(orphans):
-                    if await link.replay_orphan(orphan):
+                    if await replay_orphan(link, orphan):
                         orphans.remove(orphan)
+                        self._outbox.orphans.remove(orphan)
                 orphans_due = time.monotonic() + BACKOFF_MAX
             if self._stop_requested:
                 break
@@ -402,112 +338,6 @@ class StreamPublisher:
             await asyncio.wait_for(self._wake.wait(), timeout)
         self._sleeping = False
 
-    # Helpers used by the link (same thread).
-
-    def _take(self) -> list[bytes]:
-        """Up to a batch of queued items, encoded (rejected ones counted and left out)."""
-        queue = self._queue
-        self._in_hand = count = min(len(queue), MAX_BATCH)
-        bodies: list[bytes] = []
-        size = 0
-        for index in range(count):
-            if index % YIELD_EVERY == YIELD_EVERY - 1:
-                self._yield_to_app()
-            item = queue.popleft()
-            self._seen_queue_len -= 1
-            body = self._encode_or_count(item)
-            if body is None:
-                continue
-            bodies.append(body)
-            size += len(body)
-            if size >= MAX_BATCH_BYTES:
-                # Give back what did not fit: it stays first in line.
-                self._in_hand = len(bodies)
-                break
-        return bodies
-
-    def _encode_or_count(self, item: Any) -> bytes | None:
-        """The record's JSON, or None (counted as rejected) if it cannot become a record."""
-        try:
-            return self._encode(item)
-        except RecordRejected:
-            pass
-        except Exception:
-            logger.exception("Audit record could not be encoded")
-        self._counts["rejected"] += 1
-        return None
-
-    def _yield_to_app(self) -> None:
-        """If the app's threads are logging right now (the queue grew since the last look),
-        hand them the GIL for a moment. Otherwise one waiting for it would wait up to a
-        whole switch interval (5 ms) while this thread encodes: letting go of the GIL
-        without sleeping (sched_yield, sleep(0)) is not enough, this thread takes it back
-        before the waiting one wakes up."""
-        now = time.monotonic()
-        if len(self._queue) > self._seen_queue_len:
-            # A thread blocked on the GIL cannot append, so "the queue grows" is only seen
-            # between waits: take it as "the app is logging" for a while.
-            self._app_active_until = now + APP_ACTIVE_FOR
-        if now < self._app_active_until and now - self._last_handoff >= HANDOFF_EVERY:
-            time.sleep(HANDOFF)
-            self._last_handoff = time.monotonic()
-        self._seen_queue_len = len(self._queue)
-
-    def _assign_ids(self, bodies: list[bytes]) -> list[tuple[int, bytes]]:
-        first = self._next_id
-        self._next_id += len(bodies)
-        return list(zip(range(first, first + len(bodies)), bodies, strict=True))
-
-    def _to_spool(self, records: list[tuple[int, bytes]]) -> None:
-        spool = self._spool
-        if not records:
-            return
-        if spool is None:
-            self._counts["lost"] += len(records)
-            self._report(
-                "lost",
-                logging.ERROR,
-                "Audit records lost: the broker is unreachable and there is no spool",
-            )
-            return
-        try:
-            spool.append(records)
-            spool.sync()
-        except OSError as exc:
-            self._counts["lost"] += len(records)
-            self._report(
-                "spool-write",
-                logging.ERROR,
-                "Audit records lost: the spool %s cannot be written (%s)",
-                spool.path,
-                exc,
-            )
-            return
-        self._counts["spooled"] += len(records)
-
-    def _absorb_overflow(self) -> None:
-        spool = self._spool
-        if spool is None or not spool.overflow_count:
-            return
-        try:
-            moved = spool.drain_overflow(self._assign_ids)
-        except OSError as exc:
-            self._report(
-                "spool-write", logging.ERROR, "The spool %s cannot be written (%s)", spool.path, exc
-            )
-            return
-        self._counts["spooled"] += moved
-
-    def _has_overflow(self) -> bool:
-        return self._spool is not None and self._spool.overflow_count > 0
-
-    def _relieve_queue(self) -> None:
-        """While busy elsewhere (an orphan's replay), keep the queue from filling up."""
-        if len(self._queue) > self._settings.queue_size // 2:
-            self._to_spool(self._assign_ids(self._take()))
-            self._in_hand = 0
-
-
 
 def _holds_logging_lock() -> bool:
     """Whether this thread holds the logging module's lock (logging.config does while it
@@ -519,7 +349,7 @@ def _holds_logging_lock() -> bool:
 def _report_close(publisher: StreamPublisher, spooled: bool) -> int:
     """Say what a close leaves behind, counted where it is; return how many are on disk
     (or, if the worker has not spooled yet, how many it still holds)."""
-    spool = publisher._spool
+    spool = publisher._outbox.spool
     on_disk = Spool.pending_on_disk(spool.path) if spool is not None else 0
     if spooled and on_disk:
         logger.warning(
@@ -528,7 +358,12 @@ def _report_close(publisher: StreamPublisher, spooled: bool) -> int:
             on_disk,
             spool.path if spool is not None else "",
         )
-    held = len(publisher._queue) + publisher._in_hand + len(publisher._direct)
+    link = publisher._link
+    held = (
+        len(publisher._queue)
+        + publisher._outbox.in_hand
+        + (len(link.direct) if link is not None else 0)
+    )
     if not spooled and held:
         logger.warning(
             "%d audit records are not yet in the spool %s: the publisher thread did not "

@@ -1,0 +1,75 @@
+"""Every workaround for rstream's behaviour the publisher needs, in one place.
+
+Written for rstream 1.1.1 (``rstream>=1.1.1`` in pyproject.toml; earlier releases lose
+publisher confirms). When a newer release fixes one of these, its workaround goes here first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import Any, Final
+
+from rstream import Producer
+from rstream.recovery import RecoveryStrategy
+
+from audit_logging.settings import Settings
+
+WRITTEN_FOR: Final = "1.1.1"
+
+
+class NoRecovery(RecoveryStrategy):
+    """We reconnect ourselves, so that what was in flight is resent in id order.
+    (rstream's BackOffRecoveryStrategy(False) would also do nothing, but it says so through
+    the root logging functions, which configure the app's root logger with
+    logging.basicConfig as a side effect.)"""
+
+    def __init__(self) -> None:
+        super().__init__(enable=False)
+
+    async def recover(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def new_producer(
+    settings: Settings, connection_name: str, on_closed: Callable[[Any], None] | None = None
+) -> Producer:
+    """An rstream Producer for ``settings``' broker that never reconnects by itself."""
+    options: dict[str, Any] = {}
+    if on_closed is not None:
+        options["on_close_handler"] = on_closed
+    return Producer(
+        **settings.stream_client_args(),
+        connection_name=connection_name,
+        recovery_strategy=NoRecovery(),
+        **options,
+    )
+
+
+async def close_quietly(producer: Any) -> None:
+    clients = _clients_of(producer)
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(producer.close(), 3.0)
+    # rstream 1.1.1 leaves the socket of a connection that broke open (Client.close skips
+    # it): close what is left ourselves, or every outage leaks a file descriptor.
+    for client in clients:
+        writer = getattr(getattr(client, "_conn", None), "_writer", None)
+        if writer is not None and not writer.transport.is_closing():
+            writer.close()
+
+
+def _clients_of(producer: Any) -> list[Any]:
+    pool = getattr(getattr(producer, "_pool", None), "_clients", {})
+    found = [client for group in pool.values() for client in group]
+    found.extend(getattr(producer, "_clients", {}).values())
+    default = getattr(producer, "_default_client", None)
+    if default is not None:
+        found.append(default)
+    return found
+
+
+def describe(exc: BaseException) -> str:
+    # The exception's class and text: rstream's messages name hosts and codes, not secrets.
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
