@@ -7,10 +7,12 @@ in March 2026; it is kept through February 2026). S3, the source of truth, is ne
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from typing import TYPE_CHECKING
 
+from audit_logging.consumer.stream import describe_error
 from audit_logging.search_index import index_month, index_pattern
 
 if TYPE_CHECKING:
@@ -42,3 +44,15 @@ def delete_expired(
         client.indices.delete(index=name, params={"ignore_unavailable": "true"})
         _log.info("retention: deleted index %s (older than %d months)", name, months)
     return names
+
+
+async def run_retention(client: OpenSearch, prefix: str, months: int, interval: float) -> None:
+    """Delete expired indices now and every ``interval`` seconds, until cancelled."""
+    while True:
+        try:
+            await asyncio.to_thread(delete_expired, client, prefix, months)
+        except Exception as exc:  # noqa: BLE001 - retention waits for the next round
+            _log.warning("retention: %s; trying again in an hour", describe_error(exc))
+            await asyncio.sleep(min(3600.0, interval))
+            continue
+        await asyncio.sleep(interval)

@@ -7,10 +7,12 @@ passed, or a second signal) ends the wait, through :class:`AbandonedError`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import threading
 import time
+from collections.abc import Awaitable
 from typing import Final
 
 from audit_logging.errors import AuditLoggingError
@@ -80,3 +82,17 @@ class Waiter:
         """Raise :class:`AbandonedError` if shutdown gave up; for loops that make progress."""
         if self._abandon.is_set():
             raise AbandonedError(f"gave up waiting for {self.what}")
+
+
+async def sleep_or_stop(wait: Awaitable[object], stopping: asyncio.Event) -> None:
+    """Wait for ``wait`` (a retry's sleep in a worker thread, say) or for ``stopping``,
+    whichever comes first; re-raise what ``wait`` raised."""
+    waiting = asyncio.ensure_future(wait)
+    stop = asyncio.ensure_future(stopping.wait())
+    await asyncio.wait({waiting, stop}, return_when=asyncio.FIRST_COMPLETED)
+    stop.cancel()
+    if not waiting.done():
+        # A thread ends by itself at its next wake-up; nothing waits for it.
+        waiting.cancel()
+    elif (error := waiting.exception()) is not None:
+        raise error

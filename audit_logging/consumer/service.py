@@ -31,42 +31,29 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from opensearchpy.exceptions import TransportError
-from rstream import ConsumerOffsetSpecification, OffsetSpecification, OffsetType
-from rstream.exceptions import StreamDoesNotExist
 
-from audit_logging.consumer import archive, dead_letter, retention, stream
+from audit_logging.consumer import dead_letter, retention, stream
 from audit_logging.consumer.admit import Admission
+from audit_logging.consumer.archiver import Archiver, ArchiveStats
 from audit_logging.consumer.batch import Batch
 from audit_logging.consumer.dedup import RecentIds
 from audit_logging.consumer.groups import claim_archive
 from audit_logging.consumer.indexer import Indexer
-from audit_logging.consumer.ledger import ArchiveLedger
 from audit_logging.consumer.options import ConsumerOptions
-from audit_logging.consumer.retry import AbandonedError, Waiter
+from audit_logging.consumer.retry import AbandonedError, Waiter, sleep_or_stop
 from audit_logging.consumer.s3 import S3Store, make_s3_client
+from audit_logging.consumer.session import Session
 from audit_logging.consumer.write_once import stream_position
 from audit_logging.errors import ConfigurationError
-from audit_logging.partitions import existing_partitions, single_is_super
 from audit_logging.search_index import install_template, make_client
 
 if TYPE_CHECKING:
     from opensearchpy import OpenSearch
-    from rstream import Consumer, EventContext, MessageContext
-    from rstream.utils import OnClosedErrorInfo
+    from rstream import MessageContext
 
     from audit_logging.settings import Settings
 
 _log = logging.getLogger("audit_logging.consumer")
-
-
-@dataclasses.dataclass
-class _ArchiveStats:
-    files: int = 0
-    written: int = 0
-    already: int = 0
-    parquet_bytes: int = 0
-    # Records whose Parquet row could not be built (a fault of the record, not of S3).
-    letters: list[dead_letter.DeadLetter] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -109,11 +96,6 @@ class ConsumerService:
             else f"stream '{self._stream}'"
         )
         self._retention = retention
-        # RabbitMQ makes member i of a partition's group (in the order they subscribed) active
-        # on partition p when p mod members = i: members that subscribe to the partitions in
-        # the same order are spread evenly, one partition each when there are as many.
-        self._subscribe_after = subscribe_after
-        self.subscribed = asyncio.Event()
         self._name = options.consumer_name
         self._batch_size = settings.batch_size
         self._flush_interval = settings.flush_interval
@@ -134,31 +116,33 @@ class ConsumerService:
             max_docs=options.bulk_max_docs,
             max_bytes=options.bulk_max_bytes,
         )
-        self._on_uploaded = on_uploaded
+        self._archiver = Archiver(self._store, settings.s3_prefix, self._stream, on_uploaded)
         self._recent = RecentIds(options.dedup_window)
         self._admission = Admission(self._recent, settings.opensearch_index_prefix)
-        self._ledger: ArchiveLedger | None = None
         self.totals = Totals()
         self._batch_numbers = 0
         self._filling = self._new_batch()
         self._archiving: Batch | None = None
         self._archive_task: asyncio.Task[None] | None = None
-        self._consumer: Consumer | None = None
         # The next offset we expect, and below which messages only refill the duplicate
         # memory (they were acknowledged before this process started).
         self._next_offset: int | None = None
         self._resume_at: int | None = None
         self._failure: BaseException | None = None
         self._exit_code = 0
-        # Consumers sharing our name are one single-active-consumer group: we read (and
-        # store offsets) only while the broker says we are the active one.
-        self._active = False
-        self._updates = 0
         self._stopping = asyncio.Event()
         self._abandoned = asyncio.Event()
-        # Ends the current RabbitMQ session: set on stop and when the connection is lost.
-        self._session_over = asyncio.Event()
-        self._lost = False
+        self._session = Session(
+            settings,
+            options,
+            self,
+            stream_name=self._stream,
+            super_stream=self._super_stream,
+            where=self._where,
+            stopping=self._stopping,
+            abandon=self._abandon,
+            subscribe_after=subscribe_after,
+        )
         self._wake_indexer = asyncio.Event()
         self._close_lock = asyncio.Lock()
         self._archive_slot = asyncio.Semaphore(1)
@@ -178,9 +162,19 @@ class ConsumerService:
             ]
             if self._retention:
                 tasks.append(
-                    asyncio.create_task(self._guard(self._retention_loop()), name="retention")
+                    asyncio.create_task(
+                        self._guard(
+                            retention.run_retention(
+                                self._opensearch,
+                                self._settings.opensearch_index_prefix,
+                                self._settings.retention_months,
+                                self._options.retention_interval,
+                            )
+                        ),
+                        name="retention",
+                    )
                 )
-            await self._consume()
+            await self._session.run()
             await self._shutdown()
         except AbandonedError:
             self._exit_code = self._exit_code or 1
@@ -188,21 +182,21 @@ class ConsumerService:
             _log.error("%s", exc)
             self._exit_code = 2
         finally:
-            self.subscribed.set()  # never keep the next partition waiting
+            self._session.subscribed.set()  # never keep the next partition waiting
             self._abandon.set()
             if self._archive_task is not None:
                 tasks.append(self._archive_task)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await self._close_consumer()
+            await self._session.close()
         self._log_totals()
         return self._exit_code
 
     def stop(self) -> None:
         """Stop reading, flush, store the offset and return from :meth:`run` (as SIGTERM)."""
         self._stopping.set()
-        self._session_over.set()
+        self._session.stop()
 
     def abandon(self) -> None:
         """Stop now, without flushing (a second SIGTERM): unacknowledged records are read
@@ -212,6 +206,11 @@ class ConsumerService:
     @property
     def stopping(self) -> bool:
         return self._stopping.is_set()
+
+    @property
+    def subscribed(self) -> asyncio.Event:
+        """Set once the first subscription is made (or the service ended)."""
+        return self._session.subscribed
 
     def _give_up(self, code: int) -> None:
         self._exit_code = self._exit_code or code
@@ -249,18 +248,16 @@ class ConsumerService:
                         f"OpenSearch refuses the index template for {prefix!r}: "
                         f"HTTP {status} {exc.error}: {exc.info}",
                     ) from None
-                await self._sleep_or_stop(
-                    asyncio.to_thread(waiter.failed, stream.describe_error(exc))
-                )
+                await sleep_or_stop(
+                    asyncio.to_thread(waiter.failed, stream.describe_error(exc)), self._stopping)
             except Exception as exc:  # noqa: BLE001 - whatever the client raises, we wait
-                await self._sleep_or_stop(
-                    asyncio.to_thread(waiter.failed, stream.describe_error(exc))
-                )
+                await sleep_or_stop(
+                    asyncio.to_thread(waiter.failed, stream.describe_error(exc)), self._stopping)
             else:
                 waiter.succeeded()
                 break
         if not self._stopping.is_set():
-            await self._sleep_or_stop(asyncio.to_thread(self._store.check_bucket))
+            await sleep_or_stop(asyncio.to_thread(self._store.check_bucket), self._stopping)
         if not self._stopping.is_set():
             # One marker for a super stream: its partitions are archived by one group.
             claim = functools.partial(
@@ -270,104 +267,12 @@ class ConsumerService:
                 self._settings.rabbitmq_stream_name,
                 self._name,
             )
-            await self._sleep_or_stop(asyncio.to_thread(claim))
+            await sleep_or_stop(asyncio.to_thread(claim), self._stopping)
 
-    # -- RabbitMQ ---------------------------------------------------------------------------
+    # -- what the session asks of us ---------------------------------------------------------
 
-    async def _consume(self) -> None:
-        """Sessions of one connection each, until stopping; reconnects after a loss."""
-        waiter = Waiter(f"RabbitMQ {self._where}", self._abandon, maximum=10.0)
-        while not self._stopping.is_set():
-            self._session_over.clear()
-            self._lost = False
-            try:
-                await self._open_session()
-            except ConfigurationError:
-                await self._close_consumer()
-                raise
-            except Exception as exc:  # noqa: BLE001 - connection and server errors alike
-                await self._close_consumer()
-                if isinstance(exc, StreamDoesNotExist):
-                    reason = "the stream does not exist yet (a producer creates it)"
-                else:
-                    reason = stream.describe_error(exc)
-                await self._sleep_or_stop(asyncio.to_thread(waiter.failed, reason))
-                continue
-            waiter.succeeded()
-            await self._session_over.wait()
-            if not self._stopping.is_set():
-                _log.warning("RabbitMQ connection lost; reconnecting")
-                await self._close_consumer()
-
-    async def _sleep_or_stop(self, wait: Awaitable[object]) -> None:
-        waiting = asyncio.ensure_future(wait)
-        stopping = asyncio.ensure_future(self._stopping.wait())
-        await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        stopping.cancel()
-        if not waiting.done():
-            # The thread ends by itself at its next wake-up; nothing waits for it.
-            waiting.cancel()
-        elif waiting.exception() is not None:
-            raise waiting.exception()  # type: ignore[misc]
-
-    async def _on_closed(self, info: OnClosedErrorInfo) -> None:
-        _log.debug("rstream reports %s for %s", info.reason, info.streams)
-        self._lost = True
-        # The broker may already have made a standby active: what we read and did not
-        # archive is its work now.
-        self._step_down()
-        self._session_over.set()
-
-    async def _open_session(self) -> None:
-        if self._subscribe_after is not None and not self._subscribe_after.is_set():
-            await self._sleep_or_stop(self._subscribe_after.wait())
-            if self._stopping.is_set():
-                return
-        consumer = stream.make_consumer(self._settings, self._name, self._on_closed)
-        self._consumer = consumer
-        await consumer.start()
-        self._step_down()
-        self._updates = 0
-        properties = {"single-active-consumer": "true", "name": self._name}
-        if self._super_stream is not None:
-            # The broker then spreads the group's active consumers over the partitions.
-            properties["super-stream"] = self._super_stream
-        # The broker asks _on_consumer_update where to start once we are the active one.
-        try:
-            await consumer.subscribe(
-                self._stream,
-                self._on_message,
-                offset_specification=stream.start_spec(self._options.start),
-                initial_credit=self._options.credits,
-                subscriber_name=self._name,
-                properties=properties,
-                consumer_update_listener=self._on_consumer_update,
-            )
-        except StreamDoesNotExist:
-            if self._super_stream is None:
-                found = await existing_partitions(consumer, self._stream)
-                if found:
-                    raise single_is_super(self._stream, len(found)) from None
-            raise
-        self.subscribed.set()
-        asyncio.get_running_loop().call_later(1.0, self._report_standby, consumer)
-
-    def _report_standby(self, consumer: Consumer) -> None:
-        if consumer is self._consumer and not self._updates and not self._session_over.is_set():
-            self._log_standby()
-
-    def _log_standby(self) -> None:
-        _log.info(
-            "consumer '%s' is a standby of group '%s' on %s: another consumer of the "
-            "group is active there; this one takes over when it stops",
-            self._name,
-            self._name,
-            self._where,
-        )
-
-    def _step_down(self) -> None:
+    def step_down(self) -> None:
         """Stop reading: the filling batch is dropped (read again by whoever is active)."""
-        self._active = False
         if self._filling.messages:
             _log.info(
                 "dropping %d messages read but not archived: the active consumer reads them again",
@@ -375,91 +280,20 @@ class ConsumerService:
             )
             self._filling = self._new_batch()
 
-    async def _on_consumer_update(self, active: bool, _: EventContext) -> OffsetSpecification:
-        """The broker makes us the active consumer of the group (or a standby again).
-
-        Runs inside rstream's frame reader: only short waits here.
-        """
-        self._updates += 1
-        if not active:
-            was_active = self._active
-            self._step_down()
-            if was_active:
-                await self._hand_over()
-            self._log_standby()
-            return OffsetSpecification(OffsetType.NEXT, 0)
-        try:
-            spec = await self._activate()
-        except Exception as exc:  # noqa: BLE001 - a new session asks again
-            _log.warning(
-                "could not take over %s: %s; reconnecting",
-                self._where,
-                stream.describe_error(exc),
-            )
-            self._lost = True
-            self._session_over.set()
-            return OffsetSpecification(OffsetType.NEXT, 0)
-        self._active = True
-        return OffsetSpecification(spec.offset_type, spec.offset or 0)
-
-    async def _hand_over(self) -> None:
-        """The broker gives our partition to another member of the group (one joined): it
-        activates that one only after we answer, so first the batch being archived finishes
-        and its offset is stored. The successor then resumes after it and lists S3 with the
-        upload done: it never archives those records again."""
-        await self._archive_slot.acquire()
-        self._archive_slot.release()
-        offset, consumer = self.totals.committed, self._consumer
-        if offset is None or consumer is None or self._lost:
-            return
-        try:
-            await asyncio.wait_for(consumer.store_offset(self._stream, self._name, offset), 10)
-        except (TimeoutError, Exception) as exc:  # noqa: BLE001 - the successor reconciles
-            _log.warning(
-                "could not store offset %d when handing %s over: %s",
-                offset,
-                self._where,
-                stream.describe_error(exc),
-            )
-            return
-        self.totals.stored = offset
-        _log.info("handed %s over at offset %d", self._where, offset)
-
-    async def _activate(self) -> ConsumerOffsetSpecification:
-        """Resume as a restart does: from the stored offset, with a ledger listed afresh."""
+    async def settle(self) -> int | None:
         async with self._close_lock:
-            self._step_down()
-            # A batch of an earlier activation still being archived stores its offset first.
+            self.step_down()
             await self._archive_slot.acquire()
             self._archive_slot.release()
-        consumer = self._consumer
-        assert consumer is not None
-        stored = await asyncio.wait_for(
-            stream.stored_offset(consumer, self._stream, self._name), 10
-        )
-        committed = self.totals.committed
-        if committed is not None and (stored is None or committed > stored):
-            # Ours, archived while the broker was out of reach.
-            await asyncio.wait_for(consumer.store_offset(self._stream, self._name, committed), 10)
-            stored = committed
-        _log.info(
-            "consumer '%s' is the active consumer of group '%s' on %s",
-            self._name,
-            self._name,
-            self._where,
-        )
+        return self.totals.committed
+
+    def resume(self, stored: int | None) -> None:
         self._next_offset = None
         # A fresh memory, refilled by the warm-up read, as at a restart: the one we have
         # holds the records we dropped, which would now pass for resent ones.
         self._recent = RecentIds(self._options.dedup_window)
         self._admission = Admission(self._recent, self._settings.opensearch_index_prefix)
-        self._begin(stored)
-        if stored is None:
-            return stream.start_spec(self._options.start)
-        return stream.offset_spec(max(0, stored + 1 - self._options.dedup_warmup))
-
-    def _begin(self, stored: int | None) -> None:
-        self._ledger = ArchiveLedger(self._store, self._settings.s3_prefix, self._stream, stored)
+        self._archiver.resume(stored)
         self.totals.committed = self.totals.stored = stored
         self._resume_at = None if stored is None else stored + 1
         if stored is None:
@@ -478,13 +312,7 @@ class ConsumerService:
                 stored,
             )
 
-    async def _close_consumer(self) -> None:
-        consumer, self._consumer = self._consumer, None
-        if consumer is not None:
-            with contextlib.suppress(TimeoutError, Exception):
-                await asyncio.wait_for(consumer.close(), 10)
-
-    async def _on_message(self, raw: bytes, context: MessageContext) -> None:
+    async def on_message(self, raw: bytes, context: MessageContext) -> None:
         # rstream drops the rest of a chunk when a callback raises: never let one escape.
         try:
             await self._take(raw, context.offset, context.timestamp)
@@ -494,7 +322,7 @@ class ConsumerService:
             self._fail(exc)
 
     async def _take(self, raw: bytes, offset: int, broker_timestamp: int) -> None:
-        if self._stopping.is_set() or not self._active:
+        if self._stopping.is_set() or not self._session.active:
             # Not part of any batch: read again at the next start or by the active consumer.
             return
         if self._next_offset is not None and offset < self._next_offset:
@@ -603,14 +431,14 @@ class ConsumerService:
             began = time.monotonic()
             # The Parquet upload does not depend on OpenSearch, so it runs beside the tail
             # of the indexing; dead letters and the offset wait for both.
-            parquet = asyncio.ensure_future(asyncio.to_thread(self._write_parquet, batch))
+            parquet = asyncio.ensure_future(asyncio.to_thread(self._archiver.write_parquet, batch))
             try:
                 await self._until(batch.indexed)
             finally:
                 stats = await parquet
             letters = [*batch.dead, *batch.refused, *stats.letters]
             if letters:
-                await asyncio.to_thread(self._write_dead_letters, batch, letters)
+                await asyncio.to_thread(self._archiver.write_dead_letters, letters)
             archive_seconds = time.monotonic() - began
             self.totals.batches += 1
             self.totals.records += stats.written
@@ -618,7 +446,8 @@ class ConsumerService:
             self.totals.dead_letters += len(letters)
             self.totals.duplicates += batch.duplicates
             self.totals.committed = batch.last_offset
-            await self._store_offset()
+            await self._session.store(batch.last_offset)
+            self.totals.stored = self._session.stored
             self._log_batch(batch, stats, letters, archive_seconds)
         except AbandonedError:
             _log.warning(
@@ -642,86 +471,10 @@ class ConsumerService:
         if not event.is_set():
             raise AbandonedError("shutdown gave up")
 
-    def _write_parquet(self, batch: Batch) -> _ArchiveStats:
-        assert self._ledger is not None
-        stats = _ArchiveStats()
-        by_day: dict[str, list[int]] = {}
-        for position, record in enumerate(batch.records):
-            # Resent records and reused log_ids are not archived again: the first stands.
-            if position not in batch.not_archived:
-                by_day.setdefault(archive.day_of(record), []).append(position)
-        for day in sorted(by_day):
-            positions = by_day[day]
-            done = self._ledger.archived(
-                day, [(batch.offsets[p], batch.records[p]["log_id"]) for p in positions]
-            )
-            if done:
-                stats.already += len(done)
-                positions = [p for p in positions if batch.offsets[p] not in done]
-            if not positions:
-                continue
-            table, bad = archive.records_table_checked([batch.records[p] for p in positions])
-            for at, reason in bad:
-                stats.letters.append(batch.unarchivable(positions[at], reason))
-            if bad:
-                refused = {at for at, _ in bad}
-                positions = [p for at, p in enumerate(positions) if at not in refused]
-            if not positions:
-                continue
-            first, last = batch.offsets[positions[0]], batch.offsets[positions[-1]]
-            key = archive.archive_key(self._settings.s3_prefix, self._stream, day, first, last)
-            data = archive.parquet_bytes(
-                table,
-                {
-                    "audit_logging.stream": self._stream,
-                    "audit_logging.first_offset": str(first),
-                    "audit_logging.last_offset": str(last),
-                },
-            )
-            stats.files += 1
-            stats.parquet_bytes += len(data)
-            if self._store.put_create_only(key, data, archive.PARQUET_CONTENT_TYPE):
-                stats.written += len(positions)
-                if self._on_uploaded is not None:
-                    self._on_uploaded(key)
-            else:
-                stats.already += len(positions)
-                _log.warning(
-                    "%s already exists; not replaced (is another consumer writing to this prefix?)",
-                    key,
-                )
-        self._ledger.forget_before(batch.first_offset)
-        return stats
-
-    def _write_dead_letters(self, batch: Batch, letters: Sequence[dead_letter.DeadLetter]) -> None:
-        assert self._ledger is not None
-        done = self._ledger.dead_lettered(letters)
-        fresh = [letter for letter in letters if (letter.offset, letter.stage) not in done]
-        if not fresh:
-            return
-        offsets = [letter.offset for letter in fresh]
-        key = dead_letter.dead_letter_key(
-            self._settings.s3_prefix, self._stream, min(offsets), max(offsets)
-        )
-        self._store.put_create_only(
-            key, dead_letter.encode(self._stream, fresh), "application/x-ndjson"
-        )
-
-    async def _store_offset(self) -> None:
-        offset, consumer = self.totals.committed, self._consumer
-        if offset is None or consumer is None or self._lost or not self._active:
-            return  # stored when we are active again, or at shutdown
-        try:
-            await asyncio.wait_for(consumer.store_offset(self._stream, self._name, offset), 10)
-        except (TimeoutError, Exception) as exc:  # noqa: BLE001 - retried later
-            _log.warning("could not store offset %d yet: %s", offset, stream.describe_error(exc))
-            return
-        self.totals.stored = offset
-
     def _log_batch(
         self,
         batch: Batch,
-        stats: _ArchiveStats,
+        stats: ArchiveStats,
         letters: Sequence[dead_letter.DeadLetter],
         archive_seconds: float,
     ) -> None:
@@ -744,20 +497,6 @@ class ConsumerService:
             lag,
         )
 
-    # -- retention ---------------------------------------------------------------------------
-
-    async def _retention_loop(self) -> None:
-        prefix = self._settings.opensearch_index_prefix
-        months = self._settings.retention_months
-        while True:
-            try:
-                await asyncio.to_thread(retention.delete_expired, self._opensearch, prefix, months)
-            except Exception as exc:  # noqa: BLE001 - retention waits for the next round
-                _log.warning("retention: %s; trying again in an hour", stream.describe_error(exc))
-                await asyncio.sleep(min(3600.0, self._options.retention_interval))
-                continue
-            await asyncio.sleep(self._options.retention_interval)
-
     # -- shutdown ----------------------------------------------------------------------------
 
     async def _shutdown(self) -> None:
@@ -768,9 +507,11 @@ class ConsumerService:
             # Holding the slot means no batch is being archived any more.
             await self._archive_slot.acquire()
             self._archive_slot.release()
-            if self._abandoned.is_set():
+            committed = self.totals.committed
+            if self._abandoned.is_set() or committed is None:
                 return
-            await self._final_store()
+            await self._session.store_final(committed, self._abandoned)
+            self.totals.stored = self._session.stored
         finally:
             give_up.cancel()
 
@@ -781,47 +522,6 @@ class ConsumerService:
             self._options.shutdown_timeout,
         )
         self._give_up(1)
-
-    async def _final_store(self) -> None:
-        committed = self.totals.committed
-        if committed is None:
-            return
-        waiter = Waiter("RabbitMQ (storing the offset)", self._abandon)
-        while not self._abandoned.is_set():
-            if self._consumer is None or self._lost:
-                self._lost = False
-                with contextlib.suppress(Exception):
-                    await self._close_consumer()
-                    consumer = stream.make_consumer(self._settings, self._name, self._on_closed)
-                    self._consumer = consumer
-                    await consumer.start()
-            try:
-                assert self._consumer is not None
-                stored = await asyncio.wait_for(
-                    stream.stored_offset(self._consumer, self._stream, self._name), 10
-                )
-                # Never move the group's offset back: a successor may have gone further.
-                if stored is None or stored < committed:
-                    await asyncio.wait_for(
-                        self._consumer.store_offset(self._stream, self._name, committed), 10
-                    )
-                    # store_offset has no reply; reading it back proves the broker has it.
-                    stored = await asyncio.wait_for(
-                        stream.stored_offset(self._consumer, self._stream, self._name), 10
-                    )
-            except (TimeoutError, Exception) as exc:  # noqa: BLE001 - retried
-                await self._sleep_or_stop_abandon(waiter, stream.describe_error(exc))
-                continue
-            if stored is not None and stored >= committed:
-                self.totals.stored = committed
-                return
-            await self._sleep_or_stop_abandon(waiter, f"the broker reports offset {stored}")
-
-    async def _sleep_or_stop_abandon(self, waiter: Waiter, reason: str) -> None:
-        try:
-            await asyncio.to_thread(waiter.failed, reason)
-        except AbandonedError:
-            return
 
     def _log_totals(self) -> None:
         t = self.totals

@@ -1,0 +1,127 @@
+"""A closed batch into S3: split by record day, reconciled with what S3 already holds (the
+ledger), written as create-only Parquet files, and its dead letters as one NDJSON object.
+
+Blocking (boto3, pyarrow): the service runs these in a worker thread.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Sequence
+
+import pyarrow as pa
+
+from audit_logging.consumer import archive, dead_letter
+from audit_logging.consumer.batch import Batch
+from audit_logging.consumer.ledger import ArchiveLedger
+from audit_logging.consumer.s3 import S3Store
+
+_log = logging.getLogger("audit_logging.consumer")
+
+
+@dataclasses.dataclass
+class ArchiveStats:
+    files: int = 0
+    written: int = 0
+    already: int = 0
+    parquet_bytes: int = 0
+    # Records whose Parquet row could not be built (a fault of the record, not of S3).
+    letters: list[dead_letter.DeadLetter] = dataclasses.field(default_factory=list)
+
+
+class Archiver:
+    """Archives one stream's batches into ``s3_prefix``."""
+
+    def __init__(
+        self,
+        store: S3Store,
+        s3_prefix: str,
+        stream: str,
+        on_uploaded: Callable[[str], None] | None = None,
+    ) -> None:
+        self._store = store
+        self._prefix = s3_prefix
+        self._stream = stream
+        self._on_uploaded = on_uploaded
+        self._ledger: ArchiveLedger | None = None
+
+    def resume(self, stored: int | None) -> None:
+        """Reading starts again after offset ``stored`` (a start, a takeover): what S3 holds
+        past it is listed afresh, lazily, per record day."""
+        self._ledger = ArchiveLedger(self._store, self._prefix, self._stream, stored)
+
+    def write_parquet(self, batch: Batch) -> ArchiveStats:
+        ledger = self._ledger
+        assert ledger is not None, "resume() first"
+        stats = ArchiveStats()
+        by_day: dict[str, list[int]] = {}
+        for position, record in enumerate(batch.records):
+            # Resent records and reused log_ids are not archived again: the first stands.
+            if position not in batch.not_archived:
+                by_day.setdefault(archive.day_of(record), []).append(position)
+        for day in sorted(by_day):
+            positions = by_day[day]
+            done = ledger.archived(
+                day, [(batch.offsets[p], batch.records[p]["log_id"]) for p in positions]
+            )
+            if done:
+                stats.already += len(done)
+                positions = [p for p in positions if batch.offsets[p] not in done]
+            if not positions:
+                continue
+            table, bad = archive.records_table_checked([batch.records[p] for p in positions])
+            for at, reason in bad:
+                stats.letters.append(batch.unarchivable(positions[at], reason))
+            if bad:
+                refused = {at for at, _ in bad}
+                positions = [p for at, p in enumerate(positions) if at not in refused]
+            if positions:
+                self._put(batch, day, positions, table, stats)
+        ledger.forget_before(batch.first_offset)
+        return stats
+
+    def _put(
+        self,
+        batch: Batch,
+        day: str,
+        positions: list[int],
+        table: pa.Table,
+        stats: ArchiveStats,
+    ) -> None:
+        """``table``: the rows of ``positions`` (the batch's records of ``day``)."""
+        first, last = batch.offsets[positions[0]], batch.offsets[positions[-1]]
+        key = archive.archive_key(self._prefix, self._stream, day, first, last)
+        data = archive.parquet_bytes(
+            table,
+            {
+                "audit_logging.stream": self._stream,
+                "audit_logging.first_offset": str(first),
+                "audit_logging.last_offset": str(last),
+            },
+        )
+        stats.files += 1
+        stats.parquet_bytes += len(data)
+        if self._store.put_create_only(key, data, archive.PARQUET_CONTENT_TYPE):
+            stats.written += len(positions)
+            if self._on_uploaded is not None:
+                self._on_uploaded(key)
+        else:
+            stats.already += len(positions)
+            _log.warning(
+                "%s already exists; not replaced (is another consumer writing to this prefix?)",
+                key,
+            )
+
+    def write_dead_letters(self, letters: Sequence[dead_letter.DeadLetter]) -> None:
+        ledger = self._ledger
+        assert ledger is not None, "resume() first"
+        done = ledger.dead_lettered(letters)
+        fresh = [letter for letter in letters if (letter.offset, letter.stage) not in done]
+        if not fresh:
+            return
+        offsets = [letter.offset for letter in fresh]
+        key = dead_letter.dead_letter_key(self._prefix, self._stream, min(offsets), max(offsets))
+        self._store.put_create_only(
+            key, dead_letter.encode(self._stream, fresh), "application/x-ndjson"
+        )

@@ -1,0 +1,306 @@
+"""The RabbitMQ side of one stream's consumer: a connection, the subscription as a member of
+the consumer group (RabbitMQ single active consumer), what the broker's activations mean for
+the batches, and the one place offsets are stored.
+
+Consumers sharing a name are one group: we read, and store offsets, only while the broker
+says we are the active one. A member that becomes active resumes as a restart does, from the
+group's stored offset with S3 listed afresh; one that is told to stand down (another member
+joined and takes the partition) first lets its batch in flight finish and stores its offset,
+since the broker activates the successor only after our answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from typing import TYPE_CHECKING, Protocol
+
+from rstream import ConsumerOffsetSpecification, OffsetSpecification, OffsetType
+from rstream.exceptions import StreamDoesNotExist
+
+from audit_logging.consumer import stream
+from audit_logging.consumer.retry import AbandonedError, Waiter, sleep_or_stop
+from audit_logging.errors import ConfigurationError
+from audit_logging.partitions import existing_partitions, single_is_super
+
+if TYPE_CHECKING:
+    from rstream import Consumer, EventContext, MessageContext
+    from rstream.utils import OnClosedErrorInfo
+
+    from audit_logging.consumer.options import ConsumerOptions
+    from audit_logging.settings import Settings
+
+_log = logging.getLogger("audit_logging.consumer")
+
+
+class Owner(Protocol):
+    """What the session needs from the service that batches and archives."""
+
+    async def on_message(self, raw: bytes, context: MessageContext) -> None: ...
+
+    def step_down(self) -> None:
+        """Stop reading: drop the batch being filled (the active member reads it again)."""
+
+    async def settle(self) -> int | None:
+        """Once no batch is being archived: the last offset archived (committed)."""
+
+    def resume(self, stored: int | None) -> None:
+        """Reading starts again after ``stored``, as at a restart."""
+
+
+class Session:
+    def __init__(
+        self,
+        settings: Settings,
+        options: ConsumerOptions,
+        owner: Owner,
+        *,
+        stream_name: str,
+        super_stream: str | None,
+        where: str,
+        stopping: asyncio.Event,
+        abandon: threading.Event,
+        subscribe_after: asyncio.Event | None,
+    ) -> None:
+        self._settings = settings
+        self._options = options
+        self._owner = owner
+        self._stream = stream_name
+        self._super_stream = super_stream
+        self._where = where
+        self._name = options.consumer_name
+        self._stopping = stopping
+        self._abandon = abandon
+        # RabbitMQ makes member i of a partition's group (in the order they subscribed) active
+        # on partition p when p mod members = i: members that subscribe to the partitions in
+        # the same order are spread evenly, one partition each when there are as many.
+        self._subscribe_after = subscribe_after
+        self.subscribed = asyncio.Event()
+        self.consumer: Consumer | None = None
+        self.active = False
+        self._lost = False
+        self._updates = 0
+        # Ends the current connection: set on stop and when the connection is lost.
+        self._over = asyncio.Event()
+        self.stored: int | None = None
+
+    def stop(self) -> None:
+        self._over.set()
+
+    async def run(self) -> None:
+        """Connections one after another until stopping; reconnects after a loss."""
+        waiter = Waiter(f"RabbitMQ {self._where}", self._abandon, maximum=10.0)
+        while not self._stopping.is_set():
+            self._over.clear()
+            self._lost = False
+            try:
+                await self._open()
+            except ConfigurationError:
+                await self.close()
+                raise
+            except Exception as exc:  # noqa: BLE001 - connection and server errors alike
+                await self.close()
+                if isinstance(exc, StreamDoesNotExist):
+                    reason = "the stream does not exist yet (a producer creates it)"
+                else:
+                    reason = stream.describe_error(exc)
+                await sleep_or_stop(asyncio.to_thread(waiter.failed, reason), self._stopping)
+                continue
+            waiter.succeeded()
+            await self._over.wait()
+            if not self._stopping.is_set():
+                _log.warning("RabbitMQ connection lost; reconnecting")
+                await self.close()
+
+    async def close(self) -> None:
+        consumer, self.consumer = self.consumer, None
+        if consumer is not None:
+            with contextlib.suppress(TimeoutError, Exception):
+                await asyncio.wait_for(consumer.close(), 10)
+
+    def _step_down(self) -> None:
+        self.active = False
+        self._owner.step_down()
+
+    async def _on_closed(self, info: OnClosedErrorInfo) -> None:
+        _log.debug("rstream reports %s for %s", info.reason, info.streams)
+        self._lost = True
+        # The broker may already have made a standby active: what we read and did not
+        # archive is its work now.
+        self._step_down()
+        self._over.set()
+
+    async def _open(self) -> None:
+        if self._subscribe_after is not None and not self._subscribe_after.is_set():
+            await sleep_or_stop(self._subscribe_after.wait(), self._stopping)
+            if self._stopping.is_set():
+                return
+        consumer = stream.make_consumer(self._settings, self._name, self._on_closed)
+        self.consumer = consumer
+        await consumer.start()
+        self._step_down()
+        self._updates = 0
+        properties = {"single-active-consumer": "true", "name": self._name}
+        if self._super_stream is not None:
+            # The broker then spreads the group's active consumers over the partitions.
+            properties["super-stream"] = self._super_stream
+        # The broker asks _on_consumer_update where to start once we are the active one.
+        try:
+            await consumer.subscribe(
+                self._stream,
+                self._owner.on_message,
+                offset_specification=stream.start_spec(self._options.start),
+                initial_credit=self._options.credits,
+                subscriber_name=self._name,
+                properties=properties,
+                consumer_update_listener=self._on_consumer_update,
+            )
+        except StreamDoesNotExist:
+            if self._super_stream is None:
+                found = await existing_partitions(consumer, self._stream)
+                if found:
+                    raise single_is_super(self._stream, len(found)) from None
+            raise
+        self.subscribed.set()
+        asyncio.get_running_loop().call_later(1.0, self._report_standby, consumer)
+
+    def _report_standby(self, consumer: Consumer) -> None:
+        if consumer is self.consumer and not self._updates and not self._over.is_set():
+            self._log_standby()
+
+    def _log_standby(self) -> None:
+        _log.info(
+            "consumer '%s' is a standby of group '%s' on %s: another consumer of the "
+            "group is active there; this one takes over when it stops",
+            self._name,
+            self._name,
+            self._where,
+        )
+
+    async def _on_consumer_update(self, active: bool, _: EventContext) -> OffsetSpecification:
+        """The broker makes us the active consumer of the group (or a standby again).
+
+        Runs inside rstream's frame reader: only short waits here.
+        """
+        self._updates += 1
+        if not active:
+            was_active = self.active
+            self._step_down()
+            if was_active:
+                await self._hand_over()
+            self._log_standby()
+            return OffsetSpecification(OffsetType.NEXT, 0)
+        try:
+            spec = await self._activate()
+        except Exception as exc:  # noqa: BLE001 - a new connection asks again
+            _log.warning(
+                "could not take over %s: %s; reconnecting", self._where, stream.describe_error(exc)
+            )
+            self._lost = True
+            self._over.set()
+            return OffsetSpecification(OffsetType.NEXT, 0)
+        self.active = True
+        return OffsetSpecification(spec.offset_type, spec.offset or 0)
+
+    async def _hand_over(self) -> None:
+        """The broker gives our partition to another member of the group (one joined): it
+        activates that one only after we answer, so first the batch being archived finishes
+        and its offset is stored. The successor then resumes after it and lists S3 with the
+        upload done: it never archives those records again."""
+        offset = await self._owner.settle()
+        consumer = self.consumer
+        if offset is None or consumer is None or self._lost:
+            return
+        try:
+            await asyncio.wait_for(consumer.store_offset(self._stream, self._name, offset), 10)
+        except (TimeoutError, Exception) as exc:  # noqa: BLE001 - the successor reconciles
+            _log.warning(
+                "could not store offset %d when handing %s over: %s",
+                offset,
+                self._where,
+                stream.describe_error(exc),
+            )
+            return
+        self.stored = offset
+        _log.info("handed %s over at offset %d", self._where, offset)
+
+    async def _activate(self) -> ConsumerOffsetSpecification:
+        """Resume as a restart does: from the stored offset, with S3 listed afresh."""
+        # A batch of an earlier activation still being archived stores its offset first.
+        committed = await self._owner.settle()
+        consumer = self.consumer
+        assert consumer is not None
+        stored = await asyncio.wait_for(
+            stream.stored_offset(consumer, self._stream, self._name), 10
+        )
+        if committed is not None and (stored is None or committed > stored):
+            # Ours, archived while the broker was out of reach.
+            await asyncio.wait_for(consumer.store_offset(self._stream, self._name, committed), 10)
+            stored = committed
+        _log.info(
+            "consumer '%s' is the active consumer of group '%s' on %s",
+            self._name,
+            self._name,
+            self._where,
+        )
+        self.stored = stored
+        self._owner.resume(stored)
+        if stored is None:
+            return stream.start_spec(self._options.start)
+        return stream.offset_spec(max(0, stored + 1 - self._options.dedup_warmup))
+
+    async def store(self, offset: int) -> None:
+        """Store ``offset`` if we are the active member and connected; otherwise it is
+        stored when we are active again, or at shutdown."""
+        consumer = self.consumer
+        if consumer is None or self._lost or not self.active:
+            return
+        try:
+            await asyncio.wait_for(consumer.store_offset(self._stream, self._name, offset), 10)
+        except (TimeoutError, Exception) as exc:  # noqa: BLE001 - retried later
+            _log.warning("could not store offset %d yet: %s", offset, stream.describe_error(exc))
+            return
+        self.stored = offset
+
+    async def store_final(self, committed: int, abandoned: asyncio.Event) -> None:
+        """At shutdown: store ``committed`` and read it back, reconnecting as needed, until
+        it is stored or shutdown gives up (``abandoned``)."""
+        waiter = Waiter("RabbitMQ (storing the offset)", self._abandon)
+        while not abandoned.is_set():
+            if self.consumer is None or self._lost:
+                self._lost = False
+                with contextlib.suppress(Exception):
+                    await self.close()
+                    consumer = stream.make_consumer(self._settings, self._name, self._on_closed)
+                    self.consumer = consumer
+                    await consumer.start()
+            try:
+                assert self.consumer is not None
+                stored = await self._store_and_read_back(self.consumer, committed)
+            except (TimeoutError, Exception) as exc:  # noqa: BLE001 - retried
+                await _sleep_unless_abandoned(waiter, stream.describe_error(exc))
+                continue
+            if stored is not None and stored >= committed:
+                self.stored = committed
+                return
+            await _sleep_unless_abandoned(waiter, f"the broker reports offset {stored}")
+
+    async def _store_and_read_back(self, consumer: Consumer, committed: int) -> int | None:
+        stored = await asyncio.wait_for(
+            stream.stored_offset(consumer, self._stream, self._name), 10
+        )
+        # Never move the group's offset back: a successor may have gone further.
+        if stored is None or stored < committed:
+            await asyncio.wait_for(consumer.store_offset(self._stream, self._name, committed), 10)
+            # store_offset has no reply; reading it back proves the broker has it.
+            stored = await asyncio.wait_for(
+                stream.stored_offset(consumer, self._stream, self._name), 10
+            )
+        return stored
+
+
+async def _sleep_unless_abandoned(waiter: Waiter, reason: str) -> None:
+    with contextlib.suppress(AbandonedError):
+        await asyncio.to_thread(waiter.failed, reason)
