@@ -15,24 +15,34 @@ naming the setting, and never publishes or consumes with the wrong layout.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import random
 import re
+import time
 from collections.abc import Mapping
 from typing import Any, Final, Protocol
 
 import mmh3
 from rstream.exceptions import StreamAlreadyExists, StreamDoesNotExist
 
-from audit_logging.errors import ConfigurationError
+from audit_logging.errors import AuditLoggingError, ConfigurationError
 from audit_logging.stream_arguments import StreamClient, ensure_stream
 
 SETTING: Final = "AUDIT_LOG_STREAM_PARTITIONS"
+# How long a super stream being created by another process may take to list all partitions.
+SETTLE_FOR: Final = 3.0
+CREATE_JITTER: Final = 0.5
 SEED: Final = 104729
 # {"log_id":"<36 characters>" : how every record this library writes begins.
 _PREFIX: Final = b'{"log_id":"'
 _UUID_END: Final = len(_PREFIX) + 36
 _PARTITION_RE: Final = re.compile(r"[A-Za-z0-9._-]{1,255}")
+
+
+class SuperStreamNotReadyError(AuditLoggingError):
+    """The super stream was created but the broker does not list it yet: try again."""
 
 
 class _LocatorClient(Protocol):
@@ -72,6 +82,16 @@ def log_id_of(body: bytes) -> str:
     return value if isinstance(value, str) else ""
 
 
+def partition_of(body: bytes, count: int) -> int:
+    """:func:`partition_index` of a record's JSON, hashing the log_id's bytes where they are
+    (the same bytes its UTF-8 encoding would give)."""
+    if body.startswith(_PREFIX) and body[_UUID_END : _UUID_END + 1] == b'"':
+        key = body[len(_PREFIX) : _UUID_END]
+        if key.isascii():
+            return int(mmh3.hash(key, SEED, signed=False)) % count
+    return partition_index(log_id_of(body), count)
+
+
 def partition_index(log_id: str, count: int) -> int:
     if count == 1:
         return 0
@@ -87,7 +107,7 @@ def route(records: list[tuple[int, bytes]], streams: list[str]) -> list[tuple[st
     groups: dict[int, list[tuple[int, bytes]]] = {}
     count = len(streams)
     for record in records:
-        groups.setdefault(partition_index(log_id_of(record[1]), count), []).append(record)
+        groups.setdefault(partition_of(record[1], count), []).append(record)
     return [(streams[index], group) for index, group in sorted(groups.items())]
 
 
@@ -116,6 +136,10 @@ def check_count(name: str, count: int, found: list[str]) -> list[str]:
     return found
 
 
+def single_is_not_super(name: str, count: int) -> ConfigurationError:
+    return _mismatch(name, count, "has a single stream (not a super stream) of that name")
+
+
 def single_is_super(name: str, partitions: int) -> ConfigurationError:
     return _mismatch(name, 1, f"has a super stream of {partitions} partitions there")
 
@@ -135,6 +159,67 @@ async def existing_partitions(client: LayoutClient, name: str) -> list[str]:
     """The partition streams of super stream ``name``; [] when there is no such super stream."""
     locator: _LocatorClient = await client.default_client
     return list(await locator.partitions(name))
+
+
+async def settled_partitions(client: LayoutClient, name: str, count: int) -> list[str]:
+    """The partitions of super stream ``name`` once the broker's list is complete: RabbitMQ
+    creates the exchange, then each partition, then the bindings, so while another process
+    creates it the list is empty or short for a moment. Waits up to :data:`SETTLE_FOR` for
+    ``count`` partitions; [] when there is no super stream (or not yet)."""
+    found = await existing_partitions(client, name)
+    deadline = time.monotonic() + SETTLE_FOR
+    while found and len(found) != count and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        found = await existing_partitions(client, name)
+    return found
+
+
+async def _created(client: LayoutClient, name: str, count: int) -> list[str]:
+    """After a create (ours or another process's): its partitions once listed, or []."""
+    deadline = time.monotonic() + SETTLE_FOR
+    while True:
+        found = await settled_partitions(client, name, count)
+        if found or time.monotonic() >= deadline:
+            return found
+        await asyncio.sleep(0.1)
+
+
+async def _create(
+    client: LayoutClient, name: str, count: int, arguments: Mapping[str, str], log: logging.Logger
+) -> list[str]:
+    # Several workers of an app often start at once with a new stream: one creates it, the
+    # others find it (concurrent creates can fail half-way in RabbitMQ).
+    await asyncio.sleep(random.uniform(0.0, CREATE_JITTER))  # noqa: S311 - not cryptographic
+    found = await settled_partitions(client, name, count)
+    if found:
+        return found
+    locator: _LocatorClient = await client.default_client
+    failure: Exception | None = None
+    try:
+        await locator.create_super_stream(
+            name, partition_names(name, count), [str(i) for i in range(count)], dict(arguments)
+        )
+        log.info("created RabbitMQ super stream %r with %d partitions", name, count)
+    except StreamAlreadyExists:
+        pass  # another process was first
+    except Exception as exc:  # noqa: BLE001 - judged below, by what the broker now holds
+        failure = exc
+    found = await _created(client, name, count)
+    if found:
+        return found
+    left = [p for p in partition_names(name, count) if await client.stream_exists(p)]
+    if left:
+        raise ConfigurationError(
+            "RABBITMQ_STREAM_NAME",
+            f"RabbitMQ holds the streams {', '.join(left)} but no super stream {name!r}: its "
+            "creation failed half-way (several processes creating it at once can do that). "
+            "Delete those streams if they hold nothing (`rabbitmqctl delete_queue NAME`) and "
+            f"let a publisher create it, or create it with `rabbitmq-streams "
+            f"add_super_stream {name} --partitions {count}`",
+        )
+    if failure is not None:
+        raise failure
+    raise SuperStreamNotReadyError(f"super stream {name!r} is not listed yet after its creation")
 
 
 async def ensure_layout(
@@ -161,21 +246,13 @@ async def ensure_layout(
                 raise single_is_super(name, len(found))
         await ensure_stream(client, name, arguments, log, create=create)
         return [name]
-    found = await existing_partitions(client, name)
+    found = await settled_partitions(client, name, count)
     if not found:
         if await client.stream_exists(name):
-            raise _mismatch(name, count, "has a single stream (not a super stream) of that name")
+            raise single_is_not_super(name, count)
         if not create:
             raise StreamDoesNotExist(f"super stream {name!r} does not exist")
-        locator: _LocatorClient = await client.default_client
-        try:
-            await locator.create_super_stream(
-                name, partition_names(name, count), [str(i) for i in range(count)], dict(arguments)
-            )
-            log.info("created RabbitMQ super stream %r with %d partitions", name, count)
-        except StreamAlreadyExists:
-            pass  # another process was first: its layout is checked below
-        found = await existing_partitions(client, name)
+        found = await _create(client, name, count, arguments, log)
     check_count(name, count, found)
     checked = partition_arguments(arguments)
     for partition in found:

@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Iterator
 
 import pytest
+from rstream import Producer
 
 from audit_logging.handlers import AuditHandler
 from audit_logging.partitions import partition_index, partition_names
@@ -43,7 +44,9 @@ def _partitions_hold(settings: Settings, count: int) -> list[list[dict[str, obje
             return held
 
 
-def _check_routing(held: list[list[dict[str, object]]], count: int) -> None:
+def _check_routing(
+    held: list[list[dict[str, object]]], count: int, *, one_producer: bool = True
+) -> None:
     every = [record for partition in held for record in partition]
     ids = Counter(str(record["object_id"]) for record in every)
     assert sorted(ids, key=int) == [str(i) for i in range(count)], "records missing"
@@ -52,9 +55,10 @@ def _check_routing(held: list[list[dict[str, object]]], count: int) -> None:
         assert partition, f"partition {index} got nothing: routing is not by log_id"
         for record in partition:
             assert partition_index(str(record["log_id"]), PARTITIONS) == index
-        # One producer, ids increasing: each partition keeps the order records were logged.
-        numbers = [int(str(record["object_id"])) for record in partition]
-        assert numbers == sorted(numbers)
+        if one_producer:
+            # Ids increasing: each partition keeps the order records were logged in.
+            numbers = [int(str(record["object_id"])) for record in partition]
+            assert numbers == sorted(numbers)
 
 
 def test_records_go_to_their_log_ids_partition_once_each_through_reconnects(
@@ -125,3 +129,60 @@ def test_a_partition_count_other_than_the_brokers_is_refused_and_records_wait_in
     finally:
         assert fixed.close(timeout=10) == 0
     _check_routing(held, 60)
+
+
+def test_workers_starting_together_create_the_super_stream_once_and_all_publish(
+    super_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    # An app's workers start at once against a new stream: RabbitMQ creates a super stream
+    # in steps (exchange, partitions, bindings), so the others first see none or a part,
+    # which is no reason to call the layout wrong.
+    caplog.set_level(logging.WARNING, logger="audit_logging.publisher")
+    handlers = [AuditHandler(settings=super_settings) for _ in range(4)]
+    try:
+        for n, handler in enumerate(handlers):
+            _log(handler, n * 100, 100)
+        left = [handler.flush(timeout=60) for handler in handlers]
+    finally:
+        for handler in handlers:
+            handler.close(timeout=10)
+    assert left == [0, 0, 0, 0], [h.stats() for h in handlers]
+    _check_routing(_partitions_hold(super_settings, 400), 400, one_producer=False)
+    complaints = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not complaints, complaints
+
+
+def test_partition_streams_left_without_their_super_stream_are_named_in_the_error(
+    super_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def make_orphan_streams() -> None:
+        producer = Producer(**super_settings.stream_client_args())
+        try:
+            await producer.start()
+            for name in partition_names(super_settings.rabbitmq_stream_name, PARTITIONS):
+                await producer.create_stream(name)
+        finally:
+            await producer.close()
+
+    async def delete_orphan_streams() -> None:
+        producer = Producer(**super_settings.stream_client_args())
+        try:
+            await producer.start()
+            for name in partition_names(super_settings.rabbitmq_stream_name, PARTITIONS):
+                await producer.delete_stream(name, missing_ok=True)
+        finally:
+            await producer.close()
+
+    asyncio.run(make_orphan_streams())
+    try:
+        with caplog.at_level(logging.ERROR, logger="audit_logging.publisher"):
+            handler = AuditHandler(settings=super_settings)
+            _log(handler, 0, 5)
+            assert handler.flush(timeout=8) == 5
+            assert handler.close(timeout=5) == 5
+        said = "\n".join(record.getMessage() for record in caplog.records)
+        assert "but no super stream" in said, said
+        assert f"{super_settings.rabbitmq_stream_name}-0" in said
+        assert "rabbitmq-streams add_super_stream" in said
+    finally:
+        asyncio.run(delete_orphan_streams())
