@@ -8,16 +8,26 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 from collections.abc import Callable, Sequence
+from typing import Final
 
 import pyarrow as pa
 
 from audit_logging.consumer import archive, dead_letter
 from audit_logging.consumer.batch import Batch
 from audit_logging.consumer.ledger import ArchiveLedger
+from audit_logging.consumer.retry import AbandonedError
 from audit_logging.consumer.s3 import S3Store
 
 _log = logging.getLogger("audit_logging.consumer")
+# Longer than an upload (one batch's file, retried) may take: until then a member that took
+# over lists S3 again before each upload.
+RELIST_AFTER_RESUME: Final = 120.0
+
+
+class FencedError(AbandonedError):
+    """An upload refused because this member lost its connection to the broker."""
 
 
 @dataclasses.dataclass
@@ -45,11 +55,26 @@ class Archiver:
         self._stream = stream
         self._on_uploaded = on_uploaded
         self._ledger: ArchiveLedger | None = None
+        self._fenced = threading.Event()
 
     def resume(self, stored: int | None) -> None:
         """Reading starts again after offset ``stored`` (a start, a takeover): what S3 holds
-        past it is listed afresh, lazily, per record day."""
-        self._ledger = ArchiveLedger(self._store, self._prefix, self._stream, stored)
+        past it is listed afresh, lazily, per record day, and again before each upload for a
+        while: the member we take over from may have been cut off from the broker, not
+        killed, with an upload under way."""
+        self._fenced.clear()
+        self._ledger = ArchiveLedger(
+            self._store, self._prefix, self._stream, stored, relist_for=RELIST_AFTER_RESUME
+        )
+
+    def fence(self) -> None:
+        """The connection to the broker is lost: another member may be active already, so
+        no upload starts any more (the batch is read again by whoever is active)."""
+        self._fenced.set()
+
+    def _check_fence(self) -> None:
+        if self._fenced.is_set():
+            raise FencedError("cut off from the broker: another member may be active")
 
     def write_parquet(self, batch: Batch) -> ArchiveStats:
         ledger = self._ledger
@@ -102,6 +127,7 @@ class Archiver:
         )
         stats.files += 1
         stats.parquet_bytes += len(data)
+        self._check_fence()
         if self._store.put_create_only(key, data, archive.PARQUET_CONTENT_TYPE):
             stats.written += len(positions)
             if self._on_uploaded is not None:
@@ -122,6 +148,7 @@ class Archiver:
             return
         offsets = [letter.offset for letter in fresh]
         key = dead_letter.dead_letter_key(self._prefix, self._stream, min(offsets), max(offsets))
+        self._check_fence()
         self._store.put_create_only(
             key, dead_letter.encode(self._stream, fresh), "application/x-ndjson"
         )

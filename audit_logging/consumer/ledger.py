@@ -19,6 +19,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
@@ -53,8 +54,16 @@ class _Listing:
 
 class ArchiveLedger:
     def __init__(
-        self, store: S3Store, s3_prefix: str, stream: str, stored_offset: int | None
+        self,
+        store: S3Store,
+        s3_prefix: str,
+        stream: str,
+        stored_offset: int | None,
+        *,
+        relist_for: float = 0.0,
     ) -> None:
+        """``relist_for``: for this many seconds, list again before each check (a predecessor
+        cut off from the broker may still finish an upload it had begun)."""
         self._store = store
         self._prefix = s3_prefix
         self._stream = stream
@@ -62,6 +71,7 @@ class ArchiveLedger:
         self._days: dict[str, _Listing] = {}
         self._dead: _Listing | None = None
         self._contents: dict[str, Any] = {}
+        self._relist_until = time.monotonic() + relist_for
 
     def _list(self, folder: str, pattern: Any) -> _Listing:
         start_after = None
@@ -85,7 +95,7 @@ class ArchiveLedger:
 
     def _day(self, day: str) -> _Listing:
         listing = self._days.get(day)
-        if listing is None:
+        if listing is None or time.monotonic() < self._relist_until:
             folder = archive.day_dir(self._prefix, day)
             pattern = archive.archive_key_re(self._prefix, day, self._stream)
             listing = self._days[day] = self._list(folder, pattern)
@@ -119,7 +129,7 @@ class ArchiveLedger:
 
     def dead_lettered(self, letters: Sequence[dead_letter.DeadLetter]) -> set[tuple[int, str]]:
         """(offset, stage) of ``letters`` already in a dead-letter file."""
-        if self._dead is None:
+        if self._dead is None or time.monotonic() < self._relist_until:
             folder = dead_letter.dead_letter_dir(self._prefix)
             self._dead = self._list(
                 folder, dead_letter.dead_letter_key_re(self._prefix, self._stream)

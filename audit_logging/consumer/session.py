@@ -43,6 +43,9 @@ class Owner(Protocol):
     def step_down(self) -> None:
         """Stop reading: drop the batch being filled (the active member reads it again)."""
 
+    def fence(self) -> None:
+        """The connection is lost: start no upload any more (another member may be active)."""
+
     async def settle(self) -> int | None:
         """Once no batch is being archived: the last offset archived (committed)."""
 
@@ -62,7 +65,6 @@ class Session:
         where: str,
         stopping: asyncio.Event,
         abandon: threading.Event,
-        subscribe_after: asyncio.Event | None,
     ) -> None:
         self._settings = settings
         self._options = options
@@ -73,11 +75,6 @@ class Session:
         self._name = options.consumer_name
         self._stopping = stopping
         self._abandon = abandon
-        # RabbitMQ makes member i of a partition's group (in the order they subscribed) active
-        # on partition p when p mod members = i: members that subscribe to the partitions in
-        # the same order are spread evenly, one partition each when there are as many.
-        self._subscribe_after = subscribe_after
-        self.subscribed = asyncio.Event()
         self.consumer: Consumer | None = None
         self.active = False
         self._lost = False
@@ -128,15 +125,13 @@ class Session:
         _log.debug("rstream reports %s for %s", info.reason, info.streams)
         self._lost = True
         # The broker may already have made a standby active: what we read and did not
-        # archive is its work now.
+        # archive is its work now, and so is the batch being archived if it has not reached
+        # S3 yet.
+        self._owner.fence()
         self._step_down()
         self._over.set()
 
     async def _open(self) -> None:
-        if self._subscribe_after is not None and not self._subscribe_after.is_set():
-            await sleep_or_stop(self._subscribe_after.wait(), self._stopping)
-            if self._stopping.is_set():
-                return
         consumer = stream.make_consumer(self._settings, self._name, self._on_closed)
         self.consumer = consumer
         await consumer.start()
@@ -163,7 +158,6 @@ class Session:
                 if found:
                     raise single_is_super(self._stream, len(found)) from None
             raise
-        self.subscribed.set()
         asyncio.get_running_loop().call_later(1.0, self._report_standby, consumer)
 
     def _report_standby(self, consumer: Consumer) -> None:

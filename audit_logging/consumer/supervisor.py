@@ -24,7 +24,7 @@ from audit_logging.consumer import stream
 from audit_logging.consumer.retry import AbandonedError, Waiter
 from audit_logging.consumer.service import ConsumerService
 from audit_logging.errors import ConfigurationError
-from audit_logging.partitions import check_count, existing_partitions
+from audit_logging.partitions import check_count, settled_partitions, single_is_not_super
 
 if TYPE_CHECKING:
     from audit_logging.consumer.options import ConsumerOptions
@@ -68,18 +68,16 @@ class Supervisor:
                 return 2
             if partitions is None:
                 return 0  # stopped while waiting for the broker
-            previous: asyncio.Event | None = None
-            for index, partition in enumerate(partitions):
-                service = ConsumerService(
+            self._services = [
+                ConsumerService(
                     self._settings,
                     self._options,
                     partition=partition,
                     retention=index == 0,
-                    subscribe_after=previous,
                     on_uploaded=self._on_uploaded,
                 )
-                self._services.append(service)
-                previous = service.subscribed
+                for index, partition in enumerate(partitions)
+            ]
             if self._stopping.is_set():
                 return 0
             return await self._run_services()
@@ -130,10 +128,12 @@ class Supervisor:
             consumer = stream.make_consumer(self._settings, self._options.consumer_name, _ignore)
             try:
                 await asyncio.wait_for(consumer.start(), 10)
-                found = await asyncio.wait_for(existing_partitions(consumer, name), 10)
+                found = await asyncio.wait_for(settled_partitions(consumer, name, count), 20)
                 if found:
                     partitions: list[str | None] = list(check_count(name, count, found))
                     return partitions
+                if await asyncio.wait_for(consumer.stream_exists(name), 10):
+                    raise single_is_not_super(name, count)
                 reason = "the super stream does not exist yet (a producer creates it)"
             except ConfigurationError:
                 raise

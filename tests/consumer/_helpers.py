@@ -239,15 +239,15 @@ class ConsumerProcess:
         args: Sequence[str],
         workdir: Path,
         *,
-        crash_after_upload: int | None = None,
+        wrapper: Sequence[str] | None = None,
     ) -> None:
         self.env = env
         self.args = list(args)
         self.module = ["audit_logging.consumer"]
-        if crash_after_upload is not None:
-            # The same consumer, its process ended right after that upload (a test hook the
-            # library does not ship): see tests/consumer/_crashing_consumer.py.
-            self.module = ["tests.consumer._crashing_consumer", str(crash_after_upload)]
+        if wrapper is not None:
+            # The same consumer with a test hook the library does not ship (a module of
+            # tests/consumer and its arguments, e.g. _crashing_consumer).
+            self.module = list(wrapper)
             root = str(Path(__file__).resolve().parents[2])
             path = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
             self.env = env | {"PYTHONPATH": path}

@@ -4,7 +4,7 @@ and a second set of sinks for a second consumer name."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -29,11 +29,12 @@ def start_consumer(
         sinks: Settings | None = None,
         workdir: str = "consumer",
         crash_after_upload: int | None = None,
+        wrapper: Sequence[str] | None = None,
     ) -> ConsumerProcess:
         process_env = consumer_env(stack_env, sinks or settings, **(env or {}))
-        process = ConsumerProcess(
-            process_env, args, tmp_path / workdir, crash_after_upload=crash_after_upload
-        ).start()
+        if crash_after_upload is not None:
+            wrapper = ["tests.consumer._crashing_consumer", str(crash_after_upload)]
+        process = ConsumerProcess(process_env, args, tmp_path / workdir, wrapper=wrapper).start()
         started.append(process)
         return process
 

@@ -4,6 +4,7 @@ group on the same stream and S3 prefix is refused at start."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 
@@ -23,6 +24,7 @@ from tests.consumer._helpers import (
     wait_until,
 )
 from tests.consumer.conftest import StartConsumer
+from tests.handlers.test_publisher_faults import cut_own_connections
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 ARGS = ("--batch-size", "500", "--flush-interval", "1")
@@ -160,3 +162,39 @@ def test_a_second_group_on_the_same_stream_and_prefix_is_refused(
     successor = start_consumer(*ARGS, "--consumer-name", "archive-b", workdir="b2")
     wait_for_log(successor, ACTIVE, 20)
     assert successor.stop() == 0, successor.log()
+
+
+def test_a_member_cut_off_from_the_broker_uploads_nothing_its_successor_archives(
+    settings: Settings, start_consumer: StartConsumer
+) -> None:
+    # The active member loses its connection while a batch waits to be uploaded (its
+    # Parquet takes 6 s to build here). The broker makes the standby active at once, and it
+    # archives those records again; the cut-off member must not upload them too.
+    records = make_records(3000)
+    create_stream(settings)
+    publisher = PacedPublisher(settings, bodies_of(records), per_second=500)
+    publisher.start()
+    # Batches closed by time, so the two members' files would have different names.
+    args = ("--batch-size", "100000", "--flush-interval", "1", "--consumer-name", "archive")
+    slow = start_consumer(*args, wrapper=["tests.consumer._slow_archive_consumer", "6"])
+    wait_for_log(slow, ACTIVE, 20)
+    standby = start_consumer(*args, workdir="standby")
+    wait_for_log(standby, STANDBY, 20)
+    # Its first batch closed a second after the first record and builds for 6 s from then.
+    time.sleep(2.0)
+    cut_own_connections(settings.rabbitmq_stream_port, pid=slow.pid)
+    wait_for_log(standby, ACTIVE, 20)
+    publisher.join_checked(30)
+    expected = {record["log_id"] for record in records}
+    wait_for_all(settings, expected, 60)
+    # Until the slow member's batch ends: uploaded (the duplicate) or abandoned.
+    wait_until(
+        "the slow member's batch to end",
+        slow.log,
+        lambda log: "abandoned" in log or re.search(r"batch \d+: ", log) is not None,
+        30,
+    )
+    assert slow.stop() == 0, slow.log()
+    assert standby.stop() == 0, standby.log()
+    assert_counts(settings, expected)
+    assert "abandoned" in slow.log(), slow.log()

@@ -23,6 +23,7 @@ from tests.consumer._helpers import (
     archive_keys,
     archived_log_ids,
     bodies_of,
+    create_stream,
     make_records,
     wait_until,
 )
@@ -204,3 +205,28 @@ def test_a_consumer_with_another_partition_count_is_refused_at_start(
     single = start_consumer(*ARGS, workdir="single")
     assert single.wait(60) == 2, single.log()
     assert "AUDIT_LOG_STREAM_PARTITIONS=1" in single.log()
+
+
+def test_a_consumer_expecting_a_super_stream_is_refused_by_a_single_stream(
+    settings: Settings, start_consumer: StartConsumer
+) -> None:
+    create_stream(settings)
+    partitioned = start_consumer(*ARGS, env=ENV)
+    assert partitioned.wait(60) == 2, partitioned.log()
+    assert "has a single stream (not a super stream)" in partitioned.log()
+
+
+def test_another_group_reading_a_partition_stream_directly_is_refused(
+    super_settings: Settings, start_consumer: StartConsumer
+) -> None:
+    capture = PacedCapture(super_settings, bodies_of(make_records(300)), per_second=1_000)
+    capture.start()
+    capture.join_checked(60)
+    (owner,) = start_group(start_consumer, 1)
+    partition = partition_names(super_settings.rabbitmq_stream_name, PARTITIONS)[0]
+    other = start_consumer(
+        "--consumer-name", "other", env={"RABBITMQ_STREAM_NAME": partition}, workdir="other"
+    )
+    assert other.wait(60) == 2, other.log()
+    assert "by consumer group 'archive'" in other.log()
+    assert owner.running()

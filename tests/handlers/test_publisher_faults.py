@@ -88,14 +88,15 @@ class BrokerProxy:
             _cut(sock)
 
 
-def cut_own_connections(port: int) -> None:
-    """Cut this process's TCP connections to ``port`` and nobody else's (ss -K, iproute2,
-    as root), as a network failure would."""
+def cut_own_connections(port: int, pid: int | None = None) -> None:
+    """Cut this process's (or ``pid``'s) TCP connections to ``port`` and nobody else's (ss -K,
+    iproute2, as root), as a network failure would."""
     assert shutil.which("ss"), "this test needs iproute2's ss: apt-get install iproute2"
+    owner = os.getpid() if pid is None else pid
     listing = subprocess.run(["ss", "-tnpH", "state", "established", f"( dport = :{port} )"],
                              capture_output=True, text=True, check=True).stdout
     mine = [match.group(1) for line in listing.splitlines()
-            if f"pid={os.getpid()}," in line and (match := re.search(r":(\d+)\s+\S+:\d+\s", line))]
+            if f"pid={owner}," in line and (match := re.search(r":(\d+)\s+\S+:\d+\s", line))]
     assert mine, "no connection of this process to cut"
     for local in mine:
         subprocess.run(["ss", "-K", "state", "established",

@@ -1,0 +1,60 @@
+"""What a consumer did, counted, and the log lines that say so: one per batch, one at exit."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+
+from audit_logging.consumer.archiver import ArchiveStats
+from audit_logging.consumer.batch import Batch
+
+_log = logging.getLogger("audit_logging.consumer")
+
+
+@dataclasses.dataclass
+class Totals:
+    """What this process did on one stream; logged at exit."""
+
+    batches: int = 0
+    records: int = 0
+    dead_letters: int = 0
+    duplicates: int = 0
+    already_archived: int = 0
+    committed: int | None = None
+    stored: int | None = None
+
+    def log(self, where: str) -> None:
+        _log.info(
+            "stopped reading %s: %d batches, %d records archived, %d dead-lettered, "
+            "%d duplicates dropped, %d already archived; offset %s stored%s",
+            where,
+            self.batches,
+            self.records,
+            self.dead_letters,
+            self.duplicates,
+            self.already_archived,
+            self.stored,
+            "" if self.stored == self.committed else f" (processed up to {self.committed})",
+        )
+
+
+def log_batch(batch: Batch, stats: ArchiveStats, letters: int, archive_seconds: float) -> None:
+    lag = max(0.0, time.time() - batch.last_broker_timestamp / 1000)
+    _log.info(
+        "batch %d: %d messages (offsets %d-%d): %d records archived in %d file(s)%s, "
+        "%d dead-lettered, %d duplicates dropped; index %.3f s, archive %.3f s; "
+        "lag %.1f s behind the stream's end",
+        batch.number,
+        batch.messages,
+        batch.first_offset,
+        batch.last_offset,
+        stats.written,
+        stats.files,
+        f" ({stats.already} already archived)" if stats.already else "",
+        letters,
+        batch.duplicates,
+        batch.index_seconds,
+        archive_seconds,
+        lag,
+    )
