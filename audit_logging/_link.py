@@ -123,7 +123,7 @@ class Link:
                 outbox.absorb_overflow()
                 outbox.take_to_spool()
             return await self.send_from_spool()
-        bodies = outbox.take()
+        bodies = outbox.take(len(self.streams))
         if not bodies:
             outbox.in_hand = 0
             return False
@@ -139,7 +139,8 @@ class Link:
         spool = self.outbox.spool
         assert spool is not None
         room = MAX_IN_FLIGHT - self.in_flight()
-        entries = spool.read(min(MAX_BATCH, room), MAX_BATCH_BYTES)
+        frames = len(self.streams)
+        entries = spool.read(min(MAX_BATCH * frames, room), MAX_BATCH_BYTES * frames)
         if not entries:
             return False
         for entry in entries:
@@ -162,12 +163,13 @@ class Link:
         """Each record to its stream (its partition's, by log_id), in the order given: the
         ids are increasing on every partition, as deduplication needs."""
         for stream, group in route(records, self.streams):
-            await producer.send_batch(
-                stream,
-                messages(group),
-                publisher_name=publisher_name or self.producer_name(),
-                on_publish_confirm=on_confirm,
-            )
+            for frame in frames(group):
+                await producer.send_batch(
+                    stream,
+                    messages(frame),
+                    publisher_name=publisher_name or self.producer_name(),
+                    on_publish_confirm=on_confirm,
+                )
 
     async def send(self, records: list[tuple[int, bytes]]) -> None:
         if self.in_flight() == len(records):
@@ -331,6 +333,21 @@ class Link:
         self.producer = None
         self.opening.clear()
         await asyncio.gather(*(close_quietly(p) for p in producers))
+
+
+def frames(records: list[tuple[int, bytes]]) -> list[list[tuple[int, bytes]]]:
+    """``records`` cut into publish frames of at most MAX_BATCH records and MAX_BATCH_BYTES."""
+    if len(records) <= MAX_BATCH and sum(len(body) for _, body in records) <= MAX_BATCH_BYTES:
+        return [records]
+    cut: list[list[tuple[int, bytes]]] = [[]]
+    size = 0
+    for record in records:
+        if cut[-1] and (len(cut[-1]) >= MAX_BATCH or size + len(record[1]) > MAX_BATCH_BYTES):
+            cut.append([])
+            size = 0
+        cut[-1].append(record)
+        size += len(record[1])
+    return cut
 
 
 def messages(records: list[tuple[int, bytes]]) -> list[RawMessage]:

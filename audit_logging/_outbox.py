@@ -90,10 +90,12 @@ class Outbox:
         spool = self.spool
         return spool is not None and bool(spool.unsent or spool.overflow_count)
 
-    def take(self) -> list[bytes]:
-        """Up to a batch of queued items, encoded (rejected ones counted and left out)."""
+    def take(self, frames: int = 1) -> list[bytes]:
+        """Up to ``frames`` publish frames of queued items, encoded (rejected ones counted and
+        left out). Several frames when records are spread over partitions, so that each
+        partition's frame is still full."""
         queue = self.queue
-        self.in_hand = count = min(len(queue), MAX_BATCH)
+        self.in_hand = count = min(len(queue), MAX_BATCH * frames)
         bodies: list[bytes] = []
         size = 0
         for index in range(count):
@@ -106,7 +108,7 @@ class Outbox:
                 continue
             bodies.append(body)
             size += len(body)
-            if size >= MAX_BATCH_BYTES:
+            if size >= MAX_BATCH_BYTES * frames:
                 # Give back what did not fit: it stays first in line.
                 self.in_hand = len(bodies)
                 break

@@ -8,8 +8,10 @@ from collections import Counter
 
 import pytest
 
+from audit_logging._link import frames
+from audit_logging._outbox import MAX_BATCH, MAX_BATCH_BYTES
 from audit_logging.errors import ConfigurationError
-from audit_logging.partitions import check_count, log_id_of, partition_index, route
+from audit_logging.partitions import check_count, log_id_of, partition_index, partition_of, route
 from audit_logging.record import build_record, record_to_json
 
 
@@ -89,3 +91,20 @@ def test_partition_names_from_the_broker_must_be_safe_file_names() -> None:
         assert "\n" not in str(caught.value)
     with pytest.raises(ConfigurationError, match="super stream of 1 partitions"):
         check_count("s", 2, ["s-0"])
+
+
+def test_the_fast_path_from_a_body_hashes_as_the_log_id_does() -> None:
+    for n in range(2_000):
+        body = record_to_json(build_record({"action": "A", "object_id": str(n)}))
+        assert partition_of(body, 3) == partition_index(log_id_of(body), 3)
+    odd = b'{"log_id":"\xc3\xa9' + b"x" * 34 + b'","action":"A"}'
+    assert partition_of(odd, 7) == partition_index(log_id_of(odd), 7)
+
+
+def test_frames_hold_at_most_a_frames_worth() -> None:
+    records = [(i, b"x" * 10_000) for i in range(400)]
+    cut = frames(records)
+    assert [pid for frame in cut for pid, _ in frame] == list(range(400))
+    assert all(len(frame) <= MAX_BATCH for frame in cut)
+    assert all(sum(len(b) for _, b in frame) <= MAX_BATCH_BYTES for frame in cut)
+    assert frames(records[:3]) == [records[:3]]
