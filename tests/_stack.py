@@ -37,27 +37,15 @@ async def delete_super_stream(settings: Settings) -> None:
 
 
 def opensearch_client(settings: Settings) -> Any:
-    from opensearchpy import OpenSearch
+    from audit_logging.search_index import make_client
 
-    return OpenSearch(
-        hosts=[{"host": settings.opensearch_host, "port": settings.opensearch_port}],
-        use_ssl=settings.opensearch_use_ssl,
-        verify_certs=settings.opensearch_verify_certs,
-        timeout=60,
-    )
+    return make_client(settings, timeout=60)
 
 
 def s3_client(settings: Settings) -> Any:
-    import boto3
+    from audit_logging.consumer.s3 import make_s3_client
 
-    secret = settings.aws_secret_access_key
-    return boto3.client(
-        "s3",
-        endpoint_url=settings.aws_endpoint_url_s3,
-        region_name=settings.aws_region_name,
-        aws_access_key_id=settings.aws_access_key_id,
-        aws_secret_access_key=secret.get() if secret else None,
-    )
+    return make_s3_client(settings)
 
 
 async def read_stream(

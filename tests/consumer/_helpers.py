@@ -34,13 +34,7 @@ ACTIONS = ("CREATE", "UPDATE", "DELETE", "LOGIN", "LOGOUT", "VIEW", "EXPORT")
 
 
 def connect_args(settings: Settings) -> dict[str, Any]:
-    return {
-        "host": settings.rabbitmq_stream_host,
-        "port": settings.rabbitmq_stream_port,
-        "vhost": settings.rabbitmq_stream_vhost,
-        "username": settings.rabbitmq_stream_user,
-        "password": settings.rabbitmq_stream_password.get(),
-    }
+    return settings.stream_client_args()
 
 
 def make_records(count: int, **fields: Any) -> list[dict[str, Any]]:

@@ -51,6 +51,29 @@ def wait_for_all(settings: Settings, expected: set[str], timeout: float) -> None
     )
 
 
+def publish_paced(
+    settings: Settings, count: int, per_second: int
+) -> tuple[set[str], PacedPublisher]:
+    """``count`` records published at a steady pace in the background; their log_ids."""
+    records = make_records(count)
+    create_stream(settings)
+    publisher = PacedPublisher(settings, bodies_of(records), per_second=per_second)
+    publisher.start()
+    return {record["log_id"] for record in records}, publisher
+
+
+def finish(
+    settings: Settings, expected: set[str], publisher: PacedPublisher, *last: ConsumerProcess
+) -> None:
+    """Once every record is published and archived, the consumers left stop cleanly and S3
+    and OpenSearch hold each record exactly once."""
+    publisher.join_checked(30)
+    wait_for_all(settings, expected, 60)
+    for consumer in last:
+        assert consumer.stop() == 0, consumer.log()
+    assert_counts(settings, expected)
+
+
 def wait_for_log(consumer: ConsumerProcess, text: str, timeout: float) -> None:
     wait_until(
         f"{text!r} in the consumer log",
@@ -65,21 +88,13 @@ def test_two_consumers_with_one_name_archive_each_record_once(
     settings: Settings, start_consumer: StartConsumer
 ) -> None:
     # The issue's duplicate case: before groups, S3 held ~5,000 rows for these 3,000 log_ids.
-    records = make_records(3000)
-    create_stream(settings)
-    publisher = PacedPublisher(settings, bodies_of(records), per_second=500)
-    publisher.start()
+    expected, publisher = publish_paced(settings, 3000, per_second=500)
     # Batches close by time, so each process would close them at its own offsets.
     args = ("--batch-size", "5000", "--flush-interval", "1", "--consumer-name", "archive")
     first = start_consumer(*args)
     time.sleep(2.5)
     second = start_consumer(*args, workdir="second")
-    publisher.join_checked(30)
-    expected = {record["log_id"] for record in records}
-    wait_for_all(settings, expected, 40)
-    assert first.stop() == 0, first.log()
-    assert second.stop() == 0, second.log()
-    assert_counts(settings, expected)
+    finish(settings, expected, publisher, first, second)
     assert ACTIVE in first.log() and STANDBY in second.log(), second.log()
     assert second.batch_lines() == 0, second.log()
 
@@ -87,10 +102,7 @@ def test_two_consumers_with_one_name_archive_each_record_once(
 def test_standby_takes_over_when_the_active_consumer_is_killed(
     settings: Settings, start_consumer: StartConsumer
 ) -> None:
-    records = make_records(3000)
-    create_stream(settings)
-    publisher = PacedPublisher(settings, bodies_of(records), per_second=300)
-    publisher.start()
+    expected, publisher = publish_paced(settings, 3000, per_second=300)
     active = start_consumer(*ARGS, "--consumer-name", "archive")
     wait_for_log(active, ACTIVE, 20)
     standby = start_consumer(*ARGS, "--consumer-name", "archive", workdir="standby")
@@ -109,12 +121,7 @@ def test_standby_takes_over_when_the_active_consumer_is_killed(
         time.sleep(0.02)
     takeover = time.monotonic() - killed_at
     print(f"takeover: {takeover:.2f} s from SIGKILL to the first batch archived by the standby")
-
-    publisher.join_checked(30)
-    expected = {record["log_id"] for record in records}
-    wait_for_all(settings, expected, 40)
-    assert standby.stop() == 0, standby.log()
-    assert_counts(settings, expected)
+    finish(settings, expected, publisher, standby)
     assert "resumes stream" in standby.log(), standby.log()
 
 
@@ -123,21 +130,12 @@ def test_standby_that_takes_over_after_upload_before_offset_store_does_not_archi
 ) -> None:
     # The active one dies right after its third upload, before that batch's offset is stored:
     # the standby resumes at the stored offset and must recognise the file in S3.
-    records = make_records(3000)
-    create_stream(settings)
-    publisher = PacedPublisher(settings, bodies_of(records), per_second=500)
-    publisher.start()
-    active = start_consumer(
-        *ARGS, "--consumer-name", "archive", crash_after_upload=3
-    )
+    expected, publisher = publish_paced(settings, 3000, per_second=500)
+    active = start_consumer(*ARGS, "--consumer-name", "archive", crash_after_upload=3)
     wait_for_log(active, ACTIVE, 20)
     standby = start_consumer(*ARGS, "--consumer-name", "archive", workdir="standby")
     assert active.wait(30) == 137, active.log()
-    publisher.join_checked(30)
-    expected = {record["log_id"] for record in records}
-    wait_for_all(settings, expected, 40)
-    assert standby.stop() == 0, standby.log()
-    assert_counts(settings, expected)
+    finish(settings, expected, publisher, standby)
     assert "written past the stored offset" in standby.log(), standby.log()
 
 
@@ -170,10 +168,7 @@ def test_a_member_cut_off_from_the_broker_uploads_nothing_its_successor_archives
     # The active member loses its connection while a batch waits to be uploaded (its
     # Parquet takes 6 s to build here). The broker makes the standby active at once, and it
     # archives those records again; the cut-off member must not upload them too.
-    records = make_records(3000)
-    create_stream(settings)
-    publisher = PacedPublisher(settings, bodies_of(records), per_second=500)
-    publisher.start()
+    expected, publisher = publish_paced(settings, 3000, per_second=500)
     # Batches closed by time, so the two members' files would have different names.
     args = ("--batch-size", "100000", "--flush-interval", "1", "--consumer-name", "archive")
     slow = start_consumer(*args, wrapper=["tests.consumer._slow_archive_consumer", "6"])
@@ -185,7 +180,6 @@ def test_a_member_cut_off_from_the_broker_uploads_nothing_its_successor_archives
     cut_own_connections(settings.rabbitmq_stream_port, pid=slow.pid)
     wait_for_log(standby, ACTIVE, 20)
     publisher.join_checked(30)
-    expected = {record["log_id"] for record in records}
     wait_for_all(settings, expected, 60)
     # Until the slow member's batch ends: uploaded (the duplicate) or abandoned.
     wait_until(
@@ -194,7 +188,5 @@ def test_a_member_cut_off_from_the_broker_uploads_nothing_its_successor_archives
         lambda log: "abandoned" in log or re.search(r"batch \d+: ", log) is not None,
         30,
     )
-    assert slow.stop() == 0, slow.log()
-    assert standby.stop() == 0, standby.log()
-    assert_counts(settings, expected)
+    finish(settings, expected, publisher, slow, standby)
     assert "abandoned" in slow.log(), slow.log()

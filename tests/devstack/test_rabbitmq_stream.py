@@ -23,13 +23,7 @@ COUNT = 1000
 
 
 def connect_args(settings: Settings) -> dict[str, object]:
-    return {
-        "host": settings.rabbitmq_stream_host,
-        "port": settings.rabbitmq_stream_port,
-        "vhost": settings.rabbitmq_stream_vhost,
-        "username": settings.rabbitmq_stream_user,
-        "password": settings.rabbitmq_stream_password.get(),
-    }
+    return settings.stream_client_args()
 
 
 async def publish(settings: Settings, stream: str) -> list[ConfirmationStatus]:
