@@ -164,6 +164,17 @@ def wait_for_placement(
         time.sleep(0.5)
 
 
+def group_consumers(stream: str, group: str, via: Node) -> str:
+    """The broker's single-active-consumer view of ``group`` on ``stream``: each member's
+    connection and whether it is active (for failure messages; there is no rabbitmqctl
+    command for it, rabbitmq-streams list_stream_group_consumers calls the same function)."""
+    erlang = (
+        f'rabbit_stream_sac_coordinator:group_consumers(<<"/">>, <<"{stream}">>, '
+        f'<<"{group}">>, [connection_name, state]).'
+    )
+    return " ".join(ctl(via, "eval", erlang).split())
+
+
 async def _leader_port(settings: Settings, stream: str) -> int:
     from rstream import Producer
 

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from audit_logging.settings import Settings
+from tests._stack import delete_super_stream
 from tests.cluster import _cluster
 from tests.cluster._cluster import NODES, Node
 
@@ -40,21 +41,6 @@ def cluster(_cluster_up: None) -> Iterator[tuple[Node, ...]]:
     _cluster.start()
 
 
-async def _delete_super_stream(settings: Settings) -> None:
-    from rstream import Producer
-
-    producer = Producer(**settings.stream_client_args())
-    try:
-        await producer.start()
-        client = await producer.default_client
-        if await client.partitions(settings.rabbitmq_stream_name):
-            await client.delete_super_stream(settings.rabbitmq_stream_name)
-        elif await client.stream_exists(settings.rabbitmq_stream_name):
-            await client.delete_stream(settings.rabbitmq_stream_name)
-    finally:
-        await producer.close()
-
-
 @pytest.fixture
 def cluster_settings(settings: Settings, cluster: tuple[Node, ...]) -> Iterator[Settings]:
     """This test's own stream, index prefix and S3 prefix, on the cluster: clients are given
@@ -62,4 +48,4 @@ def cluster_settings(settings: Settings, cluster: tuple[Node, ...]) -> Iterator[
     on_cluster = dataclasses.replace(settings, rabbitmq_stream_port=cluster[0].stream_port)
     yield on_cluster
     _cluster.start()  # node 1 must answer to delete the stream
-    asyncio.run(_delete_super_stream(on_cluster))
+    asyncio.run(delete_super_stream(on_cluster))
