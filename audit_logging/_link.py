@@ -290,6 +290,9 @@ class Link:
         self.outbox.to_spool(direct)
 
     async def disconnect(self, reason: str) -> None:
+        # What the broker confirmed is committed first: rewinding past it would resend it
+        # (deduplicated by the broker, but counted as published twice).
+        self.commit_spool()
         spool = self.outbox.spool
         if spool is not None:
             spool.rewind()
