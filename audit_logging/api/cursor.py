@@ -19,7 +19,9 @@ from audit_logging.api.errors import BadParameterError
 
 MAX_CURSOR_LENGTH: Final = 256
 _VERSION: Final = 1
-_BASE64URL_RE: Final = re.compile(r"[A-Za-z0-9_-]+")
+# base64url without padding; the OpenAPI document states it as the pattern of the parameter.
+CURSOR_PATTERN: Final = "[A-Za-z0-9_-]+"
+_BASE64URL_RE: Final = re.compile(CURSOR_PATTERN)
 _UUID_RE: Final = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _MAX_OFFSET: Final = 10**12
 _MAX_NANOS: Final = 2**63 - 1

@@ -4,18 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from audit_logging.api.cursor import MAX_CURSOR_LENGTH
 from audit_logging.api.errors import RETRY_AFTER_SECONDS, BadParameterError
-from audit_logging.api.params import (
-    DEFAULT_PAGE_SIZE,
-    EXACT_FILTERS,
-    MAX_IP_LENGTH,
-    MAX_PAGE_SIZE,
-    MAX_SEARCH_TERM,
-    MAX_TIME_LENGTH,
-    MAX_WINDOW,
-    OFFSET_WITH_CURSOR,
-)
+from audit_logging.api.params import MAX_WINDOW, OFFSET_WITH_CURSOR, SEARCH_PARAMS, Param
 from audit_logging.schema import BY_NAME, FIELD_NAMES, FIELDS, SUMMARY_FIELDS
 
 SEARCH_PATH: Final = "/api/audit-logs/search/"
@@ -23,104 +13,15 @@ DETAIL_PATH: Final = "/api/audit-logs/detail/{log_id}/"
 OPENAPI_PATH: Final = "/api/audit-logs/openapi.json"
 HEALTH_PATH: Final = "/healthz"
 
-_EXACT_DOCS: Final = {
-    "user_id": "Exact user id.",
-    "username": "Exact username (case-sensitive, whole value).",
-    "action": "Exact action, e.g. CREATE, UPDATE, DELETE, LOGIN (case-sensitive).",
-    "object_type": "Exact object type, e.g. Customer.",
-    "object_id": "Exact object id.",
-}
-_TIME_DOC: Final = (
-    "ISO 8601 date or date-time. A time without a zone is UTC. Both bounds are inclusive;"
-    " a date alone stands for the whole (UTC) day, so end_time=2026-01-31 includes the 31st."
-)
 
-
-def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+def _query(param: Param) -> dict[str, Any]:
     return {
-        "name": name,
+        "name": param.name,
         "in": "query",
         "required": False,
-        "description": description,
-        "schema": schema,
+        "description": param.doc,
+        "schema": param.json_schema(),
     }
-
-
-def _search_parameters() -> list[dict[str, Any]]:
-    params = [
-        _query(name, doc, {"type": "string", "minLength": 1, "maxLength": EXACT_FILTERS[name]})
-        for name, doc in _EXACT_DOCS.items()
-    ]
-    params.append(
-        _query(
-            "ip_address",
-            "IPv4 or IPv6 address, or a CIDR network such as 10.0.0.0/8 (every address in it).",
-            {
-                "type": "string",
-                "maxLength": MAX_IP_LENGTH,
-                "anyOf": [
-                    {"format": "ipv4"},
-                    {"format": "ipv6"},
-                    {"pattern": "^[0-9A-Fa-f:.]+/[0-9]{1,3}$"},
-                ],
-            },
-        )
-    )
-    time_schema = {
-        "type": "string",
-        "maxLength": MAX_TIME_LENGTH,
-        "anyOf": [{"format": "date-time"}, {"format": "date"}],
-    }
-    params.append(_query("start_time", "Earliest timestamp. " + _TIME_DOC, time_schema))
-    params.append(
-        _query("end_time", "Latest timestamp; not before start_time. " + _TIME_DOC, time_schema)
-    )
-    params.append(
-        _query(
-            "search_term",
-            "Free text, not only white space (leading and trailing spaces are ignored): "
-            "records whose username, object_repr or change_message contain every word (the "
-            "last may be the start of a word), or whose username, object_type or object_id "
-            "equal it. Plain text: no query syntax is interpreted.",
-            {"type": "string", "minLength": 1, "maxLength": MAX_SEARCH_TERM},
-        )
-    )
-    params.append(
-        _query(
-            "page_size",
-            "Results per page.",
-            {
-                "type": "integer",
-                "minimum": 1,
-                "maximum": MAX_PAGE_SIZE,
-                "default": DEFAULT_PAGE_SIZE,
-            },
-        )
-    )
-    params.append(
-        _query(
-            "from_offset",
-            f"Results to skip; from_offset + page_size must be at most {MAX_WINDOW}. "
-            "Use the cursor to go deeper. Excludes cursor: a request with both is a 400 "
-            "(field from_offset).",
-            {"type": "integer", "minimum": 0, "maximum": MAX_WINDOW - 1, "default": 0},
-        )
-    )
-    params.append(
-        _query(
-            "cursor",
-            "The 'next' value of the previous page, to read the page after it (at any depth)."
-            " Excludes from_offset (the cursor carries the offset): a request with both is a"
-            " 400 (field from_offset).",
-            {
-                "type": "string",
-                "minLength": 1,
-                "maxLength": MAX_CURSOR_LENGTH,
-                "pattern": "^[A-Za-z0-9_-]+$",
-            },
-        )
-    )
-    return params
 
 
 def _error_response(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -206,7 +107,7 @@ def openapi_document() -> dict[str, Any]:
                     "description": "Pages: from_offset for the first "
                     f"{MAX_WINDOW} results, or the previous page's 'next' as cursor at any "
                     "depth; cursor and from_offset exclude each other (both together are a 400).",
-                    "parameters": _search_parameters(),
+                    "parameters": [_query(param) for param in SEARCH_PARAMS],
                     "responses": {
                         "200": {
                             "description": "A page of matching records, newest first.",
