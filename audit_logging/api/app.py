@@ -29,13 +29,7 @@ from audit_logging.api.auth import (
 )
 from audit_logging.api.credentials import RefuseCredentialsInQuery
 from audit_logging.api.cursor import Cursor, encode_cursor
-from audit_logging.api.openapi import (
-    DETAIL_PATH,
-    HEALTH_PATH,
-    OPENAPI_PATH,
-    SEARCH_PATH,
-    openapi_document,
-)
+from audit_logging.api.openapi import OPERATIONS, openapi_document
 from audit_logging.api.params import parse_search, single_values
 from audit_logging.api.query import (
     DETAIL_FILTER_PATH,
@@ -129,11 +123,9 @@ def create_app(
             if owns_client:
                 await api.client.close()
 
+    # The routes the OpenAPI document lists, each served by the method it names.
     routes = [
-        Route(SEARCH_PATH, _guarded(api.search), methods=["GET"]),
-        Route(DETAIL_PATH, _guarded(api.detail), methods=["GET"]),
-        Route(OPENAPI_PATH, _guarded(api.openapi), methods=["GET"]),
-        Route(HEALTH_PATH, _guarded(api.health), methods=["GET"]),
+        Route(op.path, _guarded(getattr(api, op.handler)), methods=[op.method]) for op in OPERATIONS
     ]
     app = Starlette(
         routes=routes,
@@ -168,7 +160,7 @@ class _Api:
         self.index = index_pattern(prefix)
         self.audit = audit
         self.timeout = timeout
-        self._openapi = openapi_document()
+        self._openapi = openapi_document(OPERATIONS)
 
     async def caller(self, request: Request) -> Caller:
         found = self.authenticator(request.headers)

@@ -1,17 +1,51 @@
-"""The OpenAPI 3.0 document of the API, written by hand so it says exactly what is enforced."""
+"""The API's routes, declared once, and its OpenAPI 3.0 document, derived from them.
+
+The app mounts :data:`OPERATIONS` and the document's paths list the same tuple; the search
+route's parameters come from the parser's own table, the record schemas from
+:mod:`audit_logging.schema`. Written by hand, not inferred, so it says exactly what is
+enforced.
+"""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+from collections.abc import Mapping
 from typing import Any, Final
 
 from audit_logging.api.errors import RETRY_AFTER_SECONDS, BadParameterError
 from audit_logging.api.params import MAX_WINDOW, OFFSET_WITH_CURSOR, SEARCH_PARAMS, Param
 from audit_logging.schema import BY_NAME, FIELD_NAMES, FIELDS, SUMMARY_FIELDS
 
-SEARCH_PATH: Final = "/api/audit-logs/search/"
-DETAIL_PATH: Final = "/api/audit-logs/detail/{log_id}/"
-OPENAPI_PATH: Final = "/api/audit-logs/openapi.json"
-HEALTH_PATH: Final = "/healthz"
+
+@dataclasses.dataclass(frozen=True)
+class Operation:
+    """A route of the API: where it is mounted, what serves it, and what the document says."""
+
+    path: str
+    # The name of the app's method that serves the route (see app.create_app).
+    handler: str
+    operation_id: str
+    summary: str
+    responses: Mapping[str, Any]
+    description: str | None = None
+    parameters: tuple[Mapping[str, Any], ...] = ()
+    # Served without a token (the document's "security": []).
+    public: bool = False
+    method: str = "GET"
+
+    def path_item(self) -> dict[str, Any]:
+        """The route's entry under the document's ``paths``."""
+        operation: dict[str, Any] = {"operationId": self.operation_id, "summary": self.summary}
+        if self.description is not None:
+            operation["description"] = self.description
+        if self.parameters:
+            operation["parameters"] = [dict(param) for param in self.parameters]
+        if self.public:
+            operation["security"] = []
+        operation["responses"] = dict(self.responses)
+        # A copy: a caller that edits its document must not edit every later one.
+        return {self.method.lower(): copy.deepcopy(operation)}
 
 
 def _query(param: Param) -> dict[str, Any]:
@@ -24,14 +58,28 @@ def _query(param: Param) -> dict[str, Any]:
     }
 
 
-def _error_response(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+def _schema(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _response(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/responses/{name}"}
+
+
+def _json(
+    description: str, schema: Mapping[str, Any], headers: dict[str, Any] | None = None
+) -> dict[str, Any]:
     response: dict[str, Any] = {
         "description": description,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        "content": {"application/json": {"schema": dict(schema)}},
     }
     if headers:
         response["headers"] = headers
     return response
+
+
+def _error_response(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    return _json(description, _schema("Error"), headers)
 
 
 _BAD_PARAMETER: Final = (
@@ -52,6 +100,12 @@ def _search_bad_parameter() -> dict[str, Any]:
     return response
 
 
+_RETRY_AFTER: Final = {
+    "Retry-After": {
+        "description": f"Seconds to wait ({RETRY_AFTER_SECONDS}).",
+        "schema": {"type": "integer"},
+    }
+}
 _RESPONSES: Final = {
     "BadParameterError": _error_response(_BAD_PARAMETER),
     "SearchBadParameterError": _search_bad_parameter(),
@@ -60,15 +114,7 @@ _RESPONSES: Final = {
         {"WWW-Authenticate": {"schema": {"type": "string"}}},
     ),
     "NotFoundError": _error_response("No such record (or not visible to this caller)."),
-    "UnavailableError": _error_response(
-        "OpenSearch is unreachable; retry later.",
-        {
-            "Retry-After": {
-                "description": f"Seconds to wait ({RETRY_AFTER_SECONDS}).",
-                "schema": {"type": "integer"},
-            }
-        },
-    ),
+    "UnavailableError": _error_response("OpenSearch is unreachable; retry later.", _RETRY_AFTER),
 }
 
 
@@ -88,7 +134,72 @@ def _record_schema() -> dict[str, Any]:
 _BEARER: Final[list[dict[str, list[str]]]] = [{"bearerAuth": []}]
 
 
-def openapi_document() -> dict[str, Any]:
+SEARCH: Final = Operation(
+    path="/api/audit-logs/search/",
+    handler="search",
+    operation_id="searchAuditLogs",
+    summary="Search audit records, newest first (filters combine with AND)",
+    description=f"Pages: from_offset for the first {MAX_WINDOW} results, or the previous page's"
+    " 'next' as cursor at any depth; cursor and from_offset exclude each other (both together"
+    " are a 400).",
+    parameters=tuple(_query(param) for param in SEARCH_PARAMS),
+    responses={
+        "200": _json("A page of matching records, newest first.", _schema("SearchPage")),
+        "400": _response("SearchBadParameterError"),
+        "401": _response("UnauthorizedError"),
+        "503": _response("UnavailableError"),
+    },
+)
+DETAIL: Final = Operation(
+    path="/api/audit-logs/detail/{log_id}/",
+    handler="detail",
+    operation_id="getAuditLog",
+    summary="Every field of one audit record",
+    parameters=(
+        {
+            "name": "log_id",
+            "in": "path",
+            "required": True,
+            "description": "The record's log_id (a UUID); anything else is 404.",
+            "schema": {"type": "string"},
+        },
+    ),
+    responses={
+        "200": _json("The record.", _schema("Record")),
+        "400": _response("BadParameterError"),
+        "401": _response("UnauthorizedError"),
+        "404": _response("NotFoundError"),
+        "503": _response("UnavailableError"),
+    },
+)
+OPENAPI: Final = Operation(
+    path="/api/audit-logs/openapi.json",
+    handler="openapi",
+    operation_id="getOpenApi",
+    summary="This document",
+    responses={
+        "200": _json("OpenAPI 3.0 document.", {"type": "object"}),
+        "400": _response("BadParameterError"),
+        "401": _response("UnauthorizedError"),
+    },
+)
+HEALTH: Final = Operation(
+    path="/healthz",
+    handler="health",
+    operation_id="health",
+    summary="Whether OpenSearch answers (no authentication)",
+    public=True,
+    responses={
+        "200": _json("OpenSearch answers.", _schema("Health")),
+        "400": _response("BadParameterError"),
+        "503": _json("OpenSearch does not answer.", _schema("Health"), _RETRY_AFTER),
+    },
+)
+# Every route of the API, in the document's order.
+OPERATIONS: Final = (SEARCH, DETAIL, OPENAPI, HEALTH)
+
+
+def openapi_document(operations: tuple[Operation, ...] = OPERATIONS) -> dict[str, Any]:
     return {
         "openapi": "3.0.3",
         "info": {
@@ -99,101 +210,7 @@ def openapi_document() -> dict[str, Any]:
             'Errors are {"error": {"code", "message", "field"}}.',
         },
         "security": _BEARER,
-        "paths": {
-            SEARCH_PATH: {
-                "get": {
-                    "operationId": "searchAuditLogs",
-                    "summary": "Search audit records, newest first (filters combine with AND)",
-                    "description": "Pages: from_offset for the first "
-                    f"{MAX_WINDOW} results, or the previous page's 'next' as cursor at any "
-                    "depth; cursor and from_offset exclude each other (both together are a 400).",
-                    "parameters": [_query(param) for param in SEARCH_PARAMS],
-                    "responses": {
-                        "200": {
-                            "description": "A page of matching records, newest first.",
-                            "content": {
-                                "application/json": {
-                                    "schema": {"$ref": "#/components/schemas/SearchPage"}
-                                }
-                            },
-                        },
-                        "400": {"$ref": "#/components/responses/SearchBadParameterError"},
-                        "401": {"$ref": "#/components/responses/UnauthorizedError"},
-                        "503": {"$ref": "#/components/responses/UnavailableError"},
-                    },
-                }
-            },
-            DETAIL_PATH: {
-                "get": {
-                    "operationId": "getAuditLog",
-                    "summary": "Every field of one audit record",
-                    "parameters": [
-                        {
-                            "name": "log_id",
-                            "in": "path",
-                            "required": True,
-                            "description": "The record's log_id (a UUID); anything else is 404.",
-                            "schema": {"type": "string"},
-                        }
-                    ],
-                    "responses": {
-                        "200": {
-                            "description": "The record.",
-                            "content": {
-                                "application/json": {
-                                    "schema": {"$ref": "#/components/schemas/Record"}
-                                }
-                            },
-                        },
-                        "400": {"$ref": "#/components/responses/BadParameterError"},
-                        "401": {"$ref": "#/components/responses/UnauthorizedError"},
-                        "404": {"$ref": "#/components/responses/NotFoundError"},
-                        "503": {"$ref": "#/components/responses/UnavailableError"},
-                    },
-                }
-            },
-            OPENAPI_PATH: {
-                "get": {
-                    "operationId": "getOpenApi",
-                    "summary": "This document",
-                    "responses": {
-                        "200": {
-                            "description": "OpenAPI 3.0 document.",
-                            "content": {"application/json": {"schema": {"type": "object"}}},
-                        },
-                        "400": {"$ref": "#/components/responses/BadParameterError"},
-                        "401": {"$ref": "#/components/responses/UnauthorizedError"},
-                    },
-                }
-            },
-            HEALTH_PATH: {
-                "get": {
-                    "operationId": "health",
-                    "summary": "Whether OpenSearch answers (no authentication)",
-                    "security": [],
-                    "responses": {
-                        "200": {
-                            "description": "OpenSearch answers.",
-                            "content": {
-                                "application/json": {
-                                    "schema": {"$ref": "#/components/schemas/Health"}
-                                }
-                            },
-                        },
-                        "400": {"$ref": "#/components/responses/BadParameterError"},
-                        "503": {
-                            "description": "OpenSearch does not answer.",
-                            "headers": _RESPONSES["UnavailableError"]["headers"],
-                            "content": {
-                                "application/json": {
-                                    "schema": {"$ref": "#/components/schemas/Health"}
-                                }
-                            },
-                        },
-                    },
-                }
-            },
-        },
+        "paths": {operation.path: operation.path_item() for operation in operations},
         "components": {
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
             "responses": _RESPONSES,
