@@ -26,7 +26,13 @@ from opensearchpy import OpenSearch, helpers
 from audit_logging.api.params import parse_search
 from audit_logging.api.query import SEARCH_FILTER_PATH, search_body, search_indices
 from audit_logging.record import build_record
-from audit_logging.search_index import MAPPINGS, index_for, index_pattern, install_template
+from audit_logging.search_index import (
+    MAPPINGS,
+    index_for,
+    index_pattern,
+    install_template,
+    make_client,
+)
 from audit_logging.settings import Settings
 from bench._results import Result, percentile
 
@@ -85,15 +91,6 @@ def _records(count: int) -> Iterator[dict[str, Any]]:
                 "source": "bench",
             }
         )
-
-
-def _client(settings: Settings) -> OpenSearch:
-    return OpenSearch(
-        hosts=[{"host": settings.opensearch_host, "port": settings.opensearch_port}],
-        use_ssl=settings.opensearch_use_ssl,
-        verify_certs=settings.opensearch_verify_certs,
-        timeout=300,
-    )
 
 
 def _ready(client: OpenSearch) -> bool:
@@ -244,7 +241,7 @@ def _measure(settings: Settings, base: str, token: str) -> _Timings:
 
 def run(settings: Settings) -> list[Result]:
     settings = dataclasses.replace(settings, opensearch_index_prefix=PREFIX)
-    client = _client(settings)
+    client = make_client(settings, timeout=300)  # loading 1,000,000 records takes a while
     try:
         note = "reused the indexed records"
         if not _ready(client):

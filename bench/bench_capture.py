@@ -44,6 +44,7 @@ from audit_logging.handlers.handler import AuditHandler
 from audit_logging.settings import Settings
 from audit_logging.testing import CapturingTransport
 from bench._results import HERE, Result, median, percentile
+from bench._stack import delete_stream
 
 AREA: Final = "capture"
 MESSAGE: Final = "Created customer"
@@ -602,7 +603,7 @@ async def _raw_rate(settings: Settings, bodies: Sequence[bytes]) -> float:
         if confirmed == len(bodies) + 1:
             done.set()
 
-    async with Producer(**_connect(settings)) as producer:
+    async with Producer(**settings.stream_client_args()) as producer:
         await producer.create_stream(stream, exists_ok=True, arguments={"max-age": "7D"})
         # As for ours: the publisher is registered (with a name, for deduplication) first.
         first = AMQPMessage(body=bodies[0], properties=properties)
@@ -622,16 +623,6 @@ async def _raw_rate(settings: Settings, bodies: Sequence[bytes]) -> float:
         return len(bodies) / (time.perf_counter() - began)
 
 
-def _connect(settings: Settings) -> dict[str, Any]:
-    return {
-        "host": settings.rabbitmq_stream_host,
-        "port": settings.rabbitmq_stream_port,
-        "vhost": settings.rabbitmq_stream_vhost,
-        "username": settings.rabbitmq_stream_user,
-        "password": settings.rabbitmq_stream_password.get(),
-    }
-
-
 # -- the run ---------------------------------------------------------------------------------
 
 
@@ -643,12 +634,8 @@ def _ensure_postgres() -> None:
 
 
 def _delete_stream(settings: Settings) -> None:
-    async def delete() -> None:
-        async with Producer(**_connect(settings)) as producer:
-            await producer.delete_stream(settings.rabbitmq_stream_name, missing_ok=True)
-
     try:
-        asyncio.run(delete())
+        asyncio.run(delete_stream(settings))
     except Exception as exc:  # noqa: BLE001 - a leftover stream must not cost the results
         print(f"bench capture: could not delete {settings.rabbitmq_stream_name}: {exc!r}")
 

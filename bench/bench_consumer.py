@@ -21,26 +21,30 @@ import json
 import os
 import random
 import re
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any, Final
 
-import boto3
 import psutil
-from opensearchpy import OpenSearch, helpers
-from rstream import AMQPMessage, ConfirmationStatus, Consumer, Producer, Properties
-from rstream.exceptions import OffsetNotFound, StreamNotAvailable
+from opensearchpy import helpers
+from rstream import AMQPMessage, ConfirmationStatus, Producer, Properties
 
 from audit_logging.record import build_record, format_timestamp, new_log_id, record_to_json
 from audit_logging.search_index import index_for, index_pattern, install_template
-from audit_logging.settings import Settings, read_env_file
-from bench._results import HERE, Result, median, percentile
+from audit_logging.settings import Settings
+from bench._results import Result, median, percentile
+from bench._stack import (
+    LOCAL_ENV,
+    ConsumerProcess,
+    delete_stream,
+    log_time,
+    opensearch,
+    remove_sinks,
+    s3_objects,
+    stored_offset,
+)
 
 THROUGHPUT_RECORDS: Final = 50_000
 THROUGHPUT_BATCH: Final = 5000
@@ -49,7 +53,6 @@ LATENCY_SECONDS: Final = 30
 SAMPLE_EVERY: Final = 10
 RSS_RECORDS: Final = int(os.environ.get("BENCH_CONSUMER_RSS_RECORDS", "1000000"))
 NAME: Final = "bench-consumer"
-LOCAL_ENV: Final = HERE.parent / "devstack" / "local.env"
 
 _ACTIONS = ["UPDATE"] * 50 + ["CREATE"] * 20 + ["VIEW"] * 15 + ["DELETE"] * 5 + ["LOGIN"] * 8
 _ACTIONS += ["EXPORT", "LOGOUT"]
@@ -150,34 +153,6 @@ def many_bodies(count: int, distinct: int = 20_000) -> Iterator[bytes]:
 # -- the stack -------------------------------------------------------------------------------
 
 
-def _connect(settings: Settings) -> dict[str, Any]:
-    return {
-        "host": settings.rabbitmq_stream_host,
-        "port": settings.rabbitmq_stream_port,
-        "vhost": settings.rabbitmq_stream_vhost,
-        "username": settings.rabbitmq_stream_user,
-        "password": settings.rabbitmq_stream_password.get(),
-    }
-
-
-def _opensearch(settings: Settings) -> OpenSearch:
-    return OpenSearch(
-        hosts=[{"host": settings.opensearch_host, "port": settings.opensearch_port}],
-        timeout=120,
-    )
-
-
-def _s3(settings: Settings) -> Any:
-    secret = settings.aws_secret_access_key
-    return boto3.client(
-        "s3",
-        endpoint_url=settings.aws_endpoint_url_s3,
-        region_name=settings.aws_region_name,
-        aws_access_key_id=settings.aws_access_key_id,
-        aws_secret_access_key=secret.get() if secret else None,
-    )
-
-
 @contextlib.contextmanager
 def scratch(settings: Settings, tag: str) -> Iterator[Settings]:
     """Settings with a stream, index prefix and S3 prefix of their own, removed afterwards."""
@@ -191,24 +166,8 @@ def scratch(settings: Settings, tag: str) -> Iterator[Settings]:
     try:
         yield own
     finally:
-        client = _opensearch(own)
-        for prefix in (own.opensearch_index_prefix, _raw_prefix(own)):
-            client.indices.delete(index=index_pattern(prefix), ignore_unavailable=True)
-            client.indices.delete_index_template(name=prefix, ignore=[404])
-        client.close()
-        s3 = _s3(own)
-        for page in s3.get_paginator("list_objects_v2").paginate(
-            Bucket=own.s3_bucket, Prefix=own.s3_prefix
-        ):
-            keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
-            if keys:
-                s3.delete_objects(Bucket=own.s3_bucket, Delete={"Objects": keys})
-
-        async def delete() -> None:
-            async with Producer(**_connect(own)) as producer:
-                await producer.delete_stream(own.rabbitmq_stream_name, missing_ok=True)
-
-        asyncio.run(delete())
+        remove_sinks(own, own.opensearch_index_prefix, _raw_prefix(own))
+        asyncio.run(delete_stream(own))
 
 
 async def _publish(settings: Settings, bodies: Iterator[bytes] | Sequence[bytes]) -> int:
@@ -223,7 +182,7 @@ async def _publish(settings: Settings, bodies: Iterator[bytes] | Sequence[bytes]
         if finished and confirmed == sent:
             done.set()
 
-    async with Producer(**_connect(settings)) as producer:
+    async with Producer(**settings.stream_client_args()) as producer:
         await producer.create_stream(
             settings.rabbitmq_stream_name, exists_ok=True, arguments={"max-age": "1h"}
         )
@@ -257,80 +216,6 @@ def publish(settings: Settings, bodies: Iterator[bytes] | Sequence[bytes]) -> in
     return asyncio.run(_publish(settings, bodies))
 
 
-def stored_offset(settings: Settings) -> int | None:
-    async def query() -> int | None:
-        async with Consumer(**_connect(settings)) as consumer:
-            try:
-                offset: int = await consumer.query_offset(settings.rabbitmq_stream_name, NAME)
-            except OffsetNotFound:
-                return None
-            return offset
-
-    # Other benchmarks restart the shared broker now and then: ride that out.
-    for attempt in range(120):
-        try:
-            return asyncio.run(query())
-        except (OSError, StreamNotAvailable):
-            if attempt == 119:
-                raise
-            time.sleep(0.5)
-    raise AssertionError("unreachable")
-
-
-class ConsumerProcess:
-    def __init__(self, settings: Settings, *args: str) -> None:
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("RABBITMQ_", "OPENSEARCH_", "AUDIT_LOG_", "AWS_"))
-        }
-        env.update(read_env_file(LOCAL_ENV))
-        env.update(
-            {
-                "RABBITMQ_STREAM_NAME": settings.rabbitmq_stream_name,
-                "OPENSEARCH_INDEX_PREFIX": settings.opensearch_index_prefix,
-                "AUDIT_LOG_S3_PREFIX": settings.s3_prefix,
-            }
-        )
-        self.workdir = Path(tempfile.mkdtemp(prefix="bench-consumer-"))
-        self.log_path = self.workdir / "consumer.log"
-        with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "audit_logging.consumer", "--consumer-name", NAME, *args],
-                env=env,
-                cwd=self.workdir,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    def log(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
-
-    def stop(self) -> int:
-        self.proc.terminate()
-        try:
-            return self.proc.wait(120)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait()
-
-    def wait_for_offset(self, settings: Settings, offset: int, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while stored_offset(settings) != offset:
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"consumer did not reach offset {offset}:\n{self.log()[-3000:]}")
-            time.sleep(0.2)
-
-
-_LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
-
-
-def _log_time(line: str) -> float:
-    match = _LOG_TIME.match(line)
-    assert match, line
-    return dt.datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
-
-
 # -- throughput and Parquet size -------------------------------------------------------------
 
 
@@ -341,7 +226,7 @@ def _raw_prefix(settings: Settings) -> str:
 
 def _raw_bulk(settings: Settings, records: Sequence[dict[str, Any]]) -> float:
     """docs/s of helpers.bulk of the same documents, same monthly indices and ids."""
-    client = _opensearch(settings)
+    client = opensearch(settings)
     prefix = _raw_prefix(settings)
     try:
         install_template(client, prefix)
@@ -367,27 +252,22 @@ def throughput(settings: Settings) -> list[Result]:
     publish(settings, bodies)
     before = _raw_bulk(settings, records)
     consumer = ConsumerProcess(
-        settings, "--batch-size", str(THROUGHPUT_BATCH), "--flush-interval", "5"
+        settings, "--batch-size", str(THROUGHPUT_BATCH), "--flush-interval", "5", name=NAME
     )
     try:
         consumer.wait_for_offset(settings, len(records) - 1, 600)
     finally:
         consumer.stop()
     lines = consumer.log().splitlines()
-    began = _log_time(next(line for line in lines if "starting from" in line))
-    ended = _log_time([line for line in lines if re.search(r" batch \d+: ", line)][-1])
+    began = log_time(next(line for line in lines if "starting from" in line))
+    ended = log_time([line for line in lines if re.search(r" batch \d+: ", line)][-1])
     ours = len(records) / (ended - began)
     after = _raw_bulk(settings, records)
     baseline = (before + after) / 2
 
-    s3 = _s3(settings)
-    parquet_bytes = 0
-    for page in s3.get_paginator("list_objects_v2").paginate(
-        Bucket=settings.s3_bucket, Prefix=settings.s3_prefix
-    ):
-        parquet_bytes += sum(
-            item["Size"] for item in page.get("Contents", []) if item["Key"].endswith(".parquet")
-        )
+    parquet_bytes = sum(
+        item["Size"] for item in s3_objects(settings) if item["Key"].endswith(".parquet")
+    )
     ndjson_bytes = sum(len(body) + 1 for body in bodies)
     per_parquet = parquet_bytes / len(records)
     per_ndjson = ndjson_bytes / len(records)
@@ -429,7 +309,7 @@ class _SearchPoller(threading.Thread):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(daemon=True)
-        self.client = _opensearch(settings)
+        self.client = opensearch(settings)
         self.pattern = index_pattern(settings.opensearch_index_prefix)
         self.pending: dict[str, float] = {}
         self.latencies: list[float] = []
@@ -470,7 +350,7 @@ async def _paced(settings: Settings, poller: _SearchPoller, seconds: float) -> i
     rng = random.Random(3)
     step = RATE // 100  # every 10 ms
     sent = 0
-    async with Producer(**_connect(settings)) as producer:
+    async with Producer(**settings.stream_client_args()) as producer:
         await producer.create_stream(
             settings.rabbitmq_stream_name, exists_ok=True, arguments={"max-age": "1h"}
         )
@@ -500,7 +380,8 @@ async def _paced(settings: Settings, poller: _SearchPoller, seconds: float) -> i
 
 def latency(settings: Settings) -> list[Result]:
     asyncio.run(_publish(settings, []))  # creates the stream
-    consumer = ConsumerProcess(settings)  # default batch size, flush interval and index delay
+    # The default batch size, flush interval and index delay.
+    consumer = ConsumerProcess(settings, name=NAME)
     poller = _SearchPoller(settings)
     try:
         time.sleep(3)
@@ -548,13 +429,13 @@ def latency(settings: Settings) -> list[Result]:
 
 def memory(settings: Settings) -> list[Result]:
     count = publish(settings, many_bodies(RSS_RECORDS))
-    consumer = ConsumerProcess(settings, "--flush-interval", "5")  # default batch size
+    consumer = ConsumerProcess(settings, "--flush-interval", "5", name=NAME)  # default batch
     process = psutil.Process(consumer.proc.pid)
     samples: list[tuple[int, float]] = []  # (offset reached, RSS MiB)
     began = time.monotonic()
     try:
         while True:
-            offset = stored_offset(settings)
+            offset = stored_offset(settings, NAME)
             rss = process.memory_info().rss / 2**20
             samples.append((-1 if offset is None else offset, rss))
             if offset == count - 1:

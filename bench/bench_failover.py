@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
-import io
 import json
 import random
 import re
@@ -24,22 +23,13 @@ import time
 from collections import Counter
 from typing import Final
 
-import pyarrow.parquet as pq
 from rstream import AMQPMessage, ConfirmationStatus, Producer, Properties
 
 from audit_logging.record import format_timestamp, new_log_id, record_to_json
 from audit_logging.settings import Settings
 from bench._results import Result, median
-from bench.bench_consumer import (
-    LOCAL_ENV,
-    ConsumerProcess,
-    _connect,
-    _log_time,
-    _publish,
-    _s3,
-    realistic_records,
-    scratch,
-)
+from bench._stack import LOCAL_ENV, ConsumerProcess, archived_log_ids, log_time
+from bench.bench_consumer import NAME, _publish, realistic_records, scratch
 
 KILLS: Final = 5
 RATE: Final = 200  # records/s, in bursts every 50 ms
@@ -78,7 +68,7 @@ class _Publisher(threading.Thread):
             confirmed += 1
             failed += not status.is_confirmed
 
-        async with Producer(**_connect(self.settings)) as producer:
+        async with Producer(**self.settings.stream_client_args()) as producer:
             began = time.monotonic()
             tick = 0
             while not self.stopping.is_set():
@@ -120,7 +110,7 @@ class _Publisher(threading.Thread):
 def _wait_for(consumer: ConsumerProcess, text: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while text not in consumer.log():
-        if consumer.proc.poll() is not None or time.monotonic() > deadline:
+        if not consumer.running() or time.monotonic() > deadline:
             raise RuntimeError(f"no {text!r} within {timeout} s:\n{consumer.log()[-3000:]}")
         time.sleep(0.05)
 
@@ -130,25 +120,11 @@ def _first_batch_after(consumer: ConsumerProcess, since: float) -> float | None:
     for line in consumer.log().splitlines():
         match = _BATCH.search(line)
         if match and int(match.group(1)) > 0:
-            logged = _log_time(line)
+            logged = log_time(line)
             # Log times are in whole milliseconds: allow the kill's own millisecond.
             if logged >= since - 0.001:
                 return logged
     return None
-
-
-def _archived_log_ids(settings: Settings) -> list[str]:
-    s3 = _s3(settings)
-    ids: list[str] = []
-    for page in s3.get_paginator("list_objects_v2").paginate(
-        Bucket=settings.s3_bucket, Prefix=settings.s3_prefix
-    ):
-        for item in page.get("Contents", []):
-            if item["Key"].endswith(".parquet"):
-                body = s3.get_object(Bucket=settings.s3_bucket, Key=item["Key"])["Body"].read()
-                table = pq.read_table(io.BytesIO(body), columns=["log_id"])
-                ids.extend(str(value) for value in table.column("log_id").to_pylist())
-    return ids
 
 
 def _kill(consumer: ConsumerProcess) -> float:
@@ -166,10 +142,10 @@ def failover(settings: Settings) -> list[Result]:
     takeovers: list[float] = []
     try:
         publisher.start()
-        active = ConsumerProcess(settings, *ARGS)
+        active = ConsumerProcess(settings, *ARGS, name=NAME)
         started.append(active)
         _wait_for(active, ACTIVE, 30)
-        standby = ConsumerProcess(settings, *ARGS)
+        standby = ConsumerProcess(settings, *ARGS, name=NAME)
         started.append(standby)
         for _ in range(KILLS):
             _wait_for(standby, STANDBY, 30)
@@ -178,24 +154,24 @@ def failover(settings: Settings) -> list[Result]:
             killed_at = _kill(active)
             deadline = time.monotonic() + 30
             while (archived := _first_batch_after(standby, killed_at)) is None:
-                if standby.proc.poll() is not None or time.monotonic() > deadline:
+                if not standby.running() or time.monotonic() > deadline:
                     raise RuntimeError(f"no takeover within 30 s:\n{standby.log()[-3000:]}")
                 time.sleep(0.05)
             takeovers.append(archived - killed_at)
             print(f"bench failover: takeover {takeovers[-1]:.2f} s", flush=True)
-            active, standby = standby, ConsumerProcess(settings, *ARGS)
+            active, standby = standby, ConsumerProcess(settings, *ARGS, name=NAME)
             started.append(standby)
         published = publisher.finish()
         expected = set(published)
         deadline = time.monotonic() + 60
-        while len(set(rows := _archived_log_ids(settings))) < len(expected):
+        while len(set(rows := archived_log_ids(settings))) < len(expected):
             if time.monotonic() > deadline:
                 break
             time.sleep(1)
     finally:
         publisher.stopping.set()
         for consumer in started:
-            if consumer.proc.poll() is None:
+            if consumer.running():
                 consumer.stop()
     repeated = sum(n - 1 for n in Counter(rows).values() if n > 1)
     missing = len(expected - set(rows))

@@ -24,14 +24,12 @@ import asyncio
 import contextlib
 import dataclasses
 import gc
-import io
 import json
 import os
 import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -41,16 +39,24 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Final
 
-import pyarrow.parquet as pq
-from rstream import Consumer, MessageContext, Producer
-from rstream.exceptions import OffsetNotFound
+from rstream import Consumer, MessageContext
 
 from audit_logging.partitions import log_id_of, partition_index, partition_names
 from audit_logging.publisher import StreamPublisher
 from audit_logging.search_index import index_pattern
-from audit_logging.settings import Settings, read_env_file
+from audit_logging.settings import Settings
 from bench._results import HERE, Result, median
-from bench.bench_consumer import _log_time, _opensearch, _s3, many_bodies
+from bench._stack import (
+    LOCAL_ENV,
+    ConsumerProcess,
+    archived_log_ids,
+    delete_stream,
+    log_time,
+    opensearch,
+    remove_sinks,
+    stored_offsets,
+)
+from bench.bench_consumer import many_bodies
 
 AREA: Final = "scaleout"
 RECORDS: Final = int(os.environ.get("BENCH_SCALEOUT_RECORDS", "200000"))
@@ -69,7 +75,6 @@ CPU_GOAL: Final = 1.1
 SAMPLE_EVERY: Final = 0.2
 DRAIN_TIMEOUT: Final = 300.0
 CONSUME_TIMEOUT: Final = 900.0
-LOCAL_ENV: Final = HERE.parent / "devstack" / "local.env"
 OPENSEARCH_PID: Final = HERE.parent / "devstack" / ".state" / "opensearch" / "opensearch.pid"
 CLOCK_TICKS: Final = os.sysconf("SC_CLK_TCK")
 
@@ -97,23 +102,7 @@ def _own_stream(settings: Settings, tag: str, partitions: int) -> Iterator[Setti
     try:
         yield own
     finally:
-        asyncio.run(_delete_stream(own))
-
-
-async def _delete_stream(settings: Settings) -> None:
-    name = settings.rabbitmq_stream_name
-    producer = Producer(**settings.stream_client_args())
-    try:
-        await producer.start()
-        if settings.stream_partitions == 1:
-            await producer.delete_stream(name, missing_ok=True)
-            return
-        # A super stream goes with its partitions through the low-level client only.
-        client = await producer.default_client
-        if await client.partitions(name):
-            await client.delete_super_stream(name)
-    finally:
-        await producer.close()
+        asyncio.run(delete_stream(own))
 
 
 @contextlib.contextmanager
@@ -124,24 +113,7 @@ def _own_sinks(settings: Settings, tag: str) -> Iterator[Settings]:
     try:
         yield own
     finally:
-        client = _opensearch(own)
-        client.indices.delete(index=index_pattern(name), ignore_unavailable=True)
-        client.indices.delete_index_template(name=name, ignore=[404])
-        client.close()
-        s3 = _s3(own)
-        for keys in _pages(own):
-            if keys:
-                s3.delete_objects(
-                    Bucket=own.s3_bucket, Delete={"Objects": [{"Key": key} for key in keys]}
-                )
-
-
-def _pages(settings: Settings) -> Iterator[list[str]]:
-    s3 = _s3(settings)
-    for page in s3.get_paginator("list_objects_v2").paginate(
-        Bucket=settings.s3_bucket, Prefix=settings.s3_prefix
-    ):
-        yield [item["Key"] for item in page.get("Contents", [])]
+        remove_sinks(own)
 
 
 def _publisher(settings: Settings, spool: str, queue_size: int) -> StreamPublisher:
@@ -348,51 +320,12 @@ def _hottest(paths: Sequence[Path], within: str = "", top: int = 6) -> str:
 # -- consumer throughput --------------------------------------------------------------------
 
 
-class _Member:
+class _Member(ConsumerProcess):
     """One ``python -m audit_logging.consumer`` of the group, in a session of its own."""
 
     def __init__(self, settings: Settings, group: str) -> None:
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("RABBITMQ_", "OPENSEARCH_", "AUDIT_LOG_", "AWS_"))
-        }
-        env.update(read_env_file(LOCAL_ENV))
-        env.update(
-            {
-                "RABBITMQ_STREAM_NAME": settings.rabbitmq_stream_name,
-                "AUDIT_LOG_STREAM_PARTITIONS": str(settings.stream_partitions),
-                "OPENSEARCH_INDEX_PREFIX": settings.opensearch_index_prefix,
-                "AUDIT_LOG_S3_PREFIX": settings.s3_prefix,
-            }
-        )
-        self.workdir = Path(tempfile.mkdtemp(prefix="bench-scaleout-"))
-        self.log_path = self.workdir / "consumer.log"
-        command = [sys.executable, "-m", "audit_logging.consumer", "--consumer-name", group]
-        command += ["--batch-size", str(BATCH), "--flush-interval", str(FLUSH_INTERVAL)]
-        with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(
-                command,
-                env=env,
-                cwd=self.workdir,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def log(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
-
-    def running(self) -> bool:
-        return self.proc.poll() is None
-
-    def stop(self) -> int:
-        self.proc.terminate()
-        try:
-            return self.proc.wait(120)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait()
+        batching = ("--batch-size", str(BATCH), "--flush-interval", str(FLUSH_INTERVAL))
+        super().__init__(settings, *batching, name=group, new_session=True)
 
     def active(self) -> set[str]:
         """The partitions its log says it is active on now."""
@@ -424,22 +357,9 @@ def _wait(
         time.sleep(every)
 
 
-async def _stored_offsets(
-    settings: Settings, streams: Sequence[str], group: str
-) -> dict[str, int | None]:
-    found: dict[str, int | None] = {}
-    async with Consumer(**settings.stream_client_args()) as consumer:
-        for stream in streams:
-            try:
-                found[stream] = await consumer.query_offset(stream, group)
-            except OffsetNotFound:
-                found[stream] = None
-    return found
-
-
 def _reached(settings: Settings, ends: dict[str, int], group: str) -> bool:
     try:
-        stored = asyncio.run(_stored_offsets(settings, list(ends), group))
+        stored = asyncio.run(stored_offsets(settings, list(ends), group))
     except Exception:  # noqa: BLE001 - a broker hiccup: ask again at the next poll
         return False
     return stored == ends
@@ -521,28 +441,21 @@ def _consume(
     if any(codes):
         raise RuntimeError(f"bench scaleout: consumers exited {codes}:\n" + "\n---\n".join(logs))
     lines = [line for log in logs for line in log.splitlines()]
-    began = min(_log_time(line) for line in lines if _STARTED.search(line))
-    ended = max(_log_time(line) for line in lines if _BATCH.search(line))
+    began = min(log_time(line) for line in lines if _STARTED.search(line))
+    ended = max(log_time(line) for line in lines if _BATCH.search(line))
     spread = None
     if members > 1:
         # The last activation in the window: from then on each member reads its own
         # partition (a member stopping at the end hands its partition to the other).
-        activations = (_log_time(line) for line in lines if _ACTIVE.search(line))
+        activations = (log_time(line) for line in lines if _ACTIVE.search(line))
         spread = max(moment for moment in activations if moment <= ended) - began
     return _Window(records, began, ended, sampler.between(began, ended), spread)
 
 
 def _check_sinks(settings: Settings, expected: set[str]) -> None:
     """Every record once in S3 and in OpenSearch: a rate of anything else means nothing."""
-    s3 = _s3(settings)
-    rows: list[str] = []
-    for keys in _pages(settings):
-        for key in keys:
-            if key.endswith(".parquet"):
-                body = s3.get_object(Bucket=settings.s3_bucket, Key=key)["Body"].read()
-                table = pq.read_table(io.BytesIO(body), columns=["log_id"])
-                rows.extend(str(value) for value in table.column("log_id").to_pylist())
-    client = _opensearch(settings)
+    rows = archived_log_ids(settings)
+    client = opensearch(settings)
     pattern = index_pattern(settings.opensearch_index_prefix)
     try:
         client.indices.refresh(index=pattern)
