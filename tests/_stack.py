@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from audit_logging.settings import Settings
+
+if TYPE_CHECKING:
+    from rstream import ConfirmationStatus
 
 
 def unique(prefix: str) -> str:
@@ -36,6 +40,24 @@ async def delete_super_stream(settings: Settings) -> None:
         await producer.close()
 
 
+class Confirms:
+    """An ``on_publish_confirm`` callback that keeps every status the broker sends back;
+    ``wait`` returns once ``expected`` of them arrived."""
+
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        self.statuses: list[ConfirmationStatus] = []
+        self._all_in = asyncio.Event()
+
+    def __call__(self, status: ConfirmationStatus) -> None:
+        self.statuses.append(status)
+        if len(self.statuses) == self.expected:
+            self._all_in.set()
+
+    async def wait(self, timeout: float) -> None:
+        await asyncio.wait_for(self._all_in.wait(), timeout)
+
+
 def opensearch_client(settings: Settings) -> Any:
     from audit_logging.search_index import make_client
 
@@ -54,7 +76,6 @@ async def read_stream(
 ) -> list[tuple[int, bytes]]:
     """(offset, body) of the messages of ``stream`` from its start: waits for ``at_least``
     of them, then for ``quiet_after`` seconds more, so extra (duplicate) messages show."""
-    import asyncio
     import time
 
     from rstream import (
@@ -94,7 +115,6 @@ async def read_stream(
 def stream_records(settings: Settings, stream: str, at_least: int,
                    timeout: float = 60.0) -> list[dict[str, Any]]:
     """The records (decoded JSON bodies) in ``stream``, in stream order."""
-    import asyncio
     import json
 
     return [json.loads(body) for _, body in

@@ -17,33 +17,23 @@ from rstream import (
 )
 
 from audit_logging.settings import Settings
+from tests._stack import Confirms
 
 pytestmark = pytest.mark.services
 COUNT = 1000
 
 
-def connect_args(settings: Settings) -> dict[str, object]:
-    return settings.stream_client_args()
-
-
 async def publish(settings: Settings, stream: str) -> list[ConfirmationStatus]:
-    confirmed: list[ConfirmationStatus] = []
-    done = asyncio.Event()
-
-    def on_confirm(status: ConfirmationStatus) -> None:
-        confirmed.append(status)
-        if len(confirmed) == COUNT:
-            done.set()
-
-    async with Producer(**connect_args(settings)) as producer:  # type: ignore[arg-type]
+    confirms = Confirms(COUNT)
+    async with Producer(**settings.stream_client_args()) as producer:
         await producer.create_stream(stream, exists_ok=True)
         batch = [AMQPMessage(body=f"message {i}".encode()) for i in range(COUNT)]
         for start in range(0, COUNT, 100):
             await producer.send_batch(
-                stream, batch[start : start + 100], on_publish_confirm=on_confirm
+                stream, batch[start : start + 100], on_publish_confirm=confirms
             )
-        await asyncio.wait_for(done.wait(), 30)
-    return confirmed
+        await confirms.wait(30)
+    return confirms.statuses
 
 
 async def read(
@@ -57,7 +47,7 @@ async def read(
         if len(got) >= want:
             done.set()
 
-    async with Consumer(**connect_args(settings)) as consumer:  # type: ignore[arg-type]
+    async with Consumer(**settings.stream_client_args()) as consumer:
         await consumer.subscribe(
             stream,
             on_message,
@@ -84,7 +74,7 @@ def test_thousand_messages_with_confirms_and_a_stored_server_side_offset(
     assert [body for _, body in first_half] == [f"message {i}".encode() for i in range(500)]
 
     async def resume() -> list[tuple[int, bytes]]:
-        async with Consumer(**connect_args(settings)) as consumer:  # type: ignore[arg-type]
+        async with Consumer(**settings.stream_client_args()) as consumer:
             stored = await consumer.query_offset(stream_name, "smoke")
         spec = ConsumerOffsetSpecification(OffsetType.OFFSET, stored + 1)
         return await read(settings, stream_name, "smoke", spec, 500)

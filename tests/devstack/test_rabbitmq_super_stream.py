@@ -24,7 +24,7 @@ from rstream import (
 )
 
 from audit_logging.settings import Settings
-from tests._stack import unique
+from tests._stack import Confirms, unique
 
 pytestmark = pytest.mark.services
 PARTITIONS = 3
@@ -42,19 +42,13 @@ async def routing_key(message: AMQPMessage) -> str:
 
 def producer(settings: Settings, name: str) -> SuperStreamProducer:
     return SuperStreamProducer(
-        settings.rabbitmq_stream_host, settings.rabbitmq_stream_port,
-        vhost=settings.rabbitmq_stream_vhost, username=settings.rabbitmq_stream_user,
-        password=settings.rabbitmq_stream_password.get(), super_stream=name,
+        **settings.stream_client_args(), super_stream=name,
         routing=RouteType.Hash, routing_extractor=routing_key,
     )
 
 
 def consumer(settings: Settings, name: str) -> SuperStreamConsumer:
-    return SuperStreamConsumer(
-        settings.rabbitmq_stream_host, settings.rabbitmq_stream_port,
-        vhost=settings.rabbitmq_stream_vhost, username=settings.rabbitmq_stream_user,
-        password=settings.rabbitmq_stream_password.get(), super_stream=name,
-    )
+    return SuperStreamConsumer(**settings.stream_client_args(), super_stream=name)
 
 
 async def create(settings: Settings, name: str) -> None:
@@ -75,21 +69,14 @@ async def delete(settings: Settings, name: str) -> None:
 
 
 async def publish(settings: Settings, name: str) -> list[ConfirmationStatus]:
-    confirmed: list[ConfirmationStatus] = []
-    done = asyncio.Event()
-
-    def on_confirm(status: ConfirmationStatus) -> None:
-        confirmed.append(status)
-        if len(confirmed) == COUNT:
-            done.set()
-
+    confirms = Confirms(COUNT)
     async with producer(settings, name) as publisher:
         for i in range(COUNT):
             message = AMQPMessage(body=f"message {i}".encode(),
                                   application_properties={"key": f"key-{i % KEYS}"})
-            await publisher.send(message, on_publish_confirm=on_confirm)
-        await asyncio.wait_for(done.wait(), 60)
-    return confirmed
+            await publisher.send(message, on_publish_confirm=confirms)
+        await confirms.wait(60)
+    return confirms.statuses
 
 
 class Group:
