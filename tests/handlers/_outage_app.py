@@ -10,25 +10,15 @@ from __future__ import annotations
 import gc
 import json
 import logging
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from audit_logging.handlers import AuditHandler
 from audit_logging.settings import Settings
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def port_open(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-    except OSError:
-        return False
-    return True
+from tests._ports import port_open
+from tests.handlers._processes import REPO
 
 
 def _gc_timer(pauses: list[tuple[int, float]]) -> Callable[[str, dict[str, int]], None]:

@@ -23,9 +23,9 @@ import pytest
 from audit_logging.handlers import AuditHandler
 from audit_logging.settings import Settings
 from tests._stack import stream_records
+from tests.handlers._processes import REPO, app_env, lines_on_disk
 
 pytestmark = pytest.mark.services
-REPO = Path(__file__).resolve().parents[2]
 
 
 class BrokerProxy:
@@ -187,18 +187,11 @@ def garbling_port() -> Iterator[int]:
 def test_rstream_errors_never_reach_the_apps_stderr(
     settings: Settings, garbling_port: int
 ) -> None:
-    env = os.environ | {
-        "RABBITMQ_STREAM_HOST": "127.0.0.1",
-        "RABBITMQ_STREAM_PORT": str(garbling_port),
-        "RABBITMQ_STREAM_NAME": settings.rabbitmq_stream_name,
-        "AUDIT_LOG_SPOOL_DIR": str(settings.spool_dir),
-        "PYTHONPATH": str(REPO),
-    }
+    env = app_env(settings, garbling_port, RABBITMQ_STREAM_HOST="127.0.0.1")
     done = subprocess.run([sys.executable, "-c", LOG_FOR_A_WHILE], env=env, cwd=REPO,
                           capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     for leak in ("Task exception was never retrieved", "Exception in callback", "Traceback"):
         assert leak not in done.stderr, done.stderr
     assert "100 audit records were not confirmed" in done.stderr, done.stderr
-    spooled = Path(settings.spool_dir).glob("*/seg-*.log")
-    assert sum(path.read_bytes().count(b"\n") for path in spooled) == 100
+    assert lines_on_disk(Path(settings.spool_dir)) == 100

@@ -21,11 +21,12 @@ import audit_logging
 from audit_logging.handlers import AuditHandler
 from audit_logging.middleware import AuditWSGIMiddleware
 from audit_logging.settings import Settings
+from tests._ports import free_port
 from tests._stack import stream_records
+from tests.handlers._processes import REPO, app_env
 from tests.middleware._apps import starlette_app, wsgi_app
 
 pytestmark = pytest.mark.services
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -110,14 +111,9 @@ def test_asgi_and_wsgi_request_records_reach_the_stream_with_their_context(
 def test_broker_outage_loses_nothing_duplicates_nothing_and_never_blocks_emit(
     settings: Settings,
 ) -> None:
-    env = os.environ | {
-        "RABBITMQ_STREAM_HOST": settings.rabbitmq_stream_host,
-        "RABBITMQ_STREAM_PORT": str(settings.rabbitmq_stream_port),
-        "RABBITMQ_STREAM_NAME": settings.rabbitmq_stream_name,
-        "AUDIT_LOG_SPOOL_DIR": str(settings.spool_dir),
-    }
-    app = subprocess.run([sys.executable, "-m", "tests.handlers._outage_app"], env=env,
-                         cwd=REPO, capture_output=True, text=True, timeout=400, check=False)
+    app = subprocess.run([sys.executable, "-m", "tests.handlers._outage_app"],
+                         env=app_env(settings), cwd=REPO, capture_output=True, text=True,
+                         timeout=400, check=False)
     assert app.returncode == 0, app.stderr
     seen = json.loads(app.stdout)
     assert seen["stopped"], "the broker did not stop"
@@ -172,7 +168,6 @@ def test_a_forked_child_publishes_with_its_own_producer(
 
 
 def test_spool_left_by_a_process_is_replayed_by_the_next_one(settings: Settings) -> None:
-    unreachable = dataclasses.replace(settings, rabbitmq_stream_port=_closed_port())
     script = (
         "import logging, sys\n"
         "from audit_logging.handlers import AuditHandler\n"
@@ -184,13 +179,8 @@ def test_spool_left_by_a_process_is_replayed_by_the_next_one(settings: Settings)
         "left = h.close(timeout=1)\n"
         "sys.exit(0 if left == 1500 else 3)\n"
     )
-    env = os.environ | {
-        "RABBITMQ_STREAM_HOST": unreachable.rabbitmq_stream_host,
-        "RABBITMQ_STREAM_PORT": str(unreachable.rabbitmq_stream_port),
-        "RABBITMQ_STREAM_NAME": settings.rabbitmq_stream_name,
-        "AUDIT_LOG_SPOOL_DIR": str(settings.spool_dir),
-    }
-    done = subprocess.run([sys.executable, "-c", script], env=env, cwd=REPO, timeout=60,
+    unreachable = app_env(settings, port=free_port())
+    done = subprocess.run([sys.executable, "-c", script], env=unreachable, cwd=REPO, timeout=60,
                           check=False, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "kept in the spool" in done.stderr
@@ -217,7 +207,7 @@ def test_unwritable_spool_and_no_broker_is_reported_and_counted(
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the spool folder should be")
     broken = dataclasses.replace(settings, spool_dir=blocker / "spool",
-                                 rabbitmq_stream_port=_closed_port())
+                                 rabbitmq_stream_port=free_port())
     handler = AuditHandler(settings=broken)
     with caplog.at_level(logging.ERROR, "audit_logging"):
         for i in range(10):
@@ -242,24 +232,6 @@ def _record(object_id: str) -> logging.LogRecord:
     record.action = "CREATE"
     record.object_id = object_id
     return record
-
-
-def _port_open(port: int) -> bool:
-    import socket
-
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-    except OSError:
-        return False
-    return True
-
-
-def _closed_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_a_handler_closed_by_a_later_dict_config_keeps_publishing(

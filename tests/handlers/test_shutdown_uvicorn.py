@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -15,19 +13,15 @@ import httpx
 import pytest
 
 from audit_logging.settings import Settings
-from tests._stack import stream_records
-from tests.handlers.test_shutdown import (
-    KEPT,
-    REPO,
-    _env,
-    _free_port,
-    _lines_on_disk,
-    _send_what_is_spooled,
-    hung_port,
+from tests._ports import free_port
+from tests.handlers._processes import REPO, app_env
+from tests.handlers._shutdown import (
+    assert_the_workers_spooled_what_they_reported,
+    server_group,
+    stop,
 )
 
 pytestmark = pytest.mark.services
-__all__ = ["hung_port"]  # the fixture, used here by name
 
 # {configure} is one of CONFIGURE; {lifespan} says whether the app answers the lifespan
 # protocol. A bare ASGI app often does not (uvicorn's own example asserts an "http" scope):
@@ -88,17 +82,13 @@ def test_uvicorn_workers_stopped_with_a_hung_broker_spool_what_they_report(
     (tmp_path / "hung_asgi.py").write_text(
         ASGI_APP.format(configure=CONFIGURE[configure], lifespan=lifespan), encoding="utf-8"
     )
-    port = _free_port()
+    port = free_port()
     # The middleware reads the session cookie by default, which needs a hash key.
-    env = _env(settings, hung_port) | {"AUDIT_LOG_HASH_KEY": "uvicorn-shutdown-test-key-0123"}
-    env["PYTHONPATH"] = f"{tmp_path}{os.pathsep}{REPO}"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--workers", "2", "--host", "127.0.0.1",
-         "--port", str(port), "hung_asgi:app"],
-        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True,  # its own process group: a failed test ends the workers too
-    )
-    try:
+    env = app_env(settings, hung_port, AUDIT_LOG_HASH_KEY="uvicorn-shutdown-test-key-0123",
+                  PYTHONPATH=f"{tmp_path}{os.pathsep}{REPO}")
+    command = [sys.executable, "-m", "uvicorn", "--workers", "2", "--host", "127.0.0.1",
+               "--port", str(port), "hung_asgi:app"]
+    with server_group(command, env, tmp_path) as server:
         # uvicorn's parent listens before its workers start: requests wait in the backlog.
         # A connection per request: the kernel spreads them over both workers.
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30,
@@ -113,23 +103,8 @@ def test_uvicorn_workers_stopped_with_a_hung_broker_spool_what_they_report(
                     time.sleep(0.1)
             statuses += [http.get(f"/{i}").status_code for i in range(1, 100)]
         assert statuses == [200] * 100
-        time.sleep(1)  # the workers' publishers are stuck connecting to the hung broker
-        server.send_signal(signal.SIGTERM)
-        stdout, stderr = server.communicate(timeout=120)
-    finally:
-        if server.poll() is None:
-            # The workers hold the pipes open too; only the group's end lets communicate return.
-            os.killpg(server.pid, signal.SIGKILL)
-            server.communicate()
-    assert server.returncode == 0, stderr
-    reported = sum(int(n) for n in KEPT.findall(stderr))
-    assert reported == 100, stderr
-    assert _lines_on_disk(Path(settings.spool_dir)) == 100
+        stdout, stderr = stop(server)
+    assert_the_workers_spooled_what_they_reported(settings, server, stderr)
     exits = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
     assert len(exits) == 2, stdout + stderr  # both workers drained at shutdown
     assert all(len(e["stats"]) == 1 and e["stats"][0]["lost"] == 0 for e in exits), stdout
-    assert "Task exception was never retrieved" not in stderr, stderr
-    assert "could not be kept" not in stderr, stderr
-    _send_what_is_spooled(settings)
-    records = stream_records(settings, settings.rabbitmq_stream_name, 101)
-    assert sorted(r["object_id"] for r in records) == sorted([*map(str, range(100)), "next"])

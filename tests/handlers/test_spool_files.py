@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import socket
 import stat
 import subprocess
 import sys
@@ -18,10 +17,11 @@ import pytest
 from audit_logging._spool import Spool
 from audit_logging.handlers import AuditHandler
 from audit_logging.settings import Settings
+from tests._ports import free_port
 from tests._stack import stream_records
+from tests.handlers._processes import REPO, app_env
 
 pytestmark = pytest.mark.services
-REPO = Path(__file__).resolve().parents[2]
 
 LEAVE_A_SPOOL = """
 import logging, os, sys
@@ -37,24 +37,11 @@ os._exit(0)  # dies without closing: its spool is an orphan
 """
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def leave_orphan(
     settings: Settings, count: int, umask: int = 0o022, *, partitions: int = 1
 ) -> Path:
     """A process that could not reach the broker dies with ``count`` records spooled."""
-    env = os.environ | {
-        "RABBITMQ_STREAM_HOST": settings.rabbitmq_stream_host,
-        "RABBITMQ_STREAM_PORT": str(_closed_port()),
-        "RABBITMQ_STREAM_NAME": settings.rabbitmq_stream_name,
-        "AUDIT_LOG_SPOOL_DIR": str(settings.spool_dir),
-        "AUDIT_LOG_STREAM_PARTITIONS": str(partitions),
-        "PYTHONPATH": str(REPO),
-    }
+    env = app_env(settings, free_port(), AUDIT_LOG_STREAM_PARTITIONS=str(partitions))
     done = subprocess.run([sys.executable, "-c", LEAVE_A_SPOOL, oct(umask), str(count)],
                           env=env, cwd=REPO, timeout=60, check=False,
                           capture_output=True, text=True)
@@ -99,7 +86,7 @@ def test_an_adopted_spool_is_made_private(settings: Settings) -> None:
     os.chmod(orphan, 0o755)
     for item in orphan.iterdir():
         os.chmod(item, 0o644)
-    offline = dataclasses.replace(settings, rabbitmq_stream_port=_closed_port())
+    offline = dataclasses.replace(settings, rabbitmq_stream_port=free_port())
     handler = AuditHandler(settings=offline)  # adopts it (and cannot send it)
     try:
         assert stat.S_IMODE(orphan.stat().st_mode) == 0o700
