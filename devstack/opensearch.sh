@@ -26,14 +26,15 @@
 #   MAVEN_REPO_LOCAL (Maven local repository; default: Maven's own, ~/.m2/repository)
 #   JAVA_HOME (use $JAVA_HOME/bin/java and javac instead of the ones on PATH)
 set -euo pipefail
+# shellcheck source=SCRIPTDIR/_lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/_lib.sh"
 
-SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-SRC_DIR="$SCRIPT_DIR/opensearch"
+SRC_DIR="$DEVSTACK_DIR/opensearch"
 POM="$SRC_DIR/pom.xml"
 LAUNCHER_SRC="$SRC_DIR/src/DevOpenSearch.java"
 LAUNCHER_CLASS=DevOpenSearch
 
-STATE_DIR="$SCRIPT_DIR/.state/opensearch"
+STATE_DIR="$DEVSTACK_STATE/opensearch"
 LIB_DIR="$STATE_DIR/lib"
 CLASSES_DIR="$STATE_DIR/classes"
 CLASSPATH_FILE="$STATE_DIR/classpath.txt"
@@ -46,7 +47,6 @@ HOME_DIR="$STATE_DIR/home"
 TMP_DIR="$STATE_DIR/tmp"
 LOG_FILE="$STATE_DIR/opensearch.log"
 PID_FILE="$STATE_DIR/opensearch.pid"
-LOCK_FILE="$STATE_DIR/.lock"
 
 HOST=127.0.0.1
 HTTP_PORT="${OPENSEARCH_DEVSTACK_HTTP_PORT:-9200}"
@@ -55,7 +55,6 @@ START_TIMEOUT="${OPENSEARCH_DEVSTACK_START_TIMEOUT:-180}"
 STOP_TIMEOUT=30
 URL="http://$HOST:$HTTP_PORT"
 
-log() { printf '%s\n' "$*" >&2; }
 die() { log "opensearch: $*"; exit 1; }
 
 if [[ -n "${JAVA_HOME:-}" && -x "$JAVA_HOME/bin/java" ]]; then
@@ -93,17 +92,9 @@ health_status() {
   curl -fsS --max-time 2 "$URL/_cluster/health" 2>/dev/null | json_field status || true
 }
 
-port_open() { # port -> 0 if something accepts TCP connections on 127.0.0.1:port
-  timeout 1 bash -c "exec 3<>/dev/tcp/$HOST/$1" 2>/dev/null
-}
+read_pid() { pid_in_file "$PID_FILE"; }
 
-read_pid() { [[ -s "$PID_FILE" ]] && tr -dc '0-9' <"$PID_FILE"; }
-
-our_jvm_alive() { # pid -> 0 if it is alive and is our launcher
-  local pid="$1"
-  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$LAUNCHER_CLASS --base=$HOME_DIR"
-}
+our_jvm_alive() { pid_alive "$1" "$LAUNCHER_CLASS --base=$HOME_DIR"; } # pid -> 0 if it is our launcher
 
 # --- install -------------------------------------------------------------------------------------
 
@@ -163,6 +154,7 @@ launch() {
   mkdir -p "$DATA_DIR" "$NODE_LOG_DIR" "$HOME_DIR" "$TMP_DIR"
   [[ -f "$LOG_FILE" ]] && mv -f "$LOG_FILE" "$LOG_FILE.1"
 
+  # shellcheck disable=SC2054 # the commas are inside options
   local jvm_opts=(
     -Xms512m -Xmx1g
     -XX:+UseG1GC -XX:+ExitOnOutOfMemoryError -XX:-OmitStackTraceInFastThrow
@@ -177,6 +169,7 @@ launch() {
   # shellcheck disable=SC2206  # word splitting of user-supplied options is intended
   [[ -n "${OPENSEARCH_JAVA_OPTS:-}" ]] && jvm_opts+=(${OPENSEARCH_JAVA_OPTS})
 
+  # shellcheck disable=SC2054 # the commas are inside settings
   local settings=(
     -Ecluster.name=audit-logging-devstack
     -Enode.name=devstack
@@ -192,23 +185,11 @@ launch() {
     -Eaction.destructive_requires_name=false
   )
 
-  # setsid: own session and process group, so the JVM outlives the calling shell and its job
-  # control; nohup: ignore SIGHUP; fd 9 (our lock) is closed so the JVM does not hold it.
-  (
-    cd "$STATE_DIR"
-    exec setsid nohup "$JAVA" "${jvm_opts[@]}" -cp "$CLASSES_DIR:$(cat "$CLASSPATH_FILE")" \
-      "$LAUNCHER_CLASS" "--base=$HOME_DIR" "--pidfile=$PID_FILE" "${settings[@]}" \
-      </dev/null >"$LOG_FILE" 2>&1 9>&-
-  ) &
-  printf '%s\n' "$!" >"$PID_FILE"
-}
-
-fail_start() { # message
-  log "opensearch failed to start; see $LOG_FILE"
-  [[ -n "${1:-}" ]] && log "$1"
-  log "--- last 30 lines of $LOG_FILE ---"
-  tail -n 30 "$LOG_FILE" >&2 2>/dev/null || true
-  exit 1
+  # The JVM outlives the calling shell and its job control; our lock is closed for it.
+  launch_detached "$STATE_DIR" "$LOG_FILE" "$JAVA" "${jvm_opts[@]}" \
+    -cp "$CLASSES_DIR:$(cat "$CLASSPATH_FILE")" \
+    "$LAUNCHER_CLASS" "--base=$HOME_DIR" "--pidfile=$PID_FILE" "${settings[@]}"
+  printf '%s\n' "$LAUNCHED_PID" >"$PID_FILE"
 }
 
 wait_ready() { # pid
@@ -220,7 +201,7 @@ wait_ready() { # pid
     [[ -n "$p" ]] && pid="$p"
     if ! kill -0 "$pid" 2>/dev/null; then
       rm -f "$PID_FILE"
-      fail_start "the JVM (pid $pid) died during startup."
+      fail_start "$LOG_FILE" "the JVM (pid $pid) died during startup."
     fi
     if version="$(answers)" && health_at_least_yellow; then
       echo "opensearch $version started on $URL (pid $pid, health $(health_status), ${SECONDS}s; log: $LOG_FILE)"
@@ -229,9 +210,9 @@ wait_ready() { # pid
     sleep 1
   done
   log "opensearch: not ready after ${START_TIMEOUT}s; stopping the JVM (pid $pid)"
-  stop_pid "$pid" >/dev/null 2>&1 || true
+  stop_pid "$pid" "$STOP_TIMEOUT" >/dev/null 2>&1 || true
   rm -f "$PID_FILE"
-  fail_start "timed out after ${START_TIMEOUT}s waiting for $URL/ and cluster health yellow."
+  fail_start "$LOG_FILE" "timed out after ${START_TIMEOUT}s waiting for $URL/ and cluster health yellow."
 }
 
 cmd_start() {
@@ -242,8 +223,7 @@ cmd_start() {
     return 0
   fi
   mkdir -p "$STATE_DIR"
-  exec 9>"$LOCK_FILE"
-  flock -w 600 9 || die "another 'opensearch.sh start' holds $LOCK_FILE"
+  take_lock "$STATE_DIR" 600
 
   # Re-check under the lock: a concurrent start may have finished meanwhile.
   if version="$(answers)"; then
@@ -271,21 +251,6 @@ cmd_start() {
   wait_ready "$(read_pid)"
 }
 
-stop_pid() { # pid -> SIGTERM, wait up to STOP_TIMEOUT, then SIGKILL
-  local pid="$1" i
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for ((i = 0; i < STOP_TIMEOUT * 5; i++)); do
-    kill -0 "$pid" 2>/dev/null || return 0
-    sleep 0.2
-  done
-  log "opensearch: pid $pid still alive after ${STOP_TIMEOUT}s; sending SIGKILL"
-  kill -KILL "$pid" 2>/dev/null || true
-  for ((i = 0; i < 50; i++)); do
-    kill -0 "$pid" 2>/dev/null || return 0
-    sleep 0.1
-  done
-}
-
 cmd_stop() {
   local pid
   pid="$(read_pid || true)"
@@ -298,7 +263,7 @@ cmd_stop() {
     fi
     return 0
   fi
-  stop_pid "$pid"
+  stop_pid "$pid" "$STOP_TIMEOUT"
   rm -f "$PID_FILE"
   echo "opensearch stopped (pid $pid)"
 }
@@ -319,7 +284,7 @@ case "${1:-}" in
   stop) cmd_stop ;;
   status) cmd_status ;;
   *)
-    echo "usage: $0 {start|stop|status}" >&2
+    log "usage: $0 {start|stop|status}"
     exit 2
     ;;
 esac

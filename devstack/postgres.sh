@@ -14,9 +14,10 @@
 # when called as root the cluster is owned by and runs as the `postgres` user.
 set -euo pipefail
 
-SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO_ROOT="$(dirname "$SCRIPT_DIR")"
-STATE_DIR="$REPO_ROOT/devstack/.state/postgres"
+# shellcheck source=SCRIPTDIR/_lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/_lib.sh"
+
+STATE_DIR="$DEVSTACK_STATE/postgres"
 DATA_DIR="$STATE_DIR/data"
 SOCKET_DIR="$STATE_DIR/run"
 LOG_FILE="$STATE_DIR/postgres.log"     # the server's own log
@@ -25,12 +26,6 @@ EXTRA_CONF="$STATE_DIR/devstack.conf"  # included by the cluster's postgresql.co
 
 PORT="${POSTGRES_DEVSTACK_PORT:-5433}"
 START_TIMEOUT="${POSTGRES_DEVSTACK_START_TIMEOUT:-60}"
-
-log() { printf '%s\n' "$*" >&2; }
-
-port_open() { # port -> 0 if something accepts TCP connections on 127.0.0.1:port
-  timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null
-}
 
 pg_bin_dir() { # the newest installed server's bin folder, or nothing
   local dir
@@ -84,16 +79,12 @@ install_postgres() {
   POLICY_SET=1
   printf '#!/bin/sh\n# temporary, from devstack/postgres.sh\nexit 101\n' >"$POLICY_RC"
   chmod 0755 "$POLICY_RC"
-  {
-    apt-get update -q &&
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=300 \
-        --no-install-recommends postgresql
-  } >"$APT_LOG" 2>&1 || rc=$?
+  apt_install "$APT_LOG" postgresql || rc=$?
   restore_policy_rc
   trap - EXIT INT TERM
-  if ((rc != 0)) || ! pg_bin_dir >/dev/null; then
-    log "postgres: installing postgresql failed; see $APT_LOG"
-    tail -n 30 "$APT_LOG" >&2 || true
+  ((rc == 0)) || exit 1
+  if ! pg_bin_dir >/dev/null; then
+    log "postgres: installing postgresql left no server in /usr/lib/postgresql; see $APT_LOG"
     exit 1
   fi
   # Should the package have started a system cluster anyway, stop exactly that one.
@@ -114,7 +105,7 @@ init_cluster() {
   if ! as_owner "$bin/initdb" -D "$DATA_DIR" -U postgres --auth=trust -E UTF8 \
     --locale=C.UTF-8 >"$STATE_DIR/initdb.log" 2>&1; then
     log "postgres: initdb failed; see $STATE_DIR/initdb.log"
-    tail -n 30 "$STATE_DIR/initdb.log" >&2 || true
+    log_tail "$STATE_DIR/initdb.log"
     exit 1
   fi
   printf "\ninclude_if_exists = '%s'\n" "$EXTRA_CONF" >>"$DATA_DIR/postgresql.conf"
@@ -132,12 +123,6 @@ max_connections = 20
 shared_buffers = 64MB
 EOF
   chmod 0644 "$EXTRA_CONF"
-}
-
-fail_start() {
-  log "postgres failed to start; see $LOG_FILE"
-  if [[ -s "$LOG_FILE" ]]; then tail -n 30 "$LOG_FILE" >&2; fi
-  exit 1
 }
 
 cmd_start() {
@@ -162,12 +147,8 @@ cmd_start() {
   # pg_ctl detaches the server (its own session), so it outlives the caller's shell, and
   # waits at most START_TIMEOUT s for it, returning early should the server exit.
   as_owner "$bin/pg_ctl" -D "$DATA_DIR" -l "$LOG_FILE" -w -t "$START_TIMEOUT" start \
-    >/dev/null 2>&1 9>&- || fail_start
-  local deadline=$((SECONDS + 10))
-  until is_ready; do
-    ((SECONDS < deadline)) || fail_start
-    sleep 0.3
-  done
+    >/dev/null 2>&1 9>&- || fail_start "$LOG_FILE"
+  wait_for 10 0.3 "" is_ready || fail_start "$LOG_FILE"
   echo "postgres started (postgresql://postgres@127.0.0.1:$PORT/postgres) in $((SECONDS - t0)) s"
 }
 
@@ -196,18 +177,9 @@ cmd_status() {
   return 1
 }
 
-take_lock() { # serialise concurrent start/stop calls (fd 9; the server is started with 9>&-)
-  mkdir -p "$STATE_DIR"
-  exec 9>"$STATE_DIR/.lock"
-  if ! flock -w 300 9; then
-    log "postgres: another start/stop still holds $STATE_DIR/.lock after 300 s"
-    exit 1
-  fi
-}
-
 case "${1:-}" in
-  start) take_lock; cmd_start ;;
-  stop) take_lock; cmd_stop ;;
+  start) take_lock "$STATE_DIR" 300; cmd_start ;;
+  stop) take_lock "$STATE_DIR" 300; cmd_stop ;;
   status) cmd_status ;;
   *)
     log "usage: $0 {start|stop|status}"

@@ -22,10 +22,10 @@
 # (made by debootstrap, or below), so /dev is never bound. debootstrap itself runs in
 # a private mount and pid namespace, so what it mounts and starts ends with it.
 set -euo pipefail
+# shellcheck source=SCRIPTDIR/_lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/_lib.sh"
 
-SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO_ROOT="$(dirname "$SCRIPT_DIR")"
-STATE_DIR="$REPO_ROOT/devstack/.state/rabbitmq4"
+STATE_DIR="$DEVSTACK_STATE/rabbitmq4"
 ROOT="$STATE_DIR/root"                    # the Debian 13 root
 PARTIAL="$STATE_DIR/root.partial"         # debootstrap's target until it succeeded
 DONE_MARK="devstack-root-complete"        # written into the root once it is usable
@@ -58,12 +58,6 @@ CLUSTER_PREFIX="${RABBITMQ_DEVSTACK_CLUSTER_PREFIX:-audit}"
 START_TIMEOUT="${RABBITMQ_DEVSTACK_START_TIMEOUT:-120}"
 RMQ_BIN=/usr/lib/rabbitmq/bin             # inside the root: the scripts themselves, not the su wrappers
 
-log() { printf '%s\n' "$*" >&2; }
-
-port_open() { # port -> 0 if something accepts TCP connections on 127.0.0.1:port
-  timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null
-}
-
 root_ready() { [[ -f "$ROOT/$DONE_MARK" && -x "$ROOT$RMQ_BIN/rabbitmq-server" ]]; }
 
 mounted_under() { # dir -> 0 if anything is mounted at or below dir in our mount namespace
@@ -85,15 +79,7 @@ remove_tree() { # rm -rf, refused when something is mounted below (it would reac
 ensure_debootstrap() {
   command -v debootstrap >/dev/null 2>&1 && return 0
   log "rabbitmq: installing debootstrap (apt-get)..."
-  {
-    apt-get update -q &&
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=300 \
-        --no-install-recommends debootstrap
-  } >"$STATE_DIR/apt.log" 2>&1 || {
-    log "rabbitmq: installing debootstrap failed; see $STATE_DIR/apt.log"
-    tail -n 20 "$STATE_DIR/apt.log" >&2 || true
-    exit 1
-  }
+  apt_install "$STATE_DIR/apt.log" debootstrap || exit 1
 }
 
 make_root() {
@@ -111,7 +97,7 @@ make_root() {
     debootstrap --variant=minbase --include=rabbitmq-server "$SUITE" "$PARTIAL" "$MIRROR" \
     >"$boot_log" 2>&1; then
     log "rabbitmq: debootstrap failed; see $boot_log"
-    tail -n 20 "$boot_log" >&2 || true
+    log_tail "$boot_log" 20
     exit 1
   fi
   if [[ ! -x "$PARTIAL$RMQ_BIN/rabbitmq-server" ]]; then
@@ -182,6 +168,7 @@ root_cmd() { # sets ROOT_CMD: the prefix that runs a command inside the root, /p
   # mounted in a private mount namespace that ends with the command
   local -a env
   mapfile -t env < <(node_env)
+  # shellcheck disable=SC2016 # expanded by that sh
   ROOT_CMD=(unshare --mount --propagation private -- /bin/sh -c
     'root="$1"; shift; mount -t proc proc "$root/proc" && exec chroot "$root" /usr/bin/env -i "$@"'
     sh "$ROOT" "${env[@]}")
@@ -197,13 +184,9 @@ node_answers() {
   timeout 20 "${ROOT_CMD[@]}" "$RMQ_BIN/rabbitmq-diagnostics" -q -n "$N_NAME" ping >/dev/null 2>&1
 }
 
-node_pid() { [[ -s "$N_PID_FILE" ]] && tr -dc '0-9' <"$N_PID_FILE"; }
+node_pid() { pid_in_file "$N_PID_FILE"; }
 
-pid_alive() {
-  local pid
-  pid="$(node_pid)" || return 1
-  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null
-}
+node_alive() { live_pid_in_file "$N_PID_FILE" >/dev/null; }
 
 write_config() {
   mkdir -p "$N_HOST_DIR/log" "$N_HOST_DIR/mnesia"
@@ -228,7 +211,7 @@ EOF
 
 LAUNCH_PID=""
 
-fail_start() {
+fail_node_start() {
   # Do not leave a half-started node behind: stop the session we launched (setsid made it).
   if [[ -n "$LAUNCH_PID" ]] && kill -0 "$LAUNCH_PID" 2>/dev/null; then
     kill -TERM -- "-$LAUNCH_PID" 2>/dev/null || true
@@ -237,10 +220,10 @@ fail_start() {
   fi
   rm -f "$N_PID_FILE"
   log "rabbitmq: node $N_NAME failed to start; see $N_LOG"
-  if [[ -s "$N_LOG" ]]; then tail -n 30 "$N_LOG" >&2; fi
+  log_tail "$N_LOG"
   if [[ -s "$N_BOOT_LOG" ]]; then
     log "--- $N_BOOT_LOG ---"
-    tail -n 30 "$N_BOOT_LOG" >&2
+    log_tail "$N_BOOT_LOG"
   fi
   exit 1
 }
@@ -256,11 +239,8 @@ start_node() { # start the node set by set_node, if it is not running
     log "rabbitmq: node $N_NAME is up with the app stopped; running start_app..."
     root_cmd
     timeout "$START_TIMEOUT" "${ROOT_CMD[@]}" "$RMQ_BIN/rabbitmqctl" -q -n "$N_NAME" start_app \
-      >>"$N_BOOT_LOG" 2>&1 || fail_start
-    until port_open "$N_STREAM"; do
-      ((SECONDS < deadline)) || fail_start
-      sleep 0.5
-    done
+      >>"$N_BOOT_LOG" 2>&1 || fail_node_start
+    wait_for $((deadline - SECONDS)) 0.5 "" port_open "$N_STREAM" || fail_node_start
     echo "rabbitmq node $N_NAME: app restarted in $((SECONDS - t0)) s"
     return 0
   fi
@@ -272,7 +252,7 @@ start_node() { # start the node set by set_node, if it is not running
       exit 1
     fi
   done
-  if pid_alive; then
+  if node_alive; then
     # Our node from an earlier start that never became ready: start clean.
     stop_node >/dev/null 2>&1 || true
   fi
@@ -282,33 +262,24 @@ start_node() { # start the node set by set_node, if it is not running
   log "rabbitmq: starting node $N_NAME (logs in $N_HOST_DIR/log)..."
   # Keep the previous run's log beside the new one, so a failure shows this run's lines.
   if [[ -s "$N_LOG" ]]; then mv -f "$N_LOG" "$N_LOG.prev"; fi
-  # setsid: its own session, so the node outlives the caller's shell and terminal.
   root_cmd
-  setsid nohup "${ROOT_CMD[@]}" "$RMQ_BIN/rabbitmq-server" >"$N_BOOT_LOG" 2>&1 </dev/null 9>&- &
-  LAUNCH_PID=$!
+  launch_detached "$STATE_DIR" "$N_BOOT_LOG" "${ROOT_CMD[@]}" "$RMQ_BIN/rabbitmq-server"
+  LAUNCH_PID=$LAUNCHED_PID
 
   # Wait for the boot to finish, then for the stream listener.
   local deadline=$((SECONDS + START_TIMEOUT))
-  until [[ -s "$N_PID_FILE" ]]; do
-    ((SECONDS < deadline)) || fail_start
-    kill -0 "$LAUNCH_PID" 2>/dev/null || fail_start
-    sleep 0.5
-  done
+  wait_for "$START_TIMEOUT" 0.5 "$LAUNCH_PID" test -s "$N_PID_FILE" || fail_node_start
   local remaining=$((deadline - SECONDS))
-  ((remaining > 0)) || fail_start
-  ctl -q await_startup --timeout "$remaining" >>"$N_BOOT_LOG" 2>&1 || fail_start
-  until port_open "$N_STREAM"; do
-    ((SECONDS < deadline)) || fail_start
-    pid_alive || fail_start
-    sleep 0.5
-  done
+  ((remaining > 0)) || fail_node_start
+  ctl -q await_startup --timeout "$remaining" >>"$N_BOOT_LOG" 2>&1 || fail_node_start
+  wait_for $((deadline - SECONDS)) 0.5 "$(node_pid)" port_open "$N_STREAM" || fail_node_start
   echo "rabbitmq node $N_NAME started (stream 127.0.0.1:$N_STREAM, amqp 127.0.0.1:$N_AMQP," \
     "management http://127.0.0.1:$N_MGMT) in $((SECONDS - t0)) s"
 }
 
 stop_node() {
-  local stopped=0 pid="" i
-  pid_alive && pid="$(node_pid)"
+  local stopped=0 pid=""
+  node_alive && pid="$(node_pid)"
   if root_ready && node_answers; then
     # With the pid file, rabbitmqctl waits until the node's process has exited.
     ctl -q stop "$N_DIR/rabbitmq.pid" >/dev/null 2>&1 || ctl -q stop >/dev/null 2>&1 || true
@@ -316,12 +287,7 @@ stop_node() {
   fi
   if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
     # Still there after the CLI: the recorded pid, and only that.
-    for i in $(seq 1 60); do
-      kill -0 "$pid" 2>/dev/null || break
-      ((i == 20)) && kill -TERM "$pid" 2>/dev/null
-      ((i == 50)) && kill -KILL "$pid" 2>/dev/null
-      sleep 0.5
-    done
+    wait_for 10 0.5 "" pid_gone "$pid" || stop_pid "$pid" 15
     stopped=1
   fi
   rm -f "$N_PID_FILE"
@@ -390,8 +356,8 @@ cmd_cluster_start() {
     if ! ctl -q cluster_status 2>/dev/null | grep -qF "$first"; then
       log "rabbitmq: joining $N_NAME to $first..."
       { ctl -q stop_app && ctl -q join_cluster "$first" && ctl -q start_app; } >>"$N_BOOT_LOG" 2>&1 ||
-        fail_start
-      ctl -q await_startup --timeout "$START_TIMEOUT" >>"$N_BOOT_LOG" 2>&1 || fail_start
+        fail_node_start
+      ctl -q await_startup --timeout "$START_TIMEOUT" >>"$N_BOOT_LOG" 2>&1 || fail_node_start
     fi
   done
   local ports=""
@@ -430,18 +396,9 @@ cmd_cluster_status() {
   return $rc
 }
 
-take_lock() { # serialise concurrent start/stop calls (fd 9; servers are started with 9>&-)
-  mkdir -p "$STATE_DIR"
-  exec 9>"$STATE_DIR/.lock"
-  if ! flock -w 600 9; then
-    log "rabbitmq: another start/stop still holds $STATE_DIR/.lock after 600 s"
-    exit 1
-  fi
-}
-
 case "${1:-}" in
-  start) take_lock; cmd_start ;;
-  stop) take_lock; cmd_stop ;;
+  start) take_lock "$STATE_DIR" 600; cmd_start ;;
+  stop) take_lock "$STATE_DIR" 600; cmd_stop ;;
   status) cmd_status ;;
   ctl)
     shift
@@ -449,8 +406,8 @@ case "${1:-}" in
     single_node
     ctl "$@"
     ;;
-  cluster-start) take_lock; cmd_cluster_start "${2:-3}" ;;
-  cluster-stop) take_lock; cmd_cluster_stop ;;
+  cluster-start) take_lock "$STATE_DIR" 600; cmd_cluster_start "${2:-3}" ;;
+  cluster-stop) take_lock "$STATE_DIR" 600; cmd_cluster_stop ;;
   cluster-status) cmd_cluster_status ;;
   *)
     log "usage: $0 {start|stop|status|ctl <rabbitmqctl args...>|cluster-start [N]|cluster-stop|cluster-status}"

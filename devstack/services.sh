@@ -2,9 +2,10 @@
 # Start (idempotently) or stop the local stack: RabbitMQ Streams, OpenSearch and the S3 server.
 # `start` leaves the settings that point at them in devstack/local.env.
 set -euo pipefail
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-state="$here/.state"
-local_env="$here/local.env"
+# shellcheck source=SCRIPTDIR/_lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/_lib.sh"
+
+local_env="$DEVSTACK_DIR/local.env"
 bucket="${AUDIT_LOG_AWS_S3_BUCKET:-audit-logs-local}"
 # Ports moved with these variables are written to local.env too (see devstack/rabbitmq.sh).
 stream_port="${RABBITMQ_DEVSTACK_STREAM_PORT:-5552}"
@@ -12,13 +13,13 @@ stream_port="${RABBITMQ_DEVSTACK_STREAM_PORT:-5552}"
 cluster="${CLUSTER:-1}"
 case "$cluster" in
   [1-9]) ;;
-  *) echo "services: CLUSTER must be a number of nodes from 1 to 9, got '$cluster'" >&2; exit 2 ;;
+  *) log "services: CLUSTER must be a number of nodes from 1 to 9, got '$cluster'"; exit 2 ;;
 esac
-mkdir -p "$state"
+mkdir -p "$DEVSTACK_STATE"
 
 # A secret made once per checkout and kept in the git-ignored state folder.
 persistent_secret() {
-  local file="$state/$1"
+  local file="$DEVSTACK_STATE/$1"
   if [ ! -s "$file" ]; then
     (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$file")
   fi
@@ -33,7 +34,7 @@ cluster_stream_ports() { # 5562,5572,5582 for 3 nodes (rabbitmq.sh: base + 10 * 
 
 write_local_env() {
   local tmp="$local_env.tmp"
-  mkdir -p "$state/spool"
+  mkdir -p "$DEVSTACK_STATE/spool"
   (umask 077; cat > "$tmp" <<ENV
 # Written by devstack/services.sh: settings for the local stack. Load with
 #   set -a; . devstack/local.env; set +a
@@ -54,7 +55,7 @@ AWS_ACCESS_KEY_ID=testing
 AWS_SECRET_ACCESS_KEY=testing
 AWS_REGION_NAME=us-east-1
 AWS_ENDPOINT_URL_S3=http://127.0.0.1:9000
-AUDIT_LOG_SPOOL_DIR=$state/spool
+AUDIT_LOG_SPOOL_DIR=$DEVSTACK_STATE/spool
 AUDIT_LOG_HASH_KEY=$(persistent_secret hash_key)
 AUDIT_LOG_API_TOKENS=$(persistent_secret api_token)
 AUDIT_LOG_SOURCE=local-demo
@@ -71,17 +72,17 @@ start() {
   local started=$SECONDS failed=()
   # OpenSearch's first start downloads from Maven Central: the longest step, so it runs
   # beside the other two.
-  bash "$here/opensearch.sh" start > "$state/opensearch-start.out" 2>&1 &
+  bash "$DEVSTACK_DIR/opensearch.sh" start > "$DEVSTACK_STATE/opensearch-start.out" 2>&1 &
   local os_pid=$!
-  bash "$here/rabbitmq.sh" start || failed+=(rabbitmq)
+  bash "$DEVSTACK_DIR/rabbitmq.sh" start || failed+=(rabbitmq)
   if [ "$cluster" -gt 1 ]; then
-    bash "$here/rabbitmq.sh" cluster-start "$cluster" || failed+=(rabbitmq-cluster)
+    bash "$DEVSTACK_DIR/rabbitmq.sh" cluster-start "$cluster" || failed+=(rabbitmq-cluster)
   fi
-  AUDIT_LOG_AWS_S3_BUCKET="$bucket" bash "$here/s3.sh" start || failed+=(s3)
+  AUDIT_LOG_AWS_S3_BUCKET="$bucket" bash "$DEVSTACK_DIR/s3.sh" start || failed+=(s3)
   wait "$os_pid" || failed+=(opensearch)
-  cat "$state/opensearch-start.out"
+  cat "$DEVSTACK_STATE/opensearch-start.out"
   if [ ${#failed[@]} -gt 0 ]; then
-    echo "services: failed to start: ${failed[*]} (see the messages above)" >&2
+    log "services: failed to start: ${failed[*]} (see the messages above)"
     exit 1
   fi
   write_local_env
@@ -93,15 +94,15 @@ start() {
 stop() {
   local rc=0
   for svc in opensearch s3 rabbitmq; do
-    bash "$here/$svc.sh" stop || rc=1
+    bash "$DEVSTACK_DIR/$svc.sh" stop || rc=1
   done
   # A cluster started by an earlier `make services CLUSTER=N` (a no-op when none runs).
-  bash "$here/rabbitmq.sh" cluster-stop > /dev/null || rc=1
+  bash "$DEVSTACK_DIR/rabbitmq.sh" cluster-stop > /dev/null || rc=1
   return $rc
 }
 
 case "${1:-}" in
   start) start ;;
   stop) stop ;;
-  *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+  *) log "usage: $0 start|stop"; exit 2 ;;
 esac

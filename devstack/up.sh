@@ -3,58 +3,61 @@
 # and demo traffic in the background, wait until the demo events are searchable, and say
 # where to look. `up.sh stop` stops the three (make stop also stops the services).
 set -euo pipefail
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-root="$(dirname "$here")"
-state="$here/.state/up"
-py="${PYTHON:-$root/.venv/bin/python}"
+# shellcheck source=SCRIPTDIR/_lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/_lib.sh"
+
+state="$DEVSTACK_STATE/up"
+py="$(default_python)"
 api_port="${AUDIT_LOG_API_PORT:-8000}"
 mkdir -p "$state"
 
-running() { [ -s "$state/$1.pid" ] && kill -0 "$(cat "$state/$1.pid")" 2>/dev/null; }
+running() { live_pid_in_file "$state/$1.pid" >/dev/null; }
 
 start_bg() {
   local name=$1; shift
   if running "$name"; then
-    echo "up: $name already running (pid $(cat "$state/$name.pid"))"
+    echo "up: $name already running (pid $(pid_in_file "$state/$name.pid"))"
     return
   fi
   rm -f "$state/$name.pid"
   # The process writes its own pid (setsid may fork, so $! would be the wrong one).
   # exec: no shell stays behind waiting for it, holding the caller's stdout open (make up |
   # tee never ended).
-  (cd "$root" && exec setsid nohup bash -c 'echo $$ > "$0"; exec "$@"' "$state/$name.pid" "$@" \
-    > "$state/$name.log" 2>&1 < /dev/null) &
-  for _ in $(seq 1 50); do [ -s "$state/$name.pid" ] && break; sleep 0.1; done
-  echo "up: $name started (pid $(cat "$state/$name.pid"), log $state/$name.log)"
+  # shellcheck disable=SC2016 # $$ and $@ are the child shell's
+  launch_detached "$REPO_ROOT" "$state/$name.log" \
+    bash -c 'echo $$ > "$0"; exec "$@"' "$state/$name.pid" "$@"
+  wait_for 5 0.1 "" test -s "$state/$name.pid" || true
+  echo "up: $name started (pid $(pid_in_file "$state/$name.pid" || true), log $state/$name.log)"
 }
 
 stop_bg() {
   local name=$1
-  if running "$name"; then
-    local pid; pid=$(cat "$state/$name.pid")
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-    kill -KILL "$pid" 2>/dev/null || true
+  local pid
+  if pid=$(live_pid_in_file "$state/$name.pid"); then
+    stop_pid "$pid" 30
     echo "up: $name stopped"
   fi
   rm -f "$state/$name.pid"
 }
 
 fail() {
-  echo "up: $1 failed; see $state/$1.log" >&2
-  tail -n 30 "$state/$1.log" >&2 || true
+  log "up: $1 failed; see $state/$1.log"
+  log_tail "$state/$1.log"
   exit 1
 }
 
 up() {
-  if [ ! -f "$here/local.env" ]; then
-    echo "up: devstack/local.env is missing: run 'make services' first" >&2
+  if [ ! -f "$DEVSTACK_DIR/local.env" ]; then
+    log "up: devstack/local.env is missing: run 'make services' first"
     exit 1
   fi
-  set -a; . "$here/local.env"; set +a
+  set -a
+  # shellcheck source=/dev/null # written by services.sh
+  . "$DEVSTACK_DIR/local.env"
+  set +a
   start_bg consumer "$py" -m audit_logging.consumer --flush-interval 5
   start_bg api "$py" -m audit_logging.api --host 127.0.0.1 --port "$api_port"
-  start_bg demo "$py" "$here/demo_traffic.py" --rate 5
+  start_bg demo "$py" "$DEVSTACK_DIR/demo_traffic.py" --rate 5
 
   local url="http://127.0.0.1:$api_port" token="$AUDIT_LOG_API_TOKENS"
   # Only events logged from now on prove that the pipeline runs (older ones may be indexed).
@@ -75,7 +78,7 @@ up() {
     [ "$count" -gt 0 ] && break
     sleep 1
   done
-  [ "$count" -gt 0 ] || { echo "up: no demo event became searchable within 60 s" >&2; fail consumer; }
+  [ "$count" -gt 0 ] || { log "up: no demo event became searchable within 60 s"; fail consumer; }
   cat <<MSG
 
 The pipeline runs: demo traffic -> RabbitMQ stream -> consumer -> OpenSearch + S3 -> API.
@@ -93,5 +96,5 @@ MSG
 case "${1:-up}" in
   up) up ;;
   stop) for name in demo api consumer; do stop_bg "$name"; done ;;
-  *) echo "usage: $0 [up|stop]" >&2; exit 2 ;;
+  *) log "usage: $0 [up|stop]"; exit 2 ;;
 esac
