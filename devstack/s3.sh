@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Local S3-compatible server (moto) for development and tests.
 #
-#   devstack/s3.sh start [BUCKET]   start moto's server on 127.0.0.1:9000, create BUCKET if missing
+#   devstack/s3.sh start [BUCKET]   start moto's server on 127.0.0.1:9000 (S3_DEVSTACK_PORT), create
+#                                   BUCKET if missing
 #                                   (default: $AUDIT_LOG_AWS_S3_BUCKET, else audit-logs-local)
 #   devstack/s3.sh stop             stop the server that start started (idempotent)
 #   devstack/s3.sh status           exit 0 if the server answers
@@ -19,7 +20,7 @@ LOG_FILE="$STATE_DIR/s3.log"
 PID_FILE="$STATE_DIR/s3.pid"
 
 HOST=127.0.0.1
-PORT=9000
+PORT="${S3_DEVSTACK_PORT:-9000}"
 URL="http://$HOST:$PORT"
 START_TIMEOUT="${S3_DEVSTACK_START_TIMEOUT:-30}"
 PYTHON="$(default_python)"

@@ -7,8 +7,11 @@ set -euo pipefail
 
 local_env="$DEVSTACK_DIR/local.env"
 bucket="${AUDIT_LOG_AWS_S3_BUCKET:-audit-logs-local}"
-# Ports moved with these variables are written to local.env too (see devstack/rabbitmq.sh).
+# Ports moved with these variables are written to local.env too (see devstack/rabbitmq.sh,
+# opensearch.sh and s3.sh).
 stream_port="${RABBITMQ_DEVSTACK_STREAM_PORT:-5552}"
+opensearch_port="${OPENSEARCH_DEVSTACK_HTTP_PORT:-9200}"
+s3_port="${S3_DEVSTACK_PORT:-9000}"
 # CLUSTER=N (N > 1): a RabbitMQ cluster of N nodes besides the single node the tests use.
 cluster="${CLUSTER:-1}"
 case "$cluster" in
@@ -45,7 +48,7 @@ RABBITMQ_STREAM_PASSWORD=guest
 RABBITMQ_STREAM_VHOST=/
 RABBITMQ_STREAM_NAME=audit_logs_stream
 OPENSEARCH_HOST=127.0.0.1
-OPENSEARCH_PORT=9200
+OPENSEARCH_PORT=$opensearch_port
 OPENSEARCH_USE_SSL=false
 OPENSEARCH_VERIFY_CERTS=false
 OPENSEARCH_INDEX_PREFIX=audit-logs
@@ -54,7 +57,7 @@ AUDIT_LOG_S3_PREFIX=audit-logs/
 AWS_ACCESS_KEY_ID=testing
 AWS_SECRET_ACCESS_KEY=testing
 AWS_REGION_NAME=us-east-1
-AWS_ENDPOINT_URL_S3=http://127.0.0.1:9000
+AWS_ENDPOINT_URL_S3=http://127.0.0.1:$s3_port
 AUDIT_LOG_SPOOL_DIR=$DEVSTACK_STATE/spool
 AUDIT_LOG_HASH_KEY=$(persistent_secret hash_key)
 AUDIT_LOG_API_TOKENS=$(persistent_secret api_token)
@@ -86,8 +89,9 @@ start() {
     exit 1
   fi
   write_local_env
-  echo "services: RabbitMQ stream localhost:$stream_port, OpenSearch http://127.0.0.1:9200," \
-       "S3 http://127.0.0.1:9000 (bucket $bucket), ready in $((SECONDS - started)) s;" \
+  echo "services: RabbitMQ stream localhost:$stream_port," \
+       "OpenSearch http://127.0.0.1:$opensearch_port, S3 http://127.0.0.1:$s3_port" \
+       "(bucket $bucket), ready in $((SECONDS - started)) s;" \
        "settings in devstack/local.env"
 }
 
