@@ -5,6 +5,7 @@
 #   devstack/rabbitmq.sh stop              stop our node (idempotent)
 #   devstack/rabbitmq.sh status            exit 0 if the stream port answers and the node is up
 #   devstack/rabbitmq.sh ctl ARGS          run `rabbitmqctl -n <node> ARGS` against our node
+#                                          (RABBITMQ_DEVSTACK_NODENAME, see below)
 #   devstack/rabbitmq.sh cluster-start N   start an N-node cluster (default 3) from the same root
 #   devstack/rabbitmq.sh cluster-stop      stop the cluster's nodes
 #   devstack/rabbitmq.sh cluster-status    exit 0 if every cluster node answers
@@ -14,6 +15,13 @@
 # devstack/.state/rabbitmq4/root (once, ~40 s, ~370 MB) and the node runs from it under
 # chroot. Every listener is on 127.0.0.1; every port can be moved with an environment
 # variable (RABBITMQ_DEVSTACK_*_PORT), e.g. to run beside another broker.
+#
+# RABBITMQ_DEVSTACK_NODENAME (default audit@localhost) names the single node: `start` runs
+# it under that name and remembers it, with the ports, in devstack/.state/rabbitmq4/node.env,
+# so that stop, status and ctl called without the variables reach the node that runs. For
+# `ctl` it picks the node the command talks to, e.g. a cluster node:
+#   RABBITMQ_DEVSTACK_NODENAME=audit2@localhost devstack/rabbitmq.sh ctl cluster_status
+# (the cluster's nodes are <RABBITMQ_DEVSTACK_CLUSTER_PREFIX, default audit><i>@localhost).
 #
 # Mounts: the node needs /proc inside the root. It is mounted only in a private mount
 # namespace (unshare) that lives as long as the process in it, never in the caller's
