@@ -349,18 +349,36 @@ cluster_node() { # i -> set_node for cluster node i
 
 cluster_size_file() { echo "$STATE_DIR/cluster-size"; }
 
+start_epmd() { # our epmd (the node set by set_node gives its environment), if not running
+  port_open "$EPMD_PORT" && return 0
+  in_root /usr/bin/epmd -daemon </dev/null >/dev/null 2>&1 9>&- || true
+  wait_for 10 0.2 "" port_open "$EPMD_PORT" ||
+    { log "rabbitmq: epmd did not start on 127.0.0.1:$EPMD_PORT"; exit 1; }
+}
+
 cmd_cluster_start() {
-  local size="${1:-3}" i first
+  local size="${1:-3}" i first pid failed=0
   [[ "$size" =~ ^[1-9]$ ]] || { log "rabbitmq: cluster size must be 1..9, got '$size'"; exit 2; }
   mkdir -p "$STATE_DIR"
   make_root
   prepare_root
   echo "$size" >"$(cluster_size_file)"
   first="$CLUSTER_PREFIX"1@localhost
+  # The nodes boot side by side, each in a subshell of its own (its own ports, folders and
+  # failure report); epmd is started first, so that they do not race to start it. A node that
+  # was a member waits at boot for the others, which are then booting too.
+  cluster_node 1
+  start_epmd
+  local -a booting=()
   for ((i = 1; i <= size; i++)); do
+    (cluster_node "$i"; start_node) &
+    booting+=("$!")
+  done
+  for pid in "${booting[@]}"; do wait "$pid" || failed=1; done
+  ((failed == 0)) || exit 1
+  # Joining changes the cluster's membership: one node at a time.
+  for ((i = 2; i <= size; i++)); do
     cluster_node "$i"
-    start_node
-    ((i == 1)) && continue
     if ! ctl -q cluster_status 2>/dev/null | grep -qF "$first"; then
       log "rabbitmq: joining $N_NAME to $first..."
       { ctl -q stop_app && ctl -q join_cluster "$first" && ctl -q start_app; } >>"$N_BOOT_LOG" 2>&1 ||
