@@ -13,39 +13,34 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, Final
 
-from audit_logging.api.errors import RETRY_AFTER_SECONDS, BadParameterError
+from audit_logging.api.errors import (
+    RETRY_AFTER_SECONDS,
+    BadParameterError,
+    NotFoundError,
+    UnauthorizedError,
+    UnavailableError,
+)
 from audit_logging.api.params import MAX_WINDOW, OFFSET_WITH_CURSOR, SEARCH_PARAMS, Param
 from audit_logging.schema import BY_NAME, FIELD_NAMES, FIELDS, SUMMARY_FIELDS
 
 
 @dataclasses.dataclass(frozen=True)
 class Operation:
-    """A route of the API: where it is mounted, what serves it, and what the document says."""
+    """A route of the API: where the app mounts it and what the document says of it."""
 
     path: str
     # The name of the app's method that serves the route (see app.create_app).
     handler: str
     operation_id: str
-    summary: str
-    responses: Mapping[str, Any]
-    description: str | None = None
-    parameters: tuple[Mapping[str, Any], ...] = ()
-    # Served without a token (the document's "security": []).
-    public: bool = False
+    # The rest of the route's OpenAPI operation object.
+    doc: Mapping[str, Any]
     method: str = "GET"
 
     def path_item(self) -> dict[str, Any]:
         """The route's entry under the document's ``paths``."""
-        operation: dict[str, Any] = {"operationId": self.operation_id, "summary": self.summary}
-        if self.description is not None:
-            operation["description"] = self.description
-        if self.parameters:
-            operation["parameters"] = [dict(param) for param in self.parameters]
-        if self.public:
-            operation["security"] = []
-        operation["responses"] = dict(self.responses)
         # A copy: a caller that edits its document must not edit every later one.
-        return {self.method.lower(): copy.deepcopy(operation)}
+        operation = {"operationId": self.operation_id, **copy.deepcopy(dict(self.doc))}
+        return {self.method.lower(): operation}
 
 
 def _query(param: Param) -> dict[str, Any]:
@@ -131,72 +126,74 @@ def _record_schema() -> dict[str, Any]:
     }
 
 
+# The status each error response of the document stands for, as the API answers it.
+_STATUS_OF: Final = {
+    "BadParameterError": BadParameterError.status,
+    "SearchBadParameterError": BadParameterError.status,
+    "UnauthorizedError": UnauthorizedError.status,
+    "NotFoundError": NotFoundError.status,
+    "UnavailableError": UnavailableError.status,
+}
+
+
+def _errors(*names: str) -> dict[str, Any]:
+    """The error responses ``names`` (of ``components.responses``) by their status."""
+    return {str(_STATUS_OF[name]): _response(name) for name in names}
+
+
 _BEARER: Final[list[dict[str, list[str]]]] = [{"bearerAuth": []}]
 
 
-SEARCH: Final = Operation(
-    path="/api/audit-logs/search/",
-    handler="search",
-    operation_id="searchAuditLogs",
-    summary="Search audit records, newest first (filters combine with AND)",
-    description=f"Pages: from_offset for the first {MAX_WINDOW} results, or the previous page's"
-    " 'next' as cursor at any depth; cursor and from_offset exclude each other (both together"
-    " are a 400).",
-    parameters=tuple(_query(param) for param in SEARCH_PARAMS),
-    responses={
+_SEARCH: Final = {
+    "summary": "Search audit records, newest first (filters combine with AND)",
+    "description": f"Pages: from_offset for the first {MAX_WINDOW} results, or the previous"
+    " page's 'next' as cursor at any depth; cursor and from_offset exclude each other (both"
+    " together are a 400).",
+    "parameters": [_query(param) for param in SEARCH_PARAMS],
+    "responses": {
         "200": _json("A page of matching records, newest first.", _schema("SearchPage")),
-        "400": _response("SearchBadParameterError"),
-        "401": _response("UnauthorizedError"),
-        "503": _response("UnavailableError"),
+        **_errors("SearchBadParameterError", "UnauthorizedError", "UnavailableError"),
     },
-)
-DETAIL: Final = Operation(
-    path="/api/audit-logs/detail/{log_id}/",
-    handler="detail",
-    operation_id="getAuditLog",
-    summary="Every field of one audit record",
-    parameters=(
+}
+_DETAIL: Final = {
+    "summary": "Every field of one audit record",
+    "parameters": [
         {
             "name": "log_id",
             "in": "path",
             "required": True,
             "description": "The record's log_id (a UUID); anything else is 404.",
             "schema": {"type": "string"},
-        },
-    ),
-    responses={
+        }
+    ],
+    "responses": {
         "200": _json("The record.", _schema("Record")),
-        "400": _response("BadParameterError"),
-        "401": _response("UnauthorizedError"),
-        "404": _response("NotFoundError"),
-        "503": _response("UnavailableError"),
+        **_errors("BadParameterError", "UnauthorizedError", "NotFoundError", "UnavailableError"),
     },
-)
-OPENAPI: Final = Operation(
-    path="/api/audit-logs/openapi.json",
-    handler="openapi",
-    operation_id="getOpenApi",
-    summary="This document",
-    responses={
+}
+_OPENAPI: Final = {
+    "summary": "This document",
+    "responses": {
         "200": _json("OpenAPI 3.0 document.", {"type": "object"}),
-        "400": _response("BadParameterError"),
-        "401": _response("UnauthorizedError"),
+        **_errors("BadParameterError", "UnauthorizedError"),
     },
-)
-HEALTH: Final = Operation(
-    path="/healthz",
-    handler="health",
-    operation_id="health",
-    summary="Whether OpenSearch answers (no authentication)",
-    public=True,
-    responses={
+}
+_HEALTH: Final = {
+    "summary": "Whether OpenSearch answers (no authentication)",
+    "security": [],
+    "responses": {
         "200": _json("OpenSearch answers.", _schema("Health")),
-        "400": _response("BadParameterError"),
+        **_errors("BadParameterError"),
         "503": _json("OpenSearch does not answer.", _schema("Health"), _RETRY_AFTER),
     },
+}
+# Every route of the API, in the document's order: the app mounts these and no other.
+OPERATIONS: Final = (
+    Operation("/api/audit-logs/search/", "search", "searchAuditLogs", _SEARCH),
+    Operation("/api/audit-logs/detail/{log_id}/", "detail", "getAuditLog", _DETAIL),
+    Operation("/api/audit-logs/openapi.json", "openapi", "getOpenApi", _OPENAPI),
+    Operation("/healthz", "health", "health", _HEALTH),
 )
-# Every route of the API, in the document's order.
-OPERATIONS: Final = (SEARCH, DETAIL, OPENAPI, HEALTH)
 
 
 def openapi_document(operations: tuple[Operation, ...] = OPERATIONS) -> dict[str, Any]:
