@@ -21,9 +21,9 @@ from rstream import RawMessage
 
 from audit_logging._amqp import encode_message
 from audit_logging._outbox import MAX_BATCH, MAX_BATCH_BYTES, Outbox, Report
-from audit_logging._rstream_compat import close_quietly, describe, new_producer
+from audit_logging._rstream_compat import close_quietly, new_producer
 from audit_logging._spool import Position
-from audit_logging.errors import ConfigurationError
+from audit_logging.errors import ConfigurationError, describe_error
 from audit_logging.partitions import ensure_layout, route
 from audit_logging.settings import Settings
 from audit_logging.stream_arguments import wanted_arguments
@@ -184,7 +184,7 @@ class Link:
                 "send",
                 logging.WARNING,
                 "Audit publish to RabbitMQ failed (%s); will resend",
-                describe(exc),
+                describe_error(exc),
             )
 
     def on_confirm(self, status: Any) -> None:
@@ -262,7 +262,7 @@ class Link:
                 "RabbitMQ stream %s:%d unreachable (%s); audit records are kept in the spool",
                 s.rabbitmq_stream_host,
                 s.rabbitmq_stream_port,
-                describe(exc),
+                describe_error(exc),
             )
             return False
         self.opening.pop(id(producer), None)

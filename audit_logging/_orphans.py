@@ -10,8 +10,8 @@ from typing import Any
 
 from audit_logging._link import CONFIRM_TIMEOUT, Link
 from audit_logging._outbox import MAX_BATCH, MAX_BATCH_BYTES
-from audit_logging._rstream_compat import describe
 from audit_logging._spool import Spool
+from audit_logging.errors import describe_error
 
 logger = logging.getLogger("audit_logging.publisher")
 
@@ -60,7 +60,7 @@ async def replay_orphan(link: Link, orphan: Spool) -> bool:
             logging.WARNING,
             "Replaying the spool %s failed (%s); will retry",
             orphan.path,
-            describe(exc),
+            describe_error(exc),
         )
         if producer is not None:
             await link.release(producer)

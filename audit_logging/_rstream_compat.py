@@ -68,8 +68,3 @@ def _clients_of(producer: Any) -> list[Any]:
         found.append(default)
     return found
 
-
-def describe(exc: BaseException) -> str:
-    # The exception's class and text: rstream's messages name hosts and codes, not secrets.
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__

@@ -21,6 +21,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any, Final, Literal
 
+from audit_logging.errors import describe_error
 from audit_logging.record import format_timestamp
 
 DEAD_LETTER_DIR: Final = "dead-letter/"
@@ -34,8 +35,7 @@ _MAX_REASON: Final = 300
 
 def failure(step: Stage, exc: BaseException) -> tuple[str, str]:
     """(code, reason) for an unexpected error of ``step`` on one record."""
-    text = f"{step} failed on this record: {type(exc).__name__}: {exc}"
-    return f"{step}_error", text[:_MAX_REASON]
+    return f"{step}_error", describe_error(exc, _MAX_REASON, f"{step} failed on this record: ")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,6 +23,7 @@ from opensearchpy.exceptions import TransportError
 
 from audit_logging.consumer import write_once
 from audit_logging.consumer.retry import Waiter
+from audit_logging.errors import describe_error
 from audit_logging.search_index import index_for, index_pattern
 
 if TYPE_CHECKING:
@@ -104,7 +105,7 @@ class Indexer:
             except Exception as exc:  # noqa: BLE001 - one record's fault, never the consumer's
                 names.append("")
                 lines.append(b"")
-                text = f"index_action: {type(exc).__name__}: {exc}"[:_MAX_REASON]
+                text = describe_error(exc, _MAX_REASON, "index_action: ")
                 refusals.append(Refusal(p, 0, text, "index_action"))
             else:
                 pending.append(p)
@@ -252,7 +253,7 @@ class Indexer:
             try:
                 response = self._client.bulk(body=body, params={"filter_path": _FILTER_PATH})
             except OpenSearchConnectionError as exc:
-                waiter.failed(f"{type(exc).__name__}: {exc.error}")
+                waiter.failed(describe_error(exc))
                 continue
             except TransportError as exc:
                 status = exc.status_code if isinstance(exc.status_code, int) else 0
@@ -264,7 +265,7 @@ class Indexer:
                     )
                 if status == 413:
                     return [(chunk[0], 413, "request too large for OpenSearch")]
-                waiter.failed(f"HTTP {exc.status_code} {_reason(exc.error)}")
+                waiter.failed(describe_error(exc))
                 continue
             break
         if not response.get("errors"):

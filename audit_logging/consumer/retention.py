@@ -12,7 +12,7 @@ import datetime as dt
 import logging
 from typing import TYPE_CHECKING
 
-from audit_logging.consumer.stream import describe_error
+from audit_logging.errors import describe_error
 from audit_logging.search_index import index_month, index_pattern
 
 if TYPE_CHECKING:

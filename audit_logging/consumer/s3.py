@@ -18,7 +18,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from audit_logging.consumer.retry import Waiter
-from audit_logging.errors import ConfigurationError
+from audit_logging.errors import ConfigurationError, describe_error
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -46,14 +46,6 @@ def make_s3_client(settings: Settings) -> S3Client:
             max_pool_connections=8,
         ),
     )
-
-
-def _describe(exc: Exception) -> str:
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?")
-        return f"HTTP {status} {error.get('Code', '?')}: {error.get('Message', '')}".strip()
-    return f"{type(exc).__name__}: {exc}"
 
 
 def _is_exists(exc: ClientError) -> bool:
@@ -97,9 +89,9 @@ class S3Store:
             except ClientError as exc:
                 if _is_exists(exc) or _is_missing(exc):
                     raise
-                waiter.failed(_describe(exc))
+                waiter.failed(describe_error(exc))
             except BotoCoreError as exc:
-                waiter.failed(_describe(exc))
+                waiter.failed(describe_error(exc))
             else:
                 waiter.succeeded()
                 return result
@@ -165,7 +157,8 @@ class S3Store:
             try:
                 self._client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
             except (BotoCoreError, ClientError) as exc:
-                _log.warning("could not abort the multipart upload of %s: %s", key, _describe(exc))
+                reason = describe_error(exc)
+                _log.warning("could not abort the multipart upload of %s: %s", key, reason)
             raise
 
     def list_keys(self, prefix: str, start_after: str | None = None) -> Iterator[str]:

@@ -74,7 +74,3 @@ def start_spec(start: StartFrom) -> ConsumerOffsetSpecification:
 def offset_spec(offset: int) -> ConsumerOffsetSpecification:
     return ConsumerOffsetSpecification(OffsetType.OFFSET, offset)
 
-
-def describe_error(exc: BaseException) -> str:
-    text: Any = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

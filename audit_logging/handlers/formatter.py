@@ -17,7 +17,7 @@ from typing import Any, Final
 from pythonjsonlogger.core import RESERVED_ATTRS, merge_record_extra
 from pythonjsonlogger.json import JsonFormatter
 
-from audit_logging.errors import RecordError
+from audit_logging.errors import RecordError, describe_error
 from audit_logging.record import INPUT_FIELDS, build_record
 from audit_logging.session_key import stored_session_key
 from audit_logging.settings import Settings
@@ -134,8 +134,7 @@ def _culprit(fields: Mapping[str, Any], settings: Settings) -> str:
 
 
 def _describe(exc: BaseException) -> str:
-    text = f"cannot be stored ({type(exc).__name__}: {exc})"
-    return text if len(text) <= 200 else text[:197] + "..."
+    return f"cannot be stored ({describe_error(exc, 180)})"
 
 
 def _ignore(message: str) -> None:
