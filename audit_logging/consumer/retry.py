@@ -8,6 +8,7 @@ passed, or a second signal) ends the wait, through :class:`AbandonedError`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import threading
@@ -32,14 +33,15 @@ class Waiter:
     def __init__(
         self,
         what: str,
-        abandon: threading.Event,
+        abandon: threading.Event | None = None,
         *,
         initial: float = 0.25,
         maximum: float = 5.0,
         report_every: float = REPORT_EVERY,
     ) -> None:
         self.what = what
-        self._abandon = abandon
+        # Only failed() and check() read it: a coroutine's pause() ends on its own event.
+        self._abandon = abandon if abandon is not None else threading.Event()
         self._initial = initial
         self._maximum = maximum
         self._report_every = report_every
@@ -49,6 +51,17 @@ class Waiter:
         self.attempts = 0
 
     def failed(self, reason: str) -> None:
+        """For a worker thread: sleep the next delay; shutdown giving up ends it early."""
+        if self._abandon.wait(self._next_delay(reason)):
+            raise AbandonedError(f"gave up waiting for {self.what} ({reason})")
+
+    async def pause(self, reason: str, until: asyncio.Event) -> None:
+        """For a coroutine: the same back-off on the event loop, no worker thread; it ends
+        early when ``until`` is set (the caller's loop then sees why and stops)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(until.wait(), self._next_delay(reason))
+
+    def _next_delay(self, reason: str) -> float:
         now = time.monotonic()
         self.attempts += 1
         if self._since is None:
@@ -67,8 +80,7 @@ class Waiter:
         # Full jitter keeps several retry loops from hammering a recovering service in step.
         delay = random.uniform(self._delay / 2, self._delay)  # noqa: S311 - not cryptographic
         self._delay = min(self._maximum, self._delay * 2)
-        if self._abandon.wait(delay):
-            raise AbandonedError(f"gave up waiting for {self.what} ({reason})")
+        return delay
 
     def succeeded(self) -> None:
         if self._since is not None:

@@ -21,8 +21,8 @@ from rstream import ConsumerOffsetSpecification, OffsetSpecification, OffsetType
 from rstream.exceptions import StreamDoesNotExist
 
 from audit_logging.consumer import stream
-from audit_logging.consumer.retry import AbandonedError, Waiter, sleep_or_stop
-from audit_logging.errors import ConfigurationError
+from audit_logging.consumer.retry import Waiter
+from audit_logging.errors import ConfigurationError, describe_error
 from audit_logging.partitions import existing_partitions, single_is_super
 
 if TYPE_CHECKING:
@@ -102,8 +102,8 @@ class Session:
                 if isinstance(exc, StreamDoesNotExist):
                     reason = "the stream does not exist yet (a producer creates it)"
                 else:
-                    reason = stream.describe_error(exc)
-                await sleep_or_stop(asyncio.to_thread(waiter.failed, reason), self._stopping)
+                    reason = describe_error(exc)
+                await waiter.pause(reason, self._stopping)
                 continue
             waiter.succeeded()
             await self._over.wait()
@@ -190,7 +190,7 @@ class Session:
             spec = await self._activate()
         except Exception as exc:  # noqa: BLE001 - a new connection asks again
             _log.warning(
-                "could not take over %s: %s; reconnecting", self._where, stream.describe_error(exc)
+                "could not take over %s: %s; reconnecting", self._where, describe_error(exc)
             )
             self._lost = True
             self._over.set()
@@ -214,7 +214,7 @@ class Session:
                 "could not store offset %d when handing %s over: %s",
                 offset,
                 self._where,
-                stream.describe_error(exc),
+                describe_error(exc),
             )
             return
         self.stored = offset
@@ -254,7 +254,7 @@ class Session:
         try:
             await asyncio.wait_for(consumer.store_offset(self._stream, self._name, offset), 10)
         except (TimeoutError, Exception) as exc:  # noqa: BLE001 - retried later
-            _log.warning("could not store offset %d yet: %s", offset, stream.describe_error(exc))
+            _log.warning("could not store offset %d yet: %s", offset, describe_error(exc))
             return
         self.stored = offset
 
@@ -274,12 +274,12 @@ class Session:
                 assert self.consumer is not None
                 stored = await self._store_and_read_back(self.consumer, committed)
             except (TimeoutError, Exception) as exc:  # noqa: BLE001 - retried
-                await _sleep_unless_abandoned(waiter, stream.describe_error(exc))
+                await waiter.pause(describe_error(exc), abandoned)
                 continue
             if stored is not None and stored >= committed:
                 self.stored = committed
                 return
-            await _sleep_unless_abandoned(waiter, f"the broker reports offset {stored}")
+            await waiter.pause(f"the broker reports offset {stored}", abandoned)
 
     async def _store_and_read_back(self, consumer: Consumer, committed: int) -> int | None:
         stored = await asyncio.wait_for(
@@ -294,7 +294,3 @@ class Session:
             )
         return stored
 
-
-async def _sleep_unless_abandoned(waiter: Waiter, reason: str) -> None:
-    with contextlib.suppress(AbandonedError):
-        await asyncio.to_thread(waiter.failed, reason)

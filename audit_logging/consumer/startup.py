@@ -14,8 +14,7 @@ from opensearchpy.exceptions import TransportError
 from audit_logging.consumer.groups import claim_archive
 from audit_logging.consumer.retry import Waiter, sleep_or_stop
 from audit_logging.consumer.s3 import S3Store
-from audit_logging.consumer.stream import describe_error
-from audit_logging.errors import ConfigurationError
+from audit_logging.errors import ConfigurationError, describe_error
 from audit_logging.search_index import install_template
 
 if TYPE_CHECKING:
@@ -46,11 +45,11 @@ async def prepare_sinks(
                 raise ConfigurationError(
                     "OPENSEARCH_INDEX_PREFIX",
                     f"OpenSearch refuses the index template for {prefix!r}: "
-                    f"HTTP {status} {exc.error}: {exc.info}",
+                    f"{describe_error(exc)}",
                 ) from None
-            await sleep_or_stop(asyncio.to_thread(waiter.failed, describe_error(exc)), stopping)
+            await waiter.pause(describe_error(exc), stopping)
         except Exception as exc:  # noqa: BLE001 - whatever the client raises, we wait
-            await sleep_or_stop(asyncio.to_thread(waiter.failed, describe_error(exc)), stopping)
+            await waiter.pause(describe_error(exc), stopping)
         else:
             waiter.succeeded()
             break

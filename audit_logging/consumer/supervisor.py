@@ -16,14 +16,13 @@ import asyncio
 import contextlib
 import logging
 import signal
-import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from audit_logging.consumer import stream
-from audit_logging.consumer.retry import AbandonedError, Waiter
+from audit_logging.consumer.retry import Waiter
 from audit_logging.consumer.service import ConsumerService
-from audit_logging.errors import ConfigurationError
+from audit_logging.errors import ConfigurationError, describe_error
 from audit_logging.partitions import check_count, settled_partitions, single_is_not_super
 
 if TYPE_CHECKING:
@@ -47,7 +46,6 @@ class Supervisor:
         self._services: list[ConsumerService] = []
         self._stopping = asyncio.Event()
         # Ends a retry sleep in a worker thread at once when we stop.
-        self._wake = threading.Event()
         self._signals = 0
 
     async def run(self) -> int:
@@ -87,7 +85,6 @@ class Supervisor:
 
     def stop(self) -> None:
         self._stopping.set()
-        self._wake.set()
         for service in self._services:
             service.stop()
 
@@ -99,7 +96,6 @@ class Supervisor:
         else:
             _log.warning("%s again: stopping now without flushing", sig.name)
             self._stopping.set()
-            self._wake.set()
             for service in self._services:
                 service.abandon()
 
@@ -123,7 +119,7 @@ class Supervisor:
         if count == 1:
             return [None]
         name = self._settings.rabbitmq_stream_name
-        waiter = Waiter(f"RabbitMQ super stream '{name}'", self._wake, maximum=10.0)
+        waiter = Waiter(f"RabbitMQ super stream '{name}'", maximum=10.0)
         while not self._stopping.is_set():
             consumer = stream.make_consumer(self._settings, self._options.consumer_name, _ignore)
             try:
@@ -138,21 +134,12 @@ class Supervisor:
             except ConfigurationError:
                 raise
             except Exception as exc:  # noqa: BLE001 - unreachable or refused: wait and retry
-                reason = stream.describe_error(exc)
+                reason = describe_error(exc)
             finally:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(consumer.close(), 10)
-            await self._wait(waiter, reason)
+            await waiter.pause(reason, self._stopping)
         return None
-
-    async def _wait(self, waiter: Waiter, reason: str) -> None:
-        waiting = asyncio.ensure_future(asyncio.to_thread(waiter.failed, reason))
-        stopping = asyncio.ensure_future(self._stopping.wait())
-        await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        stopping.cancel()
-        if waiting.done():
-            with contextlib.suppress(AbandonedError):
-                waiting.result()
 
 
 async def _ignore(_: object) -> None:

@@ -3,6 +3,7 @@ the retry waiter and the retention rule. No services needed."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import threading
@@ -189,6 +190,28 @@ def test_the_waiter_gives_up_only_when_shutdown_abandons() -> None:
     abandon.set()
     with pytest.raises(AbandonedError, match="S3"):
         waiter.failed("down")
+
+
+def test_a_coroutine_pauses_on_the_event_loop_and_wakes_when_its_event_is_set(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, "audit_logging.consumer")
+    waiter = Waiter("RabbitMQ", initial=3600.0, maximum=3600.0)
+
+    async def pause_until_stopped() -> int:
+        stopping = asyncio.Event()
+        pausing = asyncio.create_task(waiter.pause("connection refused", stopping))
+        await asyncio.sleep(0)
+        threads = threading.active_count()
+        stopping.set()
+        # An hour's back-off, ended by the event: never by its delay, never in a thread.
+        await asyncio.wait_for(pausing, 60)
+        return threads
+
+    threads_while_pausing = asyncio.run(pause_until_stopped())
+    assert threads_while_pausing == threading.active_count()
+    assert waiter.attempts == 1
+    assert caplog.records[-1].getMessage().startswith("waiting for RabbitMQ: connection refused")
 
 
 # -- retention -------------------------------------------------------------------------------
