@@ -1,0 +1,78 @@
+"""The capture side installs and imports without the consumer's and the API's dependencies.
+
+A producer-only install (``pip install audit-logging-pipeline``) has rstream and
+python-json-logger, nothing else: importing any capture module must not reach opensearch-py,
+boto3, pyarrow or Starlette, and the consumer and the API must not import each other.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CAPTURE = (
+    "audit_logging",
+    "audit_logging.handlers",
+    "audit_logging.middleware",
+    "audit_logging.middleware.asgi",
+    "audit_logging.middleware.wsgi",
+    "audit_logging.publisher",
+    "audit_logging.capture",
+    "audit_logging.context",
+    "audit_logging.testing",
+    "audit_logging.record",
+    "audit_logging.settings",
+    "audit_logging.errors",
+)
+SERVER_ONLY = ("opensearchpy", "boto3", "botocore", "pyarrow", "starlette", "uvicorn")
+
+
+def _imported_after(module: str, blocked: tuple[str, ...]) -> list[str]:
+    """Import ``module`` in a fresh interpreter where ``blocked`` cannot be imported; return
+    the audit_logging modules it loaded (the import fails if it needed a blocked one)."""
+    script = textwrap.dedent(
+        f"""
+        import importlib, importlib.abc, sys
+        BLOCKED = {blocked!r}
+
+        class Block(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in BLOCKED or name in BLOCKED:
+                    raise ImportError(f"blocked for this test: {{name}}")
+                return None
+
+        sys.meta_path.insert(0, Block())
+        importlib.import_module({module!r})
+        print("\\n".join(sorted(m for m in sys.modules if m.startswith("audit_logging"))))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, f"importing {module} needs a server-side package:\n{done.stderr}"
+    return done.stdout.split()
+
+
+@pytest.mark.parametrize("module", CAPTURE)
+def test_capture_imports_without_the_server_side_packages(module: str) -> None:
+    loaded = _imported_after(module, SERVER_ONLY)
+    server_side = [
+        m
+        for m in loaded
+        if m.startswith(("audit_logging.consumer", "audit_logging.api"))
+        or m == "audit_logging.search_index"
+    ]
+    assert not server_side, f"{module} pulls in {server_side}"
+
+
+def test_the_consumer_and_the_api_never_import_each_other() -> None:
+    consumer = _imported_after("audit_logging.consumer.__main__", ("starlette", "uvicorn"))
+    assert not [m for m in consumer if m.startswith("audit_logging.api")]
+    api = _imported_after("audit_logging.api.app", ("pyarrow", "boto3", "botocore"))
+    assert not [m for m in api if m.startswith("audit_logging.consumer")]
