@@ -1,0 +1,174 @@
+"""The value types and checks of the settings: each parser takes the setting's name and a raw
+value (a string from the environment, or a Python value from a keyword argument) and returns
+the checked value, or raises a :class:`ConfigurationError` that names the setting."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final
+
+from audit_logging.errors import ConfigurationError
+
+
+class Secret:
+    """A string that never shows itself in ``repr``, ``str``, logs or error messages."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+SESSION_KEY_MODES: Final = ("hash", "raw", "drop")
+FORWARDED_HEADERS: Final = ("X-Forwarded-For", "Forwarded")
+_BOOL_WORDS: Final = {
+    "1": True,
+    "true": True,
+    "yes": True,
+    "on": True,
+    "0": False,
+    "false": False,
+    "no": False,
+    "off": False,
+}
+NAME_RE: Final = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
+INDEX_PREFIX_RE: Final = re.compile(r"^[a-z0-9][a-z0-9._-]{0,100}$")
+BUCKET_RE: Final = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def parse_str(setting: str, raw: Any) -> str:
+    if not isinstance(raw, str):
+        raise ConfigurationError(setting, f"must be a string, got {type(raw).__name__}")
+    return raw
+
+
+def parse_int(lo: int, hi: int) -> Callable[[str, Any], int]:
+    def parse(setting: str, raw: Any) -> int:
+        if isinstance(raw, bool):
+            raise ConfigurationError(setting, f"must be an integer, got {raw!r}")
+        if isinstance(raw, int):
+            value = raw
+        else:
+            try:
+                value = int(str(raw).strip())
+            except ValueError:
+                raise ConfigurationError(setting, f"must be an integer, got {raw!r}") from None
+        if not lo <= value <= hi:
+            raise ConfigurationError(setting, f"must be from {lo} to {hi}, got {value}")
+        return value
+
+    return parse
+
+
+def parse_float(lo: float, hi: float) -> Callable[[str, Any], float]:
+    def parse(setting: str, raw: Any) -> float:
+        if isinstance(raw, bool):
+            raise ConfigurationError(setting, f"must be a number, got {raw!r}")
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            raise ConfigurationError(setting, f"must be a number, got {raw!r}") from None
+        if math.isnan(value) or not lo <= value <= hi:
+            raise ConfigurationError(setting, f"must be from {lo:g} to {hi:g}, got {raw!r}")
+        return value
+
+    return parse
+
+
+def parse_bool(setting: str, raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    word = str(raw).strip().lower()
+    if word not in _BOOL_WORDS:
+        raise ConfigurationError(setting, f"must be true or false, got {raw!r}")
+    return _BOOL_WORDS[word]
+
+
+def parse_pattern(pattern: re.Pattern[str], what: str) -> Callable[[str, Any], str]:
+    def parse(setting: str, raw: Any) -> str:
+        value = parse_str(setting, raw)
+        if not pattern.match(value):
+            raise ConfigurationError(setting, f"must be {what}, got {value!r}")
+        return value
+
+    return parse
+
+
+def parse_host(setting: str, raw: Any) -> str:
+    value = parse_str(setting, raw).strip()
+    if not value or any(c.isspace() or c in "/?#@" for c in value) or len(value) > 253:
+        raise ConfigurationError(setting, f"must be a host name or address, got {raw!r}")
+    return value
+
+
+def parse_url(setting: str, raw: Any) -> str:
+    value = parse_str(setting, raw).strip()
+    if not re.match(r"^https?://[^\s/?#]+(/[^\s]*)?$", value):
+        raise ConfigurationError(setting, f"must be an http:// or https:// URL, got {raw!r}")
+    return value.rstrip("/")
+
+
+def parse_s3_prefix(setting: str, raw: Any) -> str:
+    value = parse_str(setting, raw)
+    if value.startswith("/") or "//" in value or len(value) > 512 or not value.isprintable():
+        raise ConfigurationError(setting, f"must be a relative S3 key prefix, got {raw!r}")
+    # A prefix is a folder: always end it with "/" so keys never run into it.
+    return value if value == "" or value.endswith("/") else value + "/"
+
+
+def parse_session_mode(setting: str, raw: Any) -> str:
+    value = parse_str(setting, raw).strip().lower()
+    if value not in SESSION_KEY_MODES:
+        raise ConfigurationError(
+            setting, f"must be one of {', '.join(SESSION_KEY_MODES)}, got {raw!r}"
+        )
+    return value
+
+
+def parse_forwarded_header(setting: str, raw: Any) -> str:
+    """``X-Forwarded-For`` or ``Forwarded``, in that spelling, whatever the case given."""
+    value = parse_str(setting, raw).strip().lower()
+    for name in FORWARDED_HEADERS:
+        if value == name.lower():
+            return name
+    raise ConfigurationError(setting, f"must be one of {', '.join(FORWARDED_HEADERS)}, got {raw!r}")
+
+
+def parse_secret(min_length: int = 1) -> Callable[[str, Any], Secret]:
+    def parse(setting: str, raw: Any) -> Secret:
+        if isinstance(raw, Secret):
+            raw = raw.get()
+        if not isinstance(raw, str):
+            raise ConfigurationError(setting, f"must be a string, got {type(raw).__name__}")
+        if len(raw) < min_length:
+            # The value is secret: say only how long it must be.
+            raise ConfigurationError(setting, f"must be at least {min_length} characters long")
+        return Secret(raw)
+
+    return parse
+
+
+def parse_path(setting: str, raw: Any) -> Path:
+    if isinstance(raw, Path):
+        return raw
+    value = parse_str(setting, raw).strip()
+    if not value or "\x00" in value:
+        raise ConfigurationError(setting, f"must be a file system path, got {raw!r}")
+    return Path(value).expanduser()
