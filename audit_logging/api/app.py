@@ -1,4 +1,4 @@
-"""The Starlette app: routes, authentication, error mapping and the reads' own audit trail."""
+"""The Starlette app: its handlers, authentication and the reads' own audit trail."""
 
 from __future__ import annotations
 
@@ -7,13 +7,10 @@ import inspect
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
-from opensearchpy.exceptions import TransportError
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -29,6 +26,10 @@ from audit_logging.api.auth import (
 )
 from audit_logging.api.credentials import RefuseCredentialsInQuery
 from audit_logging.api.cursor import Cursor, encode_cursor
+from audit_logging.api.exception_handlers import (
+    EXCEPTION_HANDLERS,
+    guarded,
+)
 from audit_logging.api.openapi import OPERATIONS, openapi_document
 from audit_logging.api.params import parse_search, single_values
 from audit_logging.api.query import (
@@ -54,8 +55,6 @@ AUDIT_OBJECT_TYPE: Final = "AuditLog"
 _UUID_RE: Final = re.compile(
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 )
-# Audit data must not linger in shared caches or browser history.
-_NO_STORE: Final = {"Cache-Control": "no-store"}
 # No index yet is an empty answer; a failed shard is an error, never a silently partial one.
 _INDEX_OPTIONS: Final = {
     "ignore_unavailable": True,
@@ -63,8 +62,6 @@ _INDEX_OPTIONS: Final = {
     "allow_partial_search_results": False,
 }
 _HEALTH_TIMEOUT: Final = 2.0
-
-Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def create_app(
@@ -125,13 +122,13 @@ def create_app(
 
     # The routes the OpenAPI document lists, each served by the method it names.
     routes = [
-        Route(op.path, _guarded(getattr(api, op.handler)), methods=[op.method]) for op in OPERATIONS
+        Route(op.path, guarded(getattr(api, op.handler)), methods=[op.method]) for op in OPERATIONS
     ]
     app = Starlette(
         routes=routes,
         # Before routing and authentication: a token in the URL is refused even when valid.
         middleware=[Middleware(RefuseCredentialsInQuery)],
-        exception_handlers={HTTPException: _http_exception},
+        exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
     # No redirect to the trailing-slash form: behind a TLS-terminating proxy the redirect
@@ -210,7 +207,7 @@ class _Api:
             "next": next_cursor,
             "results": results,
         }
-        return JSONResponse(body, headers=_NO_STORE)
+        return JSONResponse(body, headers=errors.NO_STORE)
 
     async def detail(self, request: Request) -> Response:
         caller = await self.caller(request)
@@ -238,7 +235,7 @@ class _Api:
         )
         if not hits:
             raise errors.NotFoundError(f"No audit record with log_id '{log_id}'")
-        return JSONResponse(_pick(hits[0].get("_source", {}), FIELDS), headers=_NO_STORE)
+        return JSONResponse(_pick(hits[0].get("_source", {}), FIELDS), headers=errors.NO_STORE)
 
     async def openapi(self, request: Request) -> Response:
         await self.caller(request)
@@ -249,11 +246,13 @@ class _Api:
         single_values(request.query_params.multi_items(), ())
         # ping() answers False, not an exception, when OpenSearch is unreachable.
         if await self.client.ping(request_timeout=_HEALTH_TIMEOUT):
-            return JSONResponse({"status": "ok", "opensearch": "reachable"}, headers=_NO_STORE)
+            return JSONResponse(
+                {"status": "ok", "opensearch": "reachable"}, headers=errors.NO_STORE
+            )
         return JSONResponse(
             {"status": "unavailable", "opensearch": "unreachable"},
             status_code=503,
-            headers={**_NO_STORE, **errors.UnavailableError("").headers()},
+            headers={**errors.NO_STORE, **errors.UnavailableError("").headers()},
         )
 
     def _audit_read(
@@ -281,52 +280,3 @@ class _Api:
 
 def _pick(source: Mapping[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
     return {name: source.get(name) for name in fields}
-
-
-def _guarded(handler: Endpoint) -> Endpoint:
-    """``handler`` with every failure answered as the JSON error, never a stack trace."""
-
-    async def endpoint(request: Request) -> Response:
-        try:
-            return await handler(request)
-        except errors.ApiError as exc:
-            return error_response(exc)
-        except OpenSearchConnectionError as exc:
-            logger.warning("OpenSearch is unreachable: %s", type(exc).__name__)
-            return error_response(errors.UnavailableError("The search service is unreachable"))
-        except TransportError as exc:
-            if exc.status_code in (429, 503):
-                logger.warning("OpenSearch is overloaded or unavailable (%s)", exc.status_code)
-                return error_response(errors.UnavailableError("The search service is unavailable"))
-            logger.exception("OpenSearch refused a request of %s", request.url.path)
-            return error_response(errors.InternalError("Internal error"))
-        except Exception:
-            logger.exception("Unexpected error serving %s", request.url.path)
-            return error_response(errors.InternalError("Internal error"))
-
-    return endpoint
-
-
-def error_response(exc: errors.ApiError, headers: Mapping[str, str] | None = None) -> Response:
-    merged = {**_NO_STORE, **exc.headers(), **(headers or {})}
-    return JSONResponse(exc.body(), status_code=exc.status, headers=merged)
-
-
-async def _http_exception(request: Request, exc: Exception) -> Response:
-    # Starlette's own errors (404 unknown route, 405 other method) in our JSON shape.
-    assert isinstance(exc, HTTPException)
-    error: errors.ApiError
-    if exc.status_code == 404:
-        path = request.url.path
-        hint = "" if path.endswith("/") else f" (did you mean {errors.shown(path + '/')}?)"
-        error = errors.NotFoundError(f"No route {errors.shown(path)}{hint}")
-    elif exc.status_code == 405:
-        error = errors.MethodNotAllowedError(
-            f"Method {errors.shown(request.method)} is not allowed"
-        )
-    else:
-        error = errors.ApiError(errors.shown(str(exc.detail)))
-        return JSONResponse(
-            error.body(), status_code=exc.status_code, headers={**_NO_STORE, **(exc.headers or {})}
-        )
-    return error_response(error, exc.headers)

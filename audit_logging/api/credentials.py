@@ -19,10 +19,9 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any, Final
 
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from audit_logging.api.errors import CredentialInQueryError
+from audit_logging.api.errors import CredentialInQueryError, error_response
 
 REDACTED: Final = "[redacted]"
 CREDENTIAL_NAMES: Final = frozenset(
@@ -121,12 +120,7 @@ class RefuseCredentialsInQuery:
         if scope["type"] == "http":
             name = credential_in_query(scope.get("query_string", b""))
             if name is not None:
-                error = CredentialInQueryError(name)
-                response = JSONResponse(
-                    error.body(),
-                    status_code=error.status,
-                    headers={"Cache-Control": "no-store"},
-                )
+                response = error_response(CredentialInQueryError(name))
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar, Final
+
+from starlette.responses import JSONResponse, Response
 
 from audit_logging.errors import AuditLoggingError
 
 # How long a client should wait before retrying when OpenSearch is unreachable.
 RETRY_AFTER_SECONDS = 5
+# Audit data must not linger in shared caches or browser history; nor may errors about it.
+NO_STORE: Final = {"Cache-Control": "no-store"}
 _MAX_SHOWN = 60
 
 
@@ -78,6 +83,12 @@ class UnavailableError(ApiError):
 class InternalError(ApiError):
     status = 500
     code = "internal_error"
+
+
+def error_response(exc: ApiError, headers: Mapping[str, str] | None = None) -> Response:
+    """``exc`` as the API answers it."""
+    merged = {**NO_STORE, **exc.headers(), **(headers or {})}
+    return JSONResponse(exc.body(), status_code=exc.status, headers=merged)
 
 
 def shown(value: str, limit: int = _MAX_SHOWN) -> str:
