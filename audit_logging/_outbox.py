@@ -158,27 +158,21 @@ class Outbox:
         if not records:
             return
         if spool is None:
-            self.counts["lost"] += len(records)
-            self.report(
-                "lost",
-                logging.ERROR,
-                "Audit records lost: the broker is unreachable and there is no spool",
-            )
+            self._lose(records, "lost", "the broker is unreachable and there is no spool")
             return
         try:
             spool.append(records)
             spool.sync()
         except OSError as exc:
-            self.counts["lost"] += len(records)
-            self.report(
-                "spool-write",
-                logging.ERROR,
-                "Audit records lost: the spool %s cannot be written (%s)",
-                spool.path,
-                exc,
-            )
+            why = "the spool %s cannot be written (%s)"
+            self._lose(records, "spool-write", why, spool.path, exc)
             return
         self.counts["spooled"] += len(records)
+
+    def _lose(self, records: list[tuple[int, bytes]], key: str, why: str, *args: object) -> None:
+        # Counted and said out loud: the one way a record is lost is never a silent one.
+        self.counts["lost"] += len(records)
+        self.report(key, logging.ERROR, "Audit records lost: " + why, *args)
 
     def absorb_overflow(self) -> None:
         spool = self.spool

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -32,27 +33,22 @@ from audit_logging.consumer.write_once import stream_position
 _log = logging.getLogger("audit_logging.consumer")
 
 
+@dataclasses.dataclass(eq=False)
 class Batcher:
-    def __init__(
-        self,
-        options: ConsumerOptions,
-        *,
-        batch_size: int,
-        flush_interval: float,
-        stream: str,
-        indexer: Indexer,
-        archive: Callable[[Batch], Awaitable[None]],
-        stopping: asyncio.Event,
-        abandoned: asyncio.Event,
-    ) -> None:
-        self._options = options
-        self._batch_size = batch_size
-        self._flush_interval = flush_interval
-        self._stream = stream
-        self._indexer = indexer
-        self._archive = archive
-        self._stopping = stopping
-        self._abandoned = abandoned
+    """Closes batches (full, or ``flush_interval`` after their first record), feeds the
+    indexer, and hands a closed batch to ``archive`` once the previous one is archived."""
+
+    options: ConsumerOptions
+    _: dataclasses.KW_ONLY
+    batch_size: int
+    flush_interval: float
+    stream: str
+    indexer: Indexer
+    archive: Callable[[Batch], Awaitable[None]]
+    stopping: asyncio.Event
+    abandoned: asyncio.Event
+
+    def __post_init__(self) -> None:
         self._numbers = 0
         self.filling = self._new_batch()
         self.archiving: Batch | None = None
@@ -68,11 +64,11 @@ class Batcher:
     def added(self, batch: Batch) -> None:
         """A record was added to ``batch`` (the filling one)."""
         # The first waiting record starts the indexer's clock; a full bulk goes now.
-        if batch.unsent == 1 or batch.unsent >= self._options.bulk_max_docs:
+        if batch.unsent == 1 or batch.unsent >= self.options.bulk_max_docs:
             self._wake_indexer.set()
 
     def full(self) -> bool:
-        return self.filling.messages >= self._batch_size
+        return self.filling.messages >= self.batch_size
 
     def drop_filling(self) -> None:
         """Stop reading: the filling batch is dropped (read again by whoever is active)."""
@@ -97,11 +93,11 @@ class Batcher:
     async def close_filling(self) -> None:
         async with self._close_lock:
             batch = self.filling
-            if batch.messages == 0 or self._abandoned.is_set():
+            if batch.messages == 0 or self.abandoned.is_set():
                 return
             # Waits while the previous batch is archived: this is the back-pressure.
             await self._slot.acquire()
-            if self._abandoned.is_set() or batch is not self.filling:
+            if self.abandoned.is_set() or batch is not self.filling:
                 # Dropped by a step-down while we waited.
                 self._slot.release()
                 return
@@ -113,7 +109,7 @@ class Batcher:
 
     async def _archived(self, batch: Batch) -> None:
         try:
-            await self._archive(batch)
+            await self.archive(batch)
         finally:
             self.archiving = None
             self._slot.release()
@@ -121,7 +117,7 @@ class Batcher:
     async def timer_loop(self) -> None:
         while True:
             batch = self.filling
-            due = batch.opened_at + self._flush_interval
+            due = batch.opened_at + self.flush_interval
             now = time.monotonic()
             if not batch.messages:
                 await asyncio.sleep(0.1)
@@ -143,16 +139,16 @@ class Batcher:
             batch, start, records = job
             began = time.monotonic()
             positions = [
-                stream_position(self._stream, offset)
+                stream_position(self.stream, offset)
                 for offset in batch.offsets[start : start + len(records)]
             ]
-            refusals = await asyncio.to_thread(self._indexer.index, records, positions)
+            refusals = await asyncio.to_thread(self.indexer.index, records, positions)
             took = time.monotonic() - began
             batch.resolve(start, len(records), refusals, took)
             _log.debug("indexed %d records of batch %d in %.3f s", len(records), batch.number, took)
 
     def _next_index_job(self, now: float) -> tuple[Batch, int, list[dict[str, Any]]] | None:
-        limit = self._options.bulk_max_docs
+        limit = self.options.bulk_max_docs
         closed = self.archiving
         if closed is not None and closed.unsent:
             return (closed, *closed.take(limit, now))
@@ -160,7 +156,7 @@ class Batcher:
         if not batch.unsent:
             return None
         waited = now - (batch.unsent_since or now)
-        if batch.unsent >= limit or waited >= self._options.index_delay or self._stopping.is_set():
+        if batch.unsent >= limit or waited >= self.options.index_delay or self.stopping.is_set():
             return (batch, *batch.take(limit, now))
         return None
 
@@ -168,4 +164,4 @@ class Batcher:
         batch = self.filling
         if not batch.unsent or batch.unsent_since is None:
             return None
-        return max(0.0, batch.unsent_since + self._options.index_delay - now)
+        return max(0.0, batch.unsent_since + self.options.index_delay - now)

@@ -64,21 +64,17 @@ def _reason(error: Any) -> str:
     return text[:_MAX_REASON]
 
 
+@dataclasses.dataclass(eq=False)
 class Indexer:
-    def __init__(
-        self,
-        client: OpenSearch,
-        prefix: str,
-        abandon: threading.Event,
-        *,
-        max_docs: int = 5000,
-        max_bytes: int = 16 * 1024 * 1024,
-    ) -> None:
-        self._client = client
-        self._prefix = prefix
-        self._abandon = abandon
-        self._max_docs = max_docs
-        self._max_bytes = max_bytes
+    """Writes records once into the monthly indices ``{prefix}-YYYY.MM``, in bulk requests of
+    at most ``max_docs`` documents and ``max_bytes`` bytes, retrying until ``abandon``."""
+
+    client: OpenSearch
+    prefix: str
+    abandon: threading.Event
+    _: dataclasses.KW_ONLY
+    max_docs: int = 5000
+    max_bytes: int = 16 * 1024 * 1024
 
     def _line(self, index: str, record: Mapping[str, Any], position: str | None) -> bytes:
         # Both are checked names (index prefix pattern, UUID): nothing to escape.
@@ -100,7 +96,7 @@ class Indexer:
         pending = []
         for p, record in enumerate(records):
             try:
-                names.append(index_for(self._prefix, record["timestamp"]))
+                names.append(index_for(self.prefix, record["timestamp"]))
                 lines.append(self._line(names[-1], record, positions[p] if positions else None))
             except Exception as exc:  # noqa: BLE001 - one record's fault, never the consumer's
                 names.append("")
@@ -109,7 +105,7 @@ class Indexer:
                 refusals.append(Refusal(p, 0, text, "index_action"))
             else:
                 pending.append(p)
-        waiter = Waiter("OpenSearch", self._abandon)
+        waiter = Waiter("OpenSearch", self.abandon)
         stored = self._lookup([records[p]["log_id"] for p in pending], waiter)
         if stored:
             pending = self._screen(records, positions, pending, stored, refusals)
@@ -183,8 +179,8 @@ class Indexer:
                 "looking up log_ids",
                 waiter,
                 functools.partial(
-                    self._client.search,
-                    index=index_pattern(self._prefix),
+                    self.client.search,
+                    index=index_pattern(self.prefix),
                     body=body,
                     params={"allow_no_indices": "true", "ignore_unavailable": "true"},
                 ),
@@ -204,7 +200,7 @@ class Indexer:
         response = self._retrying(
             "reading a conflicting document",
             waiter,
-            lambda: self._client.mget(body={"docs": docs}),
+            lambda: self.client.mget(body={"docs": docs}),
         )
         return {
             str(doc["_id"]): (str(doc["_index"]), doc.get("_source") or {})
@@ -234,7 +230,7 @@ class Indexer:
         size = 0
         for position in positions:
             length = len(lines[position])
-            if chunk and (len(chunk) >= self._max_docs or size + length > self._max_bytes):
+            if chunk and (len(chunk) >= self.max_docs or size + length > self.max_bytes):
                 chunks.append(chunk)
                 chunk, size = [], 0
             chunk.append(position)
@@ -251,7 +247,7 @@ class Indexer:
         while True:
             waiter.check()
             try:
-                response = self._client.bulk(body=body, params={"filter_path": _FILTER_PATH})
+                response = self.client.bulk(body=body, params={"filter_path": _FILTER_PATH})
             except OpenSearchConnectionError as exc:
                 waiter.failed(describe_error(exc))
                 continue
