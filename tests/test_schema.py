@@ -3,23 +3,15 @@ names them is derived from that declaration and agrees with it."""
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 from audit_logging import record, schema, search_index
 from audit_logging.api import openapi, query
 from audit_logging.consumer import archive
-
-README = Path(__file__).resolve().parents[1] / "README.md"
-_TABLE = re.compile(r"<!-- fields: [^\n]*-->\n(.*?)<!-- /fields -->", re.DOTALL)
+from tests._readme import assert_generated_block_is
 
 
 def test_the_readmes_field_table_is_the_one_the_schema_makes() -> None:
-    found = _TABLE.search(README.read_text(encoding="utf-8"))
-    assert found, "README.md lost its generated field table"
-    assert found.group(1) == schema.markdown_table(), (
-        "README.md's field table is stale: paste audit_logging.schema.markdown_table() "
-        "between its markers"
+    assert_generated_block_is(
+        "fields", schema.markdown_table(), "audit_logging.schema.markdown_table"
     )
 
 

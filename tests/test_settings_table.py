@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import re
-from pathlib import Path
 
 from audit_logging import settings
-
-README = Path(__file__).resolve().parents[1] / "README.md"
-_TABLE = re.compile(r"<!-- settings: [^\n]*-->\n(.*?)<!-- /settings -->", re.DOTALL)
+from tests._readme import assert_generated_block_is
 
 
 def test_the_readmes_settings_table_is_the_one_the_declarations_make() -> None:
-    found = _TABLE.search(README.read_text(encoding="utf-8"))
-    assert found, "README.md lost its generated settings table"
-    assert found.group(1) == settings.markdown_table(), (
-        "README.md's settings table is stale: paste audit_logging.settings.markdown_table() "
-        "between its markers"
+    assert_generated_block_is(
+        "settings", settings.markdown_table(), "audit_logging.settings.markdown_table"
     )
 
 
