@@ -44,6 +44,8 @@ settings = Settings.load(
     env_file=Path(sys.argv[2]),
     rabbitmq_stream_name=sys.argv[3],
     spool_dir=Path(sys.argv[4]),
+    # Room for every call: measure the broker path, not the spool (bench_capture does that).
+    queue_size=calls * 2,
 )
 handler = AuditHandler(settings=settings)
 logger = logging.getLogger("bench.compare." + uuid.uuid4().hex)
@@ -74,6 +76,20 @@ spooled = handler.stats().get("spooled", 0)
 handler.close(30)
 if left:
     raise SystemExit(f"{left} records unconfirmed")
+
+
+async def _drop_stream() -> None:
+    from rstream import Producer
+    async with Producer(
+        host=settings.rabbitmq_stream_host, port=settings.rabbitmq_stream_port,
+        vhost=settings.rabbitmq_stream_vhost, username=settings.rabbitmq_stream_user,
+        password=settings.rabbitmq_stream_password.get(),
+    ) as producer:
+        await producer.delete_stream(settings.rabbitmq_stream_name)
+
+
+import asyncio
+asyncio.run(_drop_stream())
 per_call.sort()
 print(json.dumps({
     "per_call_ns": per_call[len(per_call) // 2],
