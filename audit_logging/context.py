@@ -9,6 +9,7 @@ follow asyncio tasks and are per thread, so concurrent requests never see each o
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Any
@@ -20,6 +21,7 @@ UserResolver = Callable[[], "tuple[str | None, str | None] | None"]
 CONTEXT_FIELDS = ("ip_address", "user_agent", "session_key", "request_id", "user_id", "username")
 
 
+@dataclasses.dataclass(kw_only=True, slots=True, eq=False)
 class RequestContext:
     """What the middleware knows about the current request.
 
@@ -28,42 +30,24 @@ class RequestContext:
     can come from a resolver called on first use, or be set with :func:`bind_user`.
     """
 
-    __slots__ = (
-        "_resolved",
-        "_resolver",
-        "ip_address",
-        "notes",
-        "request_id",
-        "session_key",
-        "truncated",
-        "user_agent",
-        "user_id",
-        "username",
-    )
+    ip_address: str | None = None
+    user_agent: str | None = None
+    # Never in a repr: in raw mode it is the session's own key.
+    session_key: str | None = dataclasses.field(default=None, repr=False)
+    request_id: str | None = None
+    user_id: str | None = None
+    username: str | None = None
+    user_resolver: dataclasses.InitVar[UserResolver | None] = None
+    # Why a field is missing (e.g. an invalid forwarded address), kept in "extra".
+    notes: dict[str, str] = dataclasses.field(init=False, default_factory=dict)
+    # Fields the middleware had to cut (e.g. a long user agent), for "truncated".
+    truncated: list[str] = dataclasses.field(init=False, default_factory=list)
+    _resolver: UserResolver | None = dataclasses.field(init=False, default=None, repr=False)
+    _resolved: bool = dataclasses.field(init=False, default=True, repr=False)
 
-    def __init__(
-        self,
-        *,
-        ip_address: str | None = None,
-        user_agent: str | None = None,
-        session_key: str | None = None,
-        request_id: str | None = None,
-        user_id: str | None = None,
-        username: str | None = None,
-        user_resolver: UserResolver | None = None,
-    ) -> None:
-        self.ip_address = ip_address
-        self.user_agent = user_agent
-        self.session_key = session_key
-        self.request_id = request_id
-        self.user_id = user_id
-        self.username = username
+    def __post_init__(self, user_resolver: UserResolver | None) -> None:
         self._resolver = user_resolver
         self._resolved = user_resolver is None
-        # Why a field is missing (e.g. an invalid forwarded address), kept in "extra".
-        self.notes: dict[str, str] = {}
-        # Fields the middleware had to cut (e.g. a long user agent), for "truncated".
-        self.truncated: list[str] = []
 
     def _resolve_user(self) -> None:
         self._resolved = True
