@@ -44,6 +44,8 @@ Kind = Literal["text", "ip", "time", "count", "cursor"]
 
 @dataclasses.dataclass(frozen=True)
 class Param:
+    """A query parameter of the search route: what the parser enforces, what the document says."""
+
     name: str
     kind: Kind
     doc: str
