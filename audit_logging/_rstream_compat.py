@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -32,10 +33,31 @@ class NoRecovery(RecoveryStrategy):
         return None
 
 
+class _CancelledCloseFilter(logging.Filter):
+    """rstream 1.1.1's ``Producer.close`` logs a traceback at ERROR when its
+    ``delete_publisher`` call is cancelled: by our close deadline, or by the publisher's loop
+    cancelling what is left as it ends (the app is shutting down). The connection goes
+    anyway and everything unconfirmed is already in the spool, so the app's stderr must not
+    show a traceback for it; it goes to our logger at DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, asyncio.CancelledError):
+            _log.debug("rstream: %s (cancelled at shutdown)", record.getMessage())
+            return False
+        return True
+
+
+_log = logging.getLogger("audit_logging.publisher")
+_CANCELLED_CLOSE: Final = _CancelledCloseFilter()
+
+
 def new_producer(
     settings: Settings, connection_name: str, on_closed: Callable[[Any], None] | None = None
 ) -> Producer:
     """An rstream Producer for ``settings``' broker that never reconnects by itself."""
+    # Idempotent: a filter object is added to a logger once.
+    logging.getLogger("rstream.producer").addFilter(_CANCELLED_CLOSE)
     options: dict[str, Any] = {}
     if on_closed is not None:
         options["on_close_handler"] = on_closed
