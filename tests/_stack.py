@@ -70,6 +70,26 @@ def s3_client(settings: Settings) -> Any:
     return make_s3_client(settings)
 
 
+def delete_indices(settings: Settings, prefix: str) -> None:
+    """Delete the indices and the index template of ``prefix``."""
+    client = opensearch_client(settings)
+    try:
+        client.indices.delete(index=f"{prefix}-*", ignore_unavailable=True)
+        client.indices.delete_index_template(name=prefix, ignore=[404])
+    finally:
+        client.close()
+
+
+def delete_objects(settings: Settings, prefix: str) -> None:
+    """Delete every S3 object under ``prefix``."""
+    s3 = s3_client(settings)
+    bucket = settings.require("s3_bucket")
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+        if keys:
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys})
+
+
 async def read_stream(
     settings: Settings, stream: str, *, at_least: int, timeout: float = 60.0,
     quiet_after: float = 1.0,

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from audit_logging.settings import Settings, read_env_file
-from tests._stack import delete_stream, opensearch_client, s3_client, unique
+from tests._stack import delete_indices, delete_objects, delete_stream, unique
 
 REPO = Path(__file__).resolve().parent.parent
 LOCAL_ENV = REPO / "devstack" / "local.env"
@@ -82,24 +82,14 @@ def stream_name(stack_settings: Settings) -> Iterator[str]:
 def index_prefix(stack_settings: Settings) -> Iterator[str]:
     prefix = unique("test-audit")
     yield prefix
-    client = opensearch_client(stack_settings)
-    try:
-        client.indices.delete(index=f"{prefix}-*", ignore_unavailable=True)
-        client.indices.delete_index_template(name=prefix, ignore=[404])
-    finally:
-        client.close()
+    delete_indices(stack_settings, prefix)
 
 
 @pytest.fixture
 def s3_prefix(stack_settings: Settings) -> Iterator[str]:
     prefix = unique("tests") + "/"
     yield prefix
-    s3 = s3_client(stack_settings)
-    bucket = stack_settings.require("s3_bucket")
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
-        if keys:
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys})
+    delete_objects(stack_settings, prefix)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from audit_logging.settings import Settings
-from tests._stack import opensearch_client, s3_client, unique
+from tests._stack import delete_indices, delete_objects, unique
 from tests.consumer._helpers import ConsumerProcess, consumer_env
 
 StartConsumer = Callable[..., ConsumerProcess]
@@ -52,16 +52,5 @@ def other_sinks(settings: Settings) -> Iterator[Settings]:
         s3_prefix=unique("tests-b") + "/",
     )
     yield other
-    client = opensearch_client(other)
-    try:
-        client.indices.delete(index=f"{other.opensearch_index_prefix}-*", ignore_unavailable=True)
-        client.indices.delete_index_template(name=other.opensearch_index_prefix, ignore=[404])
-    finally:
-        client.close()
-    s3 = s3_client(other)
-    for page in s3.get_paginator("list_objects_v2").paginate(
-        Bucket=other.s3_bucket, Prefix=other.s3_prefix
-    ):
-        keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
-        if keys:
-            s3.delete_objects(Bucket=other.s3_bucket, Delete={"Objects": keys})
+    delete_indices(other, other.opensearch_index_prefix)
+    delete_objects(other, other.s3_prefix)

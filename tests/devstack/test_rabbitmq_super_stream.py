@@ -5,6 +5,7 @@ RabbitMQ 3.10 (the old local stack) has neither, so this fails against it."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections import defaultdict
 from collections.abc import Callable
 
@@ -24,7 +25,7 @@ from rstream import (
 )
 
 from audit_logging.settings import Settings
-from tests._stack import Confirms, unique
+from tests._stack import Confirms, delete_super_stream, unique
 
 pytestmark = pytest.mark.services
 PARTITIONS = 3
@@ -58,14 +59,6 @@ async def create(settings: Settings, name: str) -> None:
         await creator.create_super_stream(name, n_partitions=PARTITIONS)
     finally:
         await creator.close()
-
-
-async def delete(settings: Settings, name: str) -> None:
-    remover = producer(settings, name)
-    try:
-        await remover.delete_super_stream(name, missing_ok=True)
-    finally:
-        await remover.close()
 
 
 async def publish(settings: Settings, name: str) -> list[ConfirmationStatus]:
@@ -148,6 +141,7 @@ class Group:
 
 def test_super_stream_hash_routing_and_single_active_consumer(stack_settings: Settings) -> None:
     name = unique("test-super")
+    own = dataclasses.replace(stack_settings, rabbitmq_stream_name=name)
 
     async def scenario() -> tuple[list[ConfirmationStatus], Group]:
         await create(stack_settings, name)
@@ -161,7 +155,7 @@ def test_super_stream_hash_routing_and_single_active_consumer(stack_settings: Se
             await group.wait(lambda: group.count() >= COUNT, timeout=60, quiet=1.5)
         finally:
             await group.close()
-            await delete(stack_settings, name)
+            await delete_super_stream(own)
         return confirmed, group
 
     confirmed, group = asyncio.run(scenario())
