@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,6 +30,7 @@ from audit_logging.settings import Settings
 from tests._stack import opensearch_client, s3_client
 
 T = TypeVar("T")
+NAME = "audit-logging-consumer"  # the consumer's name when none is given
 STREAM_ARGUMENTS = {"max-age": "2h"}
 ACTIONS = ("CREATE", "UPDATE", "DELETE", "LOGIN", "LOGOUT", "VIEW", "EXPORT")
 
@@ -106,6 +108,13 @@ async def publish_async(
 
 def publish(settings: Settings, bodies: Sequence[bytes], **options: Any) -> None:
     asyncio.run(publish_async(settings, bodies, **options))
+
+
+def publish_records(settings: Settings, count: int) -> list[dict[str, Any]]:
+    """``count`` records of ``make_records``, published and confirmed."""
+    records = make_records(count)
+    publish(settings, bodies_of(records))
+    return records
 
 
 def create_stream(settings: Settings) -> None:
@@ -197,6 +206,15 @@ def wait_until(what: str, probe: Callable[[], T], done: Callable[[T], bool], tim
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}: {value!r}")
         time.sleep(0.25)
+
+
+def wait_for_offset(settings: Settings, offset: int, timeout: float, name: str = NAME) -> None:
+    wait_until(
+        f"stored offset {offset} for {name!r}",
+        lambda: stored_offset(settings, name),
+        lambda value: value == offset,
+        timeout,
+    )
 
 
 # -- the consumer as a real process ---------------------------------------------------------
@@ -387,3 +405,37 @@ def dead_letters(settings: Settings) -> list[dict[str, Any]]:
             if line.strip():
                 entries.append(json.loads(line))
     return entries
+
+
+# -- what the sinks must hold ----------------------------------------------------------------
+
+
+def assert_exactly_once(settings: Settings, expected: set[str]) -> None:
+    """OpenSearch and S3 each hold every expected log_id once, and nothing else."""
+    for sink, ids in (("OpenSearch", opensearch_ids(settings)), ("S3", archived_log_ids(settings))):
+        repeated = [log_id for log_id, n in Counter(ids).items() if n > 1]
+        assert not repeated, f"{sink} holds {len(repeated)} log_ids more than once"
+        missing = expected - set(ids)
+        extra = set(ids) - expected
+        assert not missing and not extra, (
+            f"{sink}: {len(missing)} records missing, {len(extra)} unexpected"
+        )
+
+
+def assert_counts(settings: Settings, expected: set[str]) -> None:
+    """S3 rows = unique log_ids = OpenSearch documents = the records published."""
+    rows = archived_log_ids(settings)
+    repeated = sum(n - 1 for n in Counter(rows).values() if n > 1)
+    assert not repeated, f"S3 holds {len(rows)} rows for {len(set(rows))} log_ids"
+    assert set(rows) == expected, f"S3: {len(expected - set(rows))} records missing"
+    ids = opensearch_ids(settings)
+    assert len(ids) == len(expected) and set(ids) == expected, f"OpenSearch holds {len(ids)}"
+
+
+def wait_for_all(settings: Settings, expected: set[str], timeout: float) -> None:
+    wait_until(
+        f"{len(expected)} log_ids in S3",
+        lambda: len(set(archived_log_ids(settings))),
+        lambda n: n >= len(expected),
+        timeout,
+    )

@@ -23,9 +23,9 @@ from tests.consumer._helpers import (
     make_records,
     opensearch_ids,
     publish,
+    wait_for_offset,
 )
 from tests.consumer.conftest import StartConsumer
-from tests.consumer.test_exactly_once import wait_for_offset
 
 pytestmark = [pytest.mark.services]
 

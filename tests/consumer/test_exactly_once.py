@@ -9,54 +9,34 @@ import json
 import random
 import re
 import time
-from collections import Counter
 
 import pytest
 
 from audit_logging.record import format_timestamp
 from audit_logging.settings import Settings
 from tests.consumer._helpers import (
+    NAME,
     archive_keys,
     archived_log_ids,
     archived_rows,
+    assert_exactly_once,
     bodies_of,
     make_records,
-    opensearch_ids,
     publish,
+    publish_records,
     stored_offset,
+    wait_for_offset,
     wait_until,
 )
 from tests.consumer.conftest import StartConsumer
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
-NAME = "audit-logging-consumer"
-
-
-def assert_exactly_once(settings: Settings, expected: set[str]) -> None:
-    for sink, ids in (("OpenSearch", opensearch_ids(settings)), ("S3", archived_log_ids(settings))):
-        repeated = [log_id for log_id, n in Counter(ids).items() if n > 1]
-        assert not repeated, f"{sink} holds {len(repeated)} log_ids more than once"
-        missing = expected - set(ids)
-        extra = set(ids) - expected
-        assert not missing and not extra, (
-            f"{sink}: {len(missing)} records missing, {len(extra)} unexpected"
-        )
-
-
-def wait_for_offset(settings: Settings, offset: int, timeout: float, name: str = NAME) -> None:
-    wait_until(
-        f"stored offset {offset} for {name!r}",
-        lambda: stored_offset(settings, name),
-        lambda value: value == offset,
-        timeout,
-    )
 
 
 def test_fifty_thousand_records_reach_opensearch_and_s3_once_each(
     settings: Settings, start_consumer: StartConsumer
 ) -> None:
-    records = make_records(50_000)
-    publish(settings, bodies_of(records))
+    records = publish_records(settings, 50_000)
 
     consumer = start_consumer("--batch-size", "10000", "--flush-interval", "1")
     wait_for_offset(settings, 49_999, timeout=300)
@@ -95,8 +75,7 @@ def test_fifty_thousand_records_reach_opensearch_and_s3_once_each(
 def test_killed_at_five_points_including_after_upload_before_offset_store(
     settings: Settings, start_consumer: StartConsumer
 ) -> None:
-    records = make_records(50_000)
-    publish(settings, bodies_of(records))
+    records = publish_records(settings, 50_000)
     seed = random.randrange(1_000_000)
     rng = random.Random(seed)
     args = ("--batch-size", "5000", "--flush-interval", "1")
@@ -140,8 +119,7 @@ def test_killed_at_five_points_including_after_upload_before_offset_store(
 def test_two_consumer_names_each_receive_everything(
     settings: Settings, other_sinks: Settings, start_consumer: StartConsumer
 ) -> None:
-    records = make_records(3000)
-    publish(settings, bodies_of(records))
+    records = publish_records(settings, 3000)
     args = ("--batch-size", "1000", "--flush-interval", "1")
 
     first = start_consumer(*args, "--consumer-name", "archive-a")
@@ -174,8 +152,7 @@ def test_a_record_resent_to_the_stream_is_kept_once(
 def test_start_from_an_offset_for_a_new_name(
     settings: Settings, start_consumer: StartConsumer
 ) -> None:
-    records = make_records(100)
-    publish(settings, bodies_of(records))
+    records = publish_records(settings, 100)
 
     consumer = start_consumer("--from", "60", "--batch-size", "50", "--flush-interval", "1")
     wait_for_offset(settings, 99, timeout=60)

@@ -5,29 +5,29 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import shutil
 import signal
-import subprocess
 import time
 
 import pytest
 
 from audit_logging.settings import Settings
+from tests._ports import cut_own_connections, own_connections
+from tests._proxy import tcp_proxy
 from tests._stack import opensearch_client
 from tests.consumer._helpers import (
+    NAME,
     PacedPublisher,
     archived_log_ids,
+    assert_exactly_once,
     bodies_of,
     create_stream,
     make_records,
     opensearch_count,
-    publish,
+    publish_records,
     stored_offset,
     wait_until,
 )
-from tests.consumer._proxy import tcp_proxy
 from tests.consumer.conftest import StartConsumer
-from tests.consumer.test_exactly_once import NAME, assert_exactly_once
 
 
 def wait_for_sinks(settings: Settings, count: int, timeout: float) -> None:
@@ -38,6 +38,16 @@ def wait_for_sinks(settings: Settings, count: int, timeout: float) -> None:
         lambda: (opensearch_count(settings), len(archived_log_ids(settings))),
         lambda counts: counts == (count, count),
         timeout,
+    )
+
+
+def wait_for_first_batches(settings: Settings, offset: int) -> None:
+    """Until the consumer stored ``offset`` or a later one: it is reading and archiving."""
+    wait_until(
+        "the first batches",
+        lambda: stored_offset(settings, NAME),
+        lambda stored: stored is not None and stored >= offset,
+        60,
     )
 
 
@@ -67,12 +77,7 @@ def test_a_sink_unreachable_for_30_s_loses_nothing_and_holds_the_offset(
         consumer = start_consumer("--batch-size", "1000", "--flush-interval", "1", sinks=through)
         publisher = PacedPublisher(settings, bodies_of(records), per_second=300)
         publisher.start()
-        wait_until(
-            "the first batches",
-            lambda: stored_offset(settings, NAME),
-            lambda offset: offset is not None and offset >= 999,
-            60,
-        )
+        wait_for_first_batches(settings, 999)
 
         proxy.down()
         outage_began = time.monotonic()
@@ -99,22 +104,6 @@ def test_a_sink_unreachable_for_30_s_loses_nothing_and_holds_the_offset(
     assert_exactly_once(settings, {record["log_id"] for record in records})
 
 
-def _socket_ports(pid: int, remote_port: int) -> list[str]:
-    # ss -K (iproute2, as root) cuts one process's sockets and nobody else's.
-    assert shutil.which("ss"), "this test needs iproute2's ss: apt-get install iproute2"
-    listing = subprocess.run(
-        ["ss", "-tnpH", "state", "established", f"( dport = :{remote_port} )"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return [
-        match.group(1)
-        for line in listing.splitlines()
-        if f"pid={pid}," in line and (match := re.search(r":(\d+)\s+\S+:\d+\s", line))
-    ]
-
-
 def test_rabbitmq_connection_lost_reconnects_and_resumes(
     settings: Settings, start_consumer: StartConsumer
 ) -> None:
@@ -123,28 +112,14 @@ def test_rabbitmq_connection_lost_reconnects_and_resumes(
     consumer = start_consumer("--batch-size", "500", "--flush-interval", "1")
     publisher = PacedPublisher(settings, bodies_of(records), per_second=500)
     publisher.start()
-    wait_until(
-        "the first batches",
-        lambda: stored_offset(settings, NAME),
-        lambda offset: offset is not None and offset >= 499,
-        60,
-    )
+    wait_for_first_batches(settings, 499)
 
     # Cut the consumer's own connections to the broker (and nobody else's), as a network
     # failure would.
-    ports = _socket_ports(consumer.pid, settings.rabbitmq_stream_port)
-    assert ports, "the consumer has no connection to RabbitMQ to cut"
-    for port in ports:
-        subprocess.run(
-            [
-                "ss", "-K", "state", "established",
-                f"( sport = :{port} and dport = :{settings.rabbitmq_stream_port} )",
-            ],
-            check=True,
-        )
+    ports = cut_own_connections(settings.rabbitmq_stream_port, consumer.pid)
     wait_until(
         "the connections to be cut",
-        lambda: _socket_ports(consumer.pid, settings.rabbitmq_stream_port),
+        lambda: own_connections(settings.rabbitmq_stream_port, consumer.pid),
         lambda now: not set(now) & set(ports),
         10,
     )
@@ -160,8 +135,7 @@ def test_rabbitmq_connection_lost_reconnects_and_resumes(
 def test_sigterm_flushes_what_was_read_stores_the_offset_and_exits_0(
     settings: Settings, start_consumer: StartConsumer
 ) -> None:
-    records = make_records(3000)
-    publish(settings, bodies_of(records))
+    records = publish_records(settings, 3000)
     # A batch this large and this patient is never archived by itself during the test:
     # only the shutdown flush can put it in S3.
     consumer = start_consumer("--batch-size", "100000", "--flush-interval", "3600")
@@ -175,8 +149,7 @@ def test_sigterm_flushes_what_was_read_stores_the_offset_and_exits_0(
 
 
 def test_sigint_works_like_sigterm(settings: Settings, start_consumer: StartConsumer) -> None:
-    records = make_records(200)
-    publish(settings, bodies_of(records))
+    records = publish_records(settings, 200)
     consumer = start_consumer("--batch-size", "100000", "--flush-interval", "3600")
     wait_until("all records indexed", lambda: opensearch_count(settings), lambda n: n == 200, 60)
     consumer.signal(signal.SIGINT)

@@ -6,49 +6,30 @@ from __future__ import annotations
 
 import re
 import time
-from collections import Counter
 
 import pytest
 
 from audit_logging.consumer.groups import marker_key
 from audit_logging.settings import Settings
+from tests._ports import cut_own_connections
 from tests._stack import s3_client
 from tests.consumer._helpers import (
     ConsumerProcess,
     PacedPublisher,
     archived_log_ids,
+    assert_counts,
     bodies_of,
     create_stream,
     make_records,
-    opensearch_ids,
+    wait_for_all,
     wait_until,
 )
 from tests.consumer.conftest import StartConsumer
-from tests.handlers.test_publisher_faults import cut_own_connections
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 ARGS = ("--batch-size", "500", "--flush-interval", "1")
 ACTIVE = "is the active consumer"
 STANDBY = "is a standby"
-
-
-def assert_counts(settings: Settings, expected: set[str]) -> None:
-    """S3 rows = unique log_ids = OpenSearch documents = the records published."""
-    rows = archived_log_ids(settings)
-    repeated = sum(n - 1 for n in Counter(rows).values() if n > 1)
-    assert not repeated, f"S3 holds {len(rows)} rows for {len(set(rows))} log_ids"
-    assert set(rows) == expected, f"S3: {len(expected - set(rows))} records missing"
-    ids = opensearch_ids(settings)
-    assert len(ids) == len(expected) and set(ids) == expected, f"OpenSearch holds {len(ids)}"
-
-
-def wait_for_all(settings: Settings, expected: set[str], timeout: float) -> None:
-    wait_until(
-        f"{len(expected)} log_ids in S3",
-        lambda: len(set(archived_log_ids(settings))),
-        lambda n: n >= len(expected),
-        timeout,
-    )
 
 
 def publish_paced(

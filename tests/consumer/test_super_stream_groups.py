@@ -22,13 +22,14 @@ from tests.consumer._helpers import (
     ConsumerProcess,
     archive_keys,
     archived_log_ids,
+    assert_counts,
     bodies_of,
     create_stream,
     make_records,
+    wait_for_all,
     wait_until,
 )
 from tests.consumer.conftest import StartConsumer
-from tests.consumer.test_groups import assert_counts, wait_for_all
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 PARTITIONS = 3

@@ -22,9 +22,9 @@ from tests.consumer._helpers import (
     make_records,
     opensearch_ids,
     publish,
+    wait_for_offset,
 )
 from tests.consumer.conftest import StartConsumer
-from tests.consumer.test_exactly_once import wait_for_offset
 
 pytestmark = [pytest.mark.services]
 ARGS = ("--batch-size", "100", "--flush-interval", "0.5")

@@ -4,12 +4,7 @@ the publisher and the real RabbitMQ, so the shared broker is never stopped."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import logging
-import os
-import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -22,121 +17,33 @@ import pytest
 
 from audit_logging.handlers import AuditHandler
 from audit_logging.settings import Settings
+from tests._ports import cut_own_connections
+from tests._proxy import TcpProxy, cut, tcp_proxy
 from tests._stack import stream_records
 from tests.handlers._processes import REPO, app_env, lines_on_disk
+from tests.handlers._records import emit_records
 
 pytestmark = pytest.mark.services
 
 
-class BrokerProxy:
-    """Forwards TCP to the broker; ``hang()`` cuts every connection through it and holds
-    new ones unanswered (a SIGSTOPped broker), ``forward()`` serves new ones again.
-
-    rstream opens its first (locator) connection here and publishes on a connection to the
-    stream's leader as the broker advertises it: cutting the locator connection is what
-    makes the publisher reconnect, and reconnecting goes through here."""
-
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = int(self.listener.getsockname()[1])
-        self.hanging = False
-        self.open: list[socket.socket] = []
-        self.held: list[socket.socket] = []
-        self.lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            with self.lock:
-                if self.hanging:
-                    self.held.append(client)
-                    continue
-                upstream = socket.create_connection(("127.0.0.1", self.target_port))
-                self.open += [client, upstream]
-            for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
-
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        for sock in (src, dst):
-            _cut(sock)
-
-    def hang(self) -> None:
-        with self.lock:
-            self.hanging = True
-            cut, self.open = self.open, []
-        for sock in cut:
-            _cut(sock)
-
-    def forward(self) -> None:
-        with self.lock:
-            self.hanging = False
-
-    def close(self) -> None:
-        self.hang()
-        self.listener.close()
-        for sock in self.held:
-            _cut(sock)
-
-
-def cut_own_connections(port: int, pid: int | None = None) -> None:
-    """Cut this process's (or ``pid``'s) TCP connections to ``port`` and nobody else's (ss -K,
-    iproute2, as root), as a network failure would."""
-    assert shutil.which("ss"), "this test needs iproute2's ss: apt-get install iproute2"
-    owner = os.getpid() if pid is None else pid
-    listing = subprocess.run(["ss", "-tnpH", "state", "established", f"( dport = :{port} )"],
-                             capture_output=True, text=True, check=True).stdout
-    mine = [match.group(1) for line in listing.splitlines()
-            if f"pid={owner}," in line and (match := re.search(r":(\d+)\s+\S+:\d+\s", line))]
-    assert mine, "no connection of this process to cut"
-    for local in mine:
-        subprocess.run(["ss", "-K", "state", "established",
-                        f"( sport = :{local} and dport = :{port} )"],
-                       check=True, capture_output=True)
-
-
-def _cut(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_RDWR)
-    sock.close()
-
-
 @pytest.fixture
-def proxy(settings: Settings) -> Iterator[BrokerProxy]:
-    proxy = BrokerProxy(settings.rabbitmq_stream_port)
-    yield proxy
-    proxy.close()
-
-
-def _log(handler: AuditHandler, first: int, count: int) -> None:
-    for i in range(first, first + count):
-        record = logging.LogRecord("audit", logging.INFO, __file__, 1, "m", None, None)
-        record.action = "CREATE"
-        record.object_id = str(i)
-        handler.emit(record)
+def proxy(settings: Settings) -> Iterator[TcpProxy]:
+    with tcp_proxy("127.0.0.1", settings.rabbitmq_stream_port) as proxy:
+        yield proxy
 
 
 def test_flush_waits_its_whole_timeout_while_the_link_reconnects(
-    settings: Settings, proxy: BrokerProxy
+    settings: Settings, proxy: TcpProxy
 ) -> None:
     handler = AuditHandler(settings=dataclasses.replace(settings, rabbitmq_stream_port=proxy.port))
     try:
-        _log(handler, 0, 100)
+        emit_records(handler, 0, 100)
         assert handler.flush(timeout=30) == 0
         # The connection drops and the reconnect hangs (CONNECT_TIMEOUT) until the broker
         # answers again: flush must keep waiting, not give up when the loop looks idle.
         proxy.hang()
         cut_own_connections(settings.rabbitmq_stream_port)
-        _log(handler, 100, 100)
+        emit_records(handler, 100, 100)
         threading.Timer(3.0, proxy.forward).start()
         started = time.monotonic()
         left = handler.flush(timeout=60)
@@ -181,7 +88,7 @@ def garbling_port() -> Iterator[int]:
     yield int(listener.getsockname()[1])
     listener.close()
     for sock in held:
-        _cut(sock)
+        cut(sock)
 
 
 def test_rstream_errors_never_reach_the_apps_stderr(

@@ -24,6 +24,7 @@ from audit_logging.settings import Settings
 from tests._ports import free_port
 from tests._stack import stream_records
 from tests.handlers._processes import REPO, app_env
+from tests.handlers._records import audit_record
 from tests.middleware._apps import starlette_app, wsgi_app
 
 pytestmark = pytest.mark.services
@@ -186,7 +187,7 @@ def test_spool_left_by_a_process_is_replayed_by_the_next_one(settings: Settings)
     assert "kept in the spool" in done.stderr
     # A new process (here: a new handler) with the same spool folder adopts and sends it.
     handler = AuditHandler(settings=settings)
-    handler.emit(_record("trigger"))
+    handler.emit(audit_record("trigger"))
     deadline = time.monotonic() + 60
     while any(p.name.startswith("audit-") for p in Path(settings.spool_dir).iterdir()) and (
         time.monotonic() < deadline
@@ -211,7 +212,7 @@ def test_unwritable_spool_and_no_broker_is_reported_and_counted(
     handler = AuditHandler(settings=broken)
     with caplog.at_level(logging.ERROR, "audit_logging"):
         for i in range(10):
-            handler.emit(_record(str(i)))
+            handler.emit(audit_record(str(i)))
         handler.flush(timeout=1)
         handler.close(timeout=1)
     assert handler.stats()["lost"] == 10
@@ -225,13 +226,6 @@ def test_log_audit_event_reaches_the_stream(handler: AuditHandler, settings: Set
     assert audit_logging.flush(timeout=30) == 0
     (record,) = stream_records(settings, settings.rabbitmq_stream_name, 1)
     assert (record["log_id"], record["action"], record["username"]) == (log_id, "LOGIN", "ann")
-
-
-def _record(object_id: str) -> logging.LogRecord:
-    record = logging.LogRecord("audit", logging.INFO, __file__, 1, "m", None, None)
-    record.action = "CREATE"
-    record.object_id = object_id
-    return record
 
 
 def test_a_handler_closed_by_a_later_dict_config_keeps_publishing(

@@ -6,8 +6,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import stat
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -19,35 +17,9 @@ from audit_logging.handlers import AuditHandler
 from audit_logging.settings import Settings
 from tests._ports import free_port
 from tests._stack import stream_records
-from tests.handlers._processes import REPO, app_env
+from tests.handlers._processes import leave_orphan
 
 pytestmark = pytest.mark.services
-
-LEAVE_A_SPOOL = """
-import logging, os, sys
-from audit_logging.handlers import AuditHandler
-from audit_logging.settings import Settings
-os.umask(int(sys.argv[1], 8))
-h = AuditHandler(settings=Settings.load(env_file=None))
-log = logging.getLogger("audit"); log.addHandler(h); log.setLevel(logging.INFO)
-for i in range(int(sys.argv[2])):
-    log.info("offline", extra={"action": "CREATE", "object_id": str(i)})
-h.flush(timeout=0.5)
-os._exit(0)  # dies without closing: its spool is an orphan
-"""
-
-
-def leave_orphan(
-    settings: Settings, count: int, umask: int = 0o022, *, partitions: int = 1
-) -> Path:
-    """A process that could not reach the broker dies with ``count`` records spooled."""
-    env = app_env(settings, free_port(), AUDIT_LOG_STREAM_PARTITIONS=str(partitions))
-    done = subprocess.run([sys.executable, "-c", LEAVE_A_SPOOL, oct(umask), str(count)],
-                          env=env, cwd=REPO, timeout=60, check=False,
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    (folder,) = Path(settings.spool_dir).iterdir()
-    return folder
 
 
 def test_a_spool_left_by_a_dead_process_is_sent_as_capture_starts(settings: Settings) -> None:

@@ -18,9 +18,11 @@ from rstream import Producer
 from audit_logging.handlers import AuditHandler
 from audit_logging.partitions import partition_index, partition_names
 from audit_logging.settings import Settings
+from tests._ports import cut_own_connections
+from tests._proxy import TcpProxy
 from tests._stack import delete_super_stream, stream_records
-from tests.handlers.test_publisher_faults import BrokerProxy, _log, cut_own_connections
-from tests.handlers.test_spool_files import leave_orphan
+from tests.handlers._processes import leave_orphan
+from tests.handlers._records import emit_records
 
 pytestmark = pytest.mark.services
 PARTITIONS = 3
@@ -64,25 +66,26 @@ def _check_routing(
 def test_records_go_to_their_log_ids_partition_once_each_through_reconnects(
     super_settings: Settings,
 ) -> None:
-    proxy = BrokerProxy(super_settings.rabbitmq_stream_port)
+    proxy = TcpProxy("127.0.0.1", super_settings.rabbitmq_stream_port)
+    proxy.up()
     handler = AuditHandler(
         settings=dataclasses.replace(super_settings, rabbitmq_stream_port=proxy.port)
     )
     try:
-        _log(handler, 0, 2_000)
+        emit_records(handler, 0, 2_000)
         assert handler.flush(timeout=60) == 0
         # Connections cut while records are in flight: they are resent under the same
         # publishing ids, and each partition drops what it already has.
         for first in (2_000, 4_000):
-            _log(handler, first, 1_000)
+            emit_records(handler, first, 1_000)
             proxy.hang()
             cut_own_connections(super_settings.rabbitmq_stream_port)
-            _log(handler, first + 1_000, 1_000)
+            emit_records(handler, first + 1_000, 1_000)
             threading.Timer(1.0, proxy.forward).start()
             assert handler.flush(timeout=90) == 0, handler.stats()
     finally:
         handler.close(timeout=10)
-        proxy.close()
+        proxy.down()
     _check_routing(_partitions_hold(super_settings, 6_000), 6_000)
     assert handler.stats()["lost"] == 0
 
@@ -105,14 +108,14 @@ def test_a_partition_count_other_than_the_brokers_is_refused_and_records_wait_in
     super_settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     first = AuditHandler(settings=super_settings)
-    _log(first, 0, 10)
+    emit_records(first, 0, 10)
     assert first.flush(timeout=30) == 0
     first.close(timeout=10)
 
     wrong = dataclasses.replace(super_settings, stream_partitions=2)
     with caplog.at_level(logging.ERROR, logger="audit_logging.publisher"):
         handler = AuditHandler(settings=wrong)
-        _log(handler, 10, 50)
+        emit_records(handler, 10, 50)
         assert handler.flush(timeout=3) == 50, "records left the spool with a wrong layout"
         assert handler.close(timeout=5) == 50
     said = [record.getMessage() for record in caplog.records]
@@ -141,7 +144,7 @@ def test_workers_starting_together_create_the_super_stream_once_and_all_publish(
     handlers = [AuditHandler(settings=super_settings) for _ in range(4)]
     try:
         for n, handler in enumerate(handlers):
-            _log(handler, n * 100, 100)
+            emit_records(handler, n * 100, 100)
         left = [handler.flush(timeout=60) for handler in handlers]
     finally:
         for handler in handlers:
@@ -177,7 +180,7 @@ def test_partition_streams_left_without_their_super_stream_are_named_in_the_erro
     try:
         with caplog.at_level(logging.ERROR, logger="audit_logging.publisher"):
             handler = AuditHandler(settings=super_settings)
-            _log(handler, 0, 5)
+            emit_records(handler, 0, 5)
             assert handler.flush(timeout=8) == 5
             assert handler.close(timeout=5) == 5
         said = "\n".join(record.getMessage() for record in caplog.records)
