@@ -28,15 +28,8 @@ from audit_logging.stream_arguments import wanted_arguments
 from tests._stack import unique
 from tests.cluster import _cluster
 from tests.cluster._cluster import Node, Placement
-from tests.consumer._helpers import (
-    ConsumerProcess,
-    archive_keys,
-    consumer_env,
-    opensearch_count,
-    opensearch_ids,
-    read_object,
-    wait_until,
-)
+from tests.consumer._helpers import ConsumerProcess, consumer_env, wait_until
+from tests.consumer._sinks import archive_keys, opensearch_count, opensearch_ids, read_object
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 PARTITIONS = 3

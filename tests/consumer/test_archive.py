@@ -21,7 +21,8 @@ from audit_logging.consumer.s3 import S3Store, make_s3_client
 from audit_logging.errors import ConfigurationError
 from audit_logging.record import FIELDS
 from audit_logging.settings import Settings
-from tests.consumer._helpers import make_records, read_object, s3_keys
+from tests.consumer._helpers import make_records
+from tests.consumer._sinks import read_object, s3_keys
 
 
 def test_one_column_per_record_field_in_order_with_the_documented_types() -> None:

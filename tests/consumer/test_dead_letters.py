@@ -15,16 +15,8 @@ from rstream import Producer
 from audit_logging.record import format_timestamp, new_log_id
 from audit_logging.settings import Settings
 from tests._stack import opensearch_client
-from tests.consumer._helpers import (
-    archived_log_ids,
-    bodies_of,
-    connect_args,
-    dead_letters,
-    make_records,
-    opensearch_ids,
-    publish,
-    wait_for_offset,
-)
+from tests.consumer._helpers import bodies_of, connect_args, make_records, publish, wait_for_offset
+from tests.consumer._sinks import archived_log_ids, dead_letters, opensearch_ids
 from tests.consumer.conftest import StartConsumer
 
 pytestmark = [pytest.mark.services]

@@ -16,10 +16,6 @@ from audit_logging.record import format_timestamp
 from audit_logging.settings import Settings
 from tests.consumer._helpers import (
     NAME,
-    archive_keys,
-    archived_log_ids,
-    archived_rows,
-    assert_exactly_once,
     bodies_of,
     make_records,
     publish,
@@ -28,6 +24,7 @@ from tests.consumer._helpers import (
     wait_for_offset,
     wait_until,
 )
+from tests.consumer._sinks import archive_keys, archived_log_ids, archived_rows, assert_exactly_once
 from tests.consumer.conftest import StartConsumer
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]

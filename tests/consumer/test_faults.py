@@ -17,16 +17,14 @@ from tests._stack import opensearch_client
 from tests.consumer._helpers import (
     NAME,
     PacedPublisher,
-    archived_log_ids,
-    assert_exactly_once,
     bodies_of,
     create_stream,
     make_records,
-    opensearch_count,
     publish_records,
     stored_offset,
     wait_until,
 )
+from tests.consumer._sinks import archived_log_ids, assert_exactly_once, opensearch_count
 from tests.consumer.conftest import StartConsumer
 
 

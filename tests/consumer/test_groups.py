@@ -16,14 +16,12 @@ from tests._stack import s3_client
 from tests.consumer._helpers import (
     ConsumerProcess,
     PacedPublisher,
-    archived_log_ids,
-    assert_counts,
     bodies_of,
     create_stream,
     make_records,
-    wait_for_all,
     wait_until,
 )
+from tests.consumer._sinks import archived_log_ids, assert_counts, wait_for_all
 from tests.consumer.conftest import StartConsumer
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]

@@ -9,14 +9,8 @@ import pytest
 from rstream import AMQPMessage, ConfirmationStatus, Producer, Properties
 
 from audit_logging.settings import Settings
-from tests.consumer._helpers import (
-    bodies_of,
-    connect_args,
-    make_records,
-    opensearch_ids,
-    stored_offset,
-    wait_until,
-)
+from tests.consumer._helpers import bodies_of, connect_args, make_records, stored_offset, wait_until
+from tests.consumer._sinks import opensearch_ids
 from tests.consumer.conftest import StartConsumer
 
 pytestmark = pytest.mark.services

@@ -20,15 +20,12 @@ from audit_logging.settings import Settings
 from tests._stack import delete_super_stream
 from tests.consumer._helpers import (
     ConsumerProcess,
-    archive_keys,
-    archived_log_ids,
-    assert_counts,
     bodies_of,
     create_stream,
     make_records,
-    wait_for_all,
     wait_until,
 )
+from tests.consumer._sinks import archive_keys, archived_log_ids, assert_counts, wait_for_all
 from tests.consumer.conftest import StartConsumer
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]

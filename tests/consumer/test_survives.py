@@ -10,16 +10,8 @@ import pytest
 
 from audit_logging.record import new_log_id, record_to_json
 from audit_logging.settings import Settings
-from tests.consumer._helpers import (
-    archived_log_ids,
-    bodies_of,
-    dead_letters,
-    make_records,
-    opensearch_ids,
-    publish,
-    wait_for_offset,
-    wait_until,
-)
+from tests.consumer._helpers import bodies_of, make_records, publish, wait_for_offset, wait_until
+from tests.consumer._sinks import archived_log_ids, dead_letters, opensearch_ids
 from tests.consumer.conftest import StartConsumer
 
 pytestmark = [pytest.mark.services]

@@ -16,14 +16,8 @@ import pytest
 from audit_logging.record import format_timestamp, record_to_json
 from audit_logging.settings import Settings
 from tests._stack import delete_stream, opensearch_client, unique
-from tests.consumer._helpers import (
-    archived_rows,
-    dead_letters,
-    make_records,
-    opensearch_ids,
-    publish,
-    wait_for_offset,
-)
+from tests.consumer._helpers import make_records, publish, wait_for_offset
+from tests.consumer._sinks import archived_rows, dead_letters, opensearch_ids
 from tests.consumer.conftest import StartConsumer
 
 pytestmark = [pytest.mark.services]

@@ -16,14 +16,8 @@ import pytest
 
 from audit_logging.record import record_to_json
 from audit_logging.settings import Settings
-from tests.consumer._helpers import (
-    archived_rows,
-    dead_letters,
-    make_records,
-    opensearch_ids,
-    publish,
-    wait_until,
-)
+from tests.consumer._helpers import make_records, publish, wait_until
+from tests.consumer._sinks import archived_rows, dead_letters, opensearch_ids
 from tests.consumer.conftest import StartConsumer
 
 pytestmark = [pytest.mark.services]
