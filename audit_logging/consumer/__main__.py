@@ -44,6 +44,19 @@ def _seconds(lo: float, hi: float) -> Callable[[str], float]:
     return parse
 
 
+def _add_seconds(
+    parser: argparse.ArgumentParser, flag: str, bounds: tuple[float, float, float], text: str
+) -> None:
+    low, high, default = bounds
+    parser.add_argument(
+        flag,
+        type=_seconds(low, high),
+        default=default,
+        metavar="SECONDS",
+        help=f"{text} (default {default:g})",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -78,20 +91,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="where a name without a stored offset starts: first, last, next, an offset or an "
         "ISO 8601 time with a zone (default first)",
     )
-    parser.add_argument(
+    _add_seconds(
+        parser,
         "--index-delay",
-        type=_seconds(0.0, 60.0),
-        default=0.1,
-        metavar="SECONDS",
-        help="longest a record waits before it is sent to OpenSearch, to share a bulk "
-        "request with the records that follow it (default 0.1)",
+        (0.0, 60.0, 0.1),
+        "longest a record waits before it is sent to OpenSearch, to share a bulk "
+        "request with the records that follow it",
     )
-    parser.add_argument(
+    _add_seconds(
+        parser,
         "--shutdown-timeout",
-        type=_seconds(0.0, 3600.0),
-        default=30.0,
-        metavar="SECONDS",
-        help="after SIGTERM, how long the last flush may wait for OpenSearch and S3 (default 30)",
+        (0.0, 3600.0, 30.0),
+        "after SIGTERM, how long the last flush may wait for OpenSearch and S3",
     )
     parser.add_argument(
         "--log-level",

@@ -40,20 +40,17 @@ class ArchiveStats:
     letters: list[dead_letter.DeadLetter] = dataclasses.field(default_factory=list)
 
 
+@dataclasses.dataclass(eq=False)
 class Archiver:
-    """Archives one stream's batches into ``s3_prefix``."""
+    """Archives one stream's batches into ``s3_prefix``; ``on_uploaded`` (tests) is called
+    with each key once S3 has it."""
 
-    def __init__(
-        self,
-        store: S3Store,
-        s3_prefix: str,
-        stream: str,
-        on_uploaded: Callable[[str], None] | None = None,
-    ) -> None:
-        self._store = store
-        self._prefix = s3_prefix
-        self._stream = stream
-        self._on_uploaded = on_uploaded
+    store: S3Store
+    s3_prefix: str
+    stream: str
+    on_uploaded: Callable[[str], None] | None = None
+
+    def __post_init__(self) -> None:
         self._ledger: ArchiveLedger | None = None
         self._fenced = threading.Event()
 
@@ -64,7 +61,7 @@ class Archiver:
         killed, with an upload under way."""
         self._fenced.clear()
         self._ledger = ArchiveLedger(
-            self._store, self._prefix, self._stream, stored, relist_for=RELIST_AFTER_RESUME
+            self.store, self.s3_prefix, self.stream, stored, relist_for=RELIST_AFTER_RESUME
         )
 
     def fence(self) -> None:
@@ -116,11 +113,11 @@ class Archiver:
     ) -> None:
         """``table``: the rows of ``positions`` (the batch's records of ``day``)."""
         first, last = batch.offsets[positions[0]], batch.offsets[positions[-1]]
-        key = archive.archive_key(self._prefix, self._stream, day, first, last)
+        key = archive.archive_key(self.s3_prefix, self.stream, day, first, last)
         data = archive.parquet_bytes(
             table,
             {
-                "audit_logging.stream": self._stream,
+                "audit_logging.stream": self.stream,
                 "audit_logging.first_offset": str(first),
                 "audit_logging.last_offset": str(last),
             },
@@ -128,10 +125,10 @@ class Archiver:
         stats.files += 1
         stats.parquet_bytes += len(data)
         self._check_fence()
-        if self._store.put_create_only(key, data, archive.PARQUET_CONTENT_TYPE):
+        if self.store.put_create_only(key, data, archive.PARQUET_CONTENT_TYPE):
             stats.written += len(positions)
-            if self._on_uploaded is not None:
-                self._on_uploaded(key)
+            if self.on_uploaded is not None:
+                self.on_uploaded(key)
         else:
             stats.already += len(positions)
             _log.warning(
@@ -147,8 +144,8 @@ class Archiver:
         if not fresh:
             return
         offsets = [letter.offset for letter in fresh]
-        key = dead_letter.dead_letter_key(self._prefix, self._stream, min(offsets), max(offsets))
+        key = dead_letter.dead_letter_key(self.s3_prefix, self.stream, min(offsets), max(offsets))
         self._check_fence()
-        self._store.put_create_only(
-            key, dead_letter.encode(self._stream, fresh), "application/x-ndjson"
+        self.store.put_create_only(
+            key, dead_letter.encode(self.stream, fresh), "application/x-ndjson"
         )

@@ -28,7 +28,9 @@ from typing import Any
 from audit_logging.consumer.batch import Batch
 from audit_logging.consumer.indexer import Indexer
 from audit_logging.consumer.options import ConsumerOptions
+from audit_logging.consumer.shutdown import Shutdown
 from audit_logging.consumer.write_once import stream_position
+from audit_logging.settings import Settings
 
 _log = logging.getLogger("audit_logging.consumer")
 
@@ -38,15 +40,13 @@ class Batcher:
     """Closes batches (full, or ``flush_interval`` after their first record), feeds the
     indexer, and hands a closed batch to ``archive`` once the previous one is archived."""
 
+    settings: Settings
     options: ConsumerOptions
     _: dataclasses.KW_ONLY
-    batch_size: int
-    flush_interval: float
     stream: str
     indexer: Indexer
     archive: Callable[[Batch], Awaitable[None]]
-    stopping: asyncio.Event
-    abandoned: asyncio.Event
+    shutdown: Shutdown
 
     def __post_init__(self) -> None:
         self._numbers = 0
@@ -68,7 +68,7 @@ class Batcher:
             self._wake_indexer.set()
 
     def full(self) -> bool:
-        return self.filling.messages >= self.batch_size
+        return self.filling.messages >= self.settings.batch_size
 
     def drop_filling(self) -> None:
         """Stop reading: the filling batch is dropped (read again by whoever is active)."""
@@ -93,11 +93,11 @@ class Batcher:
     async def close_filling(self) -> None:
         async with self._close_lock:
             batch = self.filling
-            if batch.messages == 0 or self.abandoned.is_set():
+            if batch.messages == 0 or self.shutdown.abandoned.is_set():
                 return
             # Waits while the previous batch is archived: this is the back-pressure.
             await self._slot.acquire()
-            if self.abandoned.is_set() or batch is not self.filling:
+            if self.shutdown.abandoned.is_set() or batch is not self.filling:
                 # Dropped by a step-down while we waited.
                 self._slot.release()
                 return
@@ -117,7 +117,7 @@ class Batcher:
     async def timer_loop(self) -> None:
         while True:
             batch = self.filling
-            due = batch.opened_at + self.flush_interval
+            due = batch.opened_at + self.settings.flush_interval
             now = time.monotonic()
             if not batch.messages:
                 await asyncio.sleep(0.1)
@@ -156,7 +156,8 @@ class Batcher:
         if not batch.unsent:
             return None
         waited = now - (batch.unsent_since or now)
-        if batch.unsent >= limit or waited >= self.options.index_delay or self.stopping.is_set():
+        due = waited >= self.options.index_delay or self.shutdown.stopping.is_set()
+        if batch.unsent >= limit or due:
             return (batch, *batch.take(limit, now))
         return None
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
@@ -32,6 +31,7 @@ from audit_logging.consumer.options import ConsumerOptions
 from audit_logging.consumer.retry import AbandonedError
 from audit_logging.consumer.s3 import S3Store, make_s3_client
 from audit_logging.consumer.session import Session
+from audit_logging.consumer.shutdown import Shutdown, StreamPlace
 from audit_logging.consumer.startup import prepare_sinks
 from audit_logging.consumer.totals import Totals, log_batch
 from audit_logging.errors import ConfigurationError
@@ -63,29 +63,27 @@ class ConsumerService:
         with each archive key right after its upload (tests end the process there)."""
         self._settings = settings
         self._options = options
-        self._super_stream = settings.rabbitmq_stream_name if partition else None
-        self._stream = partition or settings.rabbitmq_stream_name
-        self._where = (
-            f"partition '{partition}' of super stream '{self._super_stream}'"
-            if partition
-            else f"stream '{self._stream}'"
+        self._place = StreamPlace(
+            partition or settings.rabbitmq_stream_name,
+            settings.rabbitmq_stream_name if partition else None,
         )
+        self._stream = self._place.stream
+        self._where = self._place.where
         self._retention = retention
         self._name = options.consumer_name
-        # Threads check this between retries; set only when shutdown gives up.
-        self._abandon = threading.Event()
+        self._shutdown = Shutdown()
         self._opensearch = opensearch or make_client(settings, timeout=60, max_retries=0)
         self._store = S3Store(
             make_s3_client(settings),
             settings.require("s3_bucket"),
-            self._abandon,
+            self._shutdown.abandon,
             multipart_threshold=options.multipart_threshold,
             part_size=options.multipart_part_size,
         )
         self._indexer = Indexer(
             self._opensearch,
             settings.opensearch_index_prefix,
-            self._abandon,
+            self._shutdown.abandon,
             max_docs=options.bulk_max_docs,
             max_bytes=options.bulk_max_bytes,
         )
@@ -99,27 +97,14 @@ class ConsumerService:
         self._resume_at: int | None = None
         self._failure: BaseException | None = None
         self._exit_code = 0
-        self._stopping = asyncio.Event()
-        self._abandoned = asyncio.Event()
-        self._session = Session(
+        self._session = Session(settings, options, self, place=self._place, shutdown=self._shutdown)
+        self._batches = Batcher(
             settings,
             options,
-            self,
-            stream_name=self._stream,
-            super_stream=self._super_stream,
-            where=self._where,
-            stopping=self._stopping,
-            abandon=self._abandon,
-        )
-        self._batches = Batcher(
-            options,
-            batch_size=settings.batch_size,
-            flush_interval=settings.flush_interval,
             stream=self._stream,
             indexer=self._indexer,
             archive=self._archive,
-            stopping=self._stopping,
-            abandoned=self._abandoned,
+            shutdown=self._shutdown,
         )
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -129,7 +114,7 @@ class ConsumerService:
         tasks: list[asyncio.Task[None]] = []
         try:
             await self._prepare()
-            if self._stopping.is_set():
+            if self._shutdown.stopping.is_set():
                 return self._exit_code
             tasks = [
                 asyncio.create_task(self._guard(self._batches.index_loop()), name="index"),
@@ -150,26 +135,26 @@ class ConsumerService:
                     )
                 )
             await self._session.run()
-            await self._shutdown()
+            await self._finish()
         except AbandonedError:
             self._exit_code = self._exit_code or 1
         except ConfigurationError as exc:
             _log.error("%s", exc)
             self._exit_code = 2
         finally:
-            self._abandon.set()
+            self._shutdown.end_threads()
             if self._batches.archive_task is not None:
                 tasks.append(self._batches.archive_task)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self._session.close()
-        self.totals.log(self._where)
+        self.totals.log(self._where, self._session.stored)
         return self._exit_code
 
     def stop(self) -> None:
         """Stop reading, flush, store the offset and return from :meth:`run` (as SIGTERM)."""
-        self._stopping.set()
+        self._shutdown.stopping.set()
         self._session.stop()
 
     def abandon(self) -> None:
@@ -179,13 +164,12 @@ class ConsumerService:
 
     @property
     def stopping(self) -> bool:
-        return self._stopping.is_set()
+        return self._shutdown.stopping.is_set()
 
 
     def _give_up(self, code: int) -> None:
         self._exit_code = self._exit_code or code
-        self._abandon.set()
-        self._abandoned.set()
+        self._shutdown.give_up()
         self.stop()
 
     def _fail(self, exc: BaseException) -> None:
@@ -209,8 +193,8 @@ class ConsumerService:
             self._store,
             stream=self._stream,
             group=self._name,
-            stopping=self._stopping,
-            abandon=self._abandon,
+            stopping=self._shutdown.stopping,
+            abandon=self._shutdown.abandon,
         )
 
     # -- what the session asks of us ---------------------------------------------------------
@@ -232,7 +216,7 @@ class ConsumerService:
         self._recent = RecentIds(self._options.dedup_window)
         self._admission = Admission(self._recent, self._settings.opensearch_index_prefix)
         self._archiver.resume(stored)
-        self.totals.committed = self.totals.stored = stored
+        self.totals.committed = stored
         self._resume_at = None if stored is None else stored + 1
         if stored is None:
             _log.info(
@@ -260,7 +244,7 @@ class ConsumerService:
             self._fail(exc)
 
     async def _take(self, raw: bytes, offset: int, broker_timestamp: int) -> None:
-        if self._stopping.is_set() or not self._session.active:
+        if self._shutdown.stopping.is_set() or not self._session.active:
             # Not part of any batch: read again at the next start or by the active consumer.
             return
         if self._next_offset is not None and offset < self._next_offset:
@@ -301,14 +285,8 @@ class ConsumerService:
             if letters:
                 await asyncio.to_thread(self._archiver.write_dead_letters, letters)
             archive_seconds = time.monotonic() - began
-            self.totals.batches += 1
-            self.totals.records += stats.written
-            self.totals.already_archived += stats.already
-            self.totals.dead_letters += len(letters)
-            self.totals.duplicates += batch.duplicates
-            self.totals.committed = batch.last_offset
+            self.totals.add(batch, stats, len(letters))
             await self._session.store(batch.last_offset)
-            self.totals.stored = self._session.stored
             log_batch(batch, stats, len(letters), archive_seconds)
         except AbandonedError:
             _log.warning(
@@ -322,7 +300,7 @@ class ConsumerService:
 
     async def _until(self, event: asyncio.Event) -> None:
         done = asyncio.ensure_future(event.wait())
-        abandoned = asyncio.ensure_future(self._abandoned.wait())
+        abandoned = asyncio.ensure_future(self._shutdown.abandoned.wait())
         await asyncio.wait({done, abandoned}, return_when=asyncio.FIRST_COMPLETED)
         done.cancel()
         abandoned.cancel()
@@ -331,17 +309,17 @@ class ConsumerService:
 
     # -- shutdown ----------------------------------------------------------------------------
 
-    async def _shutdown(self) -> None:
+    async def _finish(self) -> None:
+        """After the last read: flush, wait for the archive, store the offset."""
         deadline = self._options.shutdown_timeout
         give_up = asyncio.get_running_loop().call_later(deadline, self._deadline_passed)
         try:
             await self._batches.close_filling()
             await self._batches.wait_archived()
             committed = self.totals.committed
-            if self._abandoned.is_set() or committed is None:
+            if self._shutdown.abandoned.is_set() or committed is None:
                 return
-            await self._session.store_final(committed, self._abandoned)
-            self.totals.stored = self._session.stored
+            await self._session.store_final(committed, self._shutdown.abandoned)
         finally:
             give_up.cancel()
 

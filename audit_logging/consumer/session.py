@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
-import threading
 from typing import TYPE_CHECKING, Protocol
 
 from rstream import ConsumerOffsetSpecification, OffsetSpecification, OffsetType
@@ -22,6 +22,7 @@ from rstream.exceptions import StreamDoesNotExist
 
 from audit_logging.consumer import stream
 from audit_logging.consumer.retry import Waiter
+from audit_logging.consumer.shutdown import Shutdown, StreamPlace
 from audit_logging.errors import ConfigurationError, describe_error
 from audit_logging.partitions import existing_partitions, single_is_super
 
@@ -53,28 +54,20 @@ class Owner(Protocol):
         """Reading starts again after ``stored``, as at a restart."""
 
 
+@dataclasses.dataclass(eq=False)
 class Session:
-    def __init__(
-        self,
-        settings: Settings,
-        options: ConsumerOptions,
-        owner: Owner,
-        *,
-        stream_name: str,
-        super_stream: str | None,
-        where: str,
-        stopping: asyncio.Event,
-        abandon: threading.Event,
-    ) -> None:
-        self._settings = settings
-        self._options = options
-        self._owner = owner
-        self._stream = stream_name
-        self._super_stream = super_stream
-        self._where = where
-        self._name = options.consumer_name
-        self._stopping = stopping
-        self._abandon = abandon
+    """One stream's subscription: connects and reconnects, follows the group's active
+    member, and is the one path that stores the offset."""
+
+    settings: Settings
+    options: ConsumerOptions
+    owner: Owner
+    _: dataclasses.KW_ONLY
+    place: StreamPlace
+    shutdown: Shutdown
+
+    def __post_init__(self) -> None:
+        self._name = self.options.consumer_name
         self.consumer: Consumer | None = None
         self.active = False
         self._lost = False
@@ -88,8 +81,8 @@ class Session:
 
     async def run(self) -> None:
         """Connections one after another until stopping; reconnects after a loss."""
-        waiter = Waiter(f"RabbitMQ {self._where}", self._abandon, maximum=10.0)
-        while not self._stopping.is_set():
+        waiter = Waiter(f"RabbitMQ {self.place.where}", self.shutdown.abandon, maximum=10.0)
+        while not self.shutdown.stopping.is_set():
             self._over.clear()
             self._lost = False
             try:
@@ -103,11 +96,11 @@ class Session:
                     reason = "the stream does not exist yet (a producer creates it)"
                 else:
                     reason = describe_error(exc)
-                await waiter.pause(reason, self._stopping)
+                await waiter.pause(reason, self.shutdown.stopping)
                 continue
             waiter.succeeded()
             await self._over.wait()
-            if not self._stopping.is_set():
+            if not self.shutdown.stopping.is_set():
                 _log.warning("RabbitMQ connection lost; reconnecting")
                 await self.close()
 
@@ -119,7 +112,7 @@ class Session:
 
     def _step_down(self) -> None:
         self.active = False
-        self._owner.step_down()
+        self.owner.step_down()
 
     async def _on_closed(self, info: OnClosedErrorInfo) -> None:
         _log.debug("rstream reports %s for %s", info.reason, info.streams)
@@ -127,36 +120,36 @@ class Session:
         # The broker may already have made a standby active: what we read and did not
         # archive is its work now, and so is the batch being archived if it has not reached
         # S3 yet.
-        self._owner.fence()
+        self.owner.fence()
         self._step_down()
         self._over.set()
 
     async def _open(self) -> None:
-        consumer = stream.make_consumer(self._settings, self._name, self._on_closed)
+        consumer = stream.make_consumer(self.settings, self._name, self._on_closed)
         self.consumer = consumer
         await consumer.start()
         self._step_down()
         self._updates = 0
         properties = {"single-active-consumer": "true", "name": self._name}
-        if self._super_stream is not None:
+        if self.place.super_stream is not None:
             # The broker then spreads the group's active consumers over the partitions.
-            properties["super-stream"] = self._super_stream
+            properties["super-stream"] = self.place.super_stream
         # The broker asks _on_consumer_update where to start once we are the active one.
         try:
             await consumer.subscribe(
-                self._stream,
-                self._owner.on_message,
-                offset_specification=stream.start_spec(self._options.start),
-                initial_credit=self._options.credits,
+                self.place.stream,
+                self.owner.on_message,
+                offset_specification=stream.start_spec(self.options.start),
+                initial_credit=self.options.credits,
                 subscriber_name=self._name,
                 properties=properties,
                 consumer_update_listener=self._on_consumer_update,
             )
         except StreamDoesNotExist:
-            if self._super_stream is None:
-                found = await existing_partitions(consumer, self._stream)
+            if self.place.super_stream is None:
+                found = await existing_partitions(consumer, self.place.stream)
                 if found:
-                    raise single_is_super(self._stream, len(found)) from None
+                    raise single_is_super(self.place.stream, len(found)) from None
             raise
         asyncio.get_running_loop().call_later(1.0, self._report_standby, consumer)
 
@@ -170,7 +163,7 @@ class Session:
             "group is active there; this one takes over when it stops",
             self._name,
             self._name,
-            self._where,
+            self.place.where,
         )
 
     async def _on_consumer_update(self, active: bool, _: EventContext) -> OffsetSpecification:
@@ -190,7 +183,7 @@ class Session:
             spec = await self._activate()
         except Exception as exc:  # noqa: BLE001 - a new connection asks again
             _log.warning(
-                "could not take over %s: %s; reconnecting", self._where, describe_error(exc)
+                "could not take over %s: %s; reconnecting", self.place.where, describe_error(exc)
             )
             self._lost = True
             self._over.set()
@@ -203,47 +196,48 @@ class Session:
         activates that one only after we answer, so first the batch being archived finishes
         and its offset is stored. The successor then resumes after it and lists S3 with the
         upload done: it never archives those records again."""
-        offset = await self._owner.settle()
+        offset = await self.owner.settle()
         consumer = self.consumer
         if offset is None or consumer is None or self._lost:
             return
         try:
-            await asyncio.wait_for(consumer.store_offset(self._stream, self._name, offset), 10)
+            await asyncio.wait_for(consumer.store_offset(self.place.stream, self._name, offset), 10)
         except (TimeoutError, Exception) as exc:  # noqa: BLE001 - the successor reconciles
             _log.warning(
                 "could not store offset %d when handing %s over: %s",
                 offset,
-                self._where,
+                self.place.where,
                 describe_error(exc),
             )
             return
         self.stored = offset
-        _log.info("handed %s over at offset %d", self._where, offset)
+        _log.info("handed %s over at offset %d", self.place.where, offset)
 
     async def _activate(self) -> ConsumerOffsetSpecification:
         """Resume as a restart does: from the stored offset, with S3 listed afresh."""
         # A batch of an earlier activation still being archived stores its offset first.
-        committed = await self._owner.settle()
+        committed = await self.owner.settle()
         consumer = self.consumer
         assert consumer is not None
         stored = await asyncio.wait_for(
-            stream.stored_offset(consumer, self._stream, self._name), 10
+            stream.stored_offset(consumer, self.place.stream, self._name), 10
         )
         if committed is not None and (stored is None or committed > stored):
             # Ours, archived while the broker was out of reach.
-            await asyncio.wait_for(consumer.store_offset(self._stream, self._name, committed), 10)
+            storing = consumer.store_offset(self.place.stream, self._name, committed)
+            await asyncio.wait_for(storing, 10)
             stored = committed
         _log.info(
             "consumer '%s' is the active consumer of group '%s' on %s",
             self._name,
             self._name,
-            self._where,
+            self.place.where,
         )
         self.stored = stored
-        self._owner.resume(stored)
+        self.owner.resume(stored)
         if stored is None:
-            return stream.start_spec(self._options.start)
-        return stream.offset_spec(max(0, stored + 1 - self._options.dedup_warmup))
+            return stream.start_spec(self.options.start)
+        return stream.offset_spec(max(0, stored + 1 - self.options.dedup_warmup))
 
     async def store(self, offset: int) -> None:
         """Store ``offset`` if we are the active member and connected; otherwise it is
@@ -252,7 +246,7 @@ class Session:
         if consumer is None or self._lost or not self.active:
             return
         try:
-            await asyncio.wait_for(consumer.store_offset(self._stream, self._name, offset), 10)
+            await asyncio.wait_for(consumer.store_offset(self.place.stream, self._name, offset), 10)
         except (TimeoutError, Exception) as exc:  # noqa: BLE001 - retried later
             _log.warning("could not store offset %d yet: %s", offset, describe_error(exc))
             return
@@ -261,13 +255,13 @@ class Session:
     async def store_final(self, committed: int, abandoned: asyncio.Event) -> None:
         """At shutdown: store ``committed`` and read it back, reconnecting as needed, until
         it is stored or shutdown gives up (``abandoned``)."""
-        waiter = Waiter("RabbitMQ (storing the offset)", self._abandon)
+        waiter = Waiter("RabbitMQ (storing the offset)", self.shutdown.abandon)
         while not abandoned.is_set():
             if self.consumer is None or self._lost:
                 self._lost = False
                 with contextlib.suppress(Exception):
                     await self.close()
-                    consumer = stream.make_consumer(self._settings, self._name, self._on_closed)
+                    consumer = stream.make_consumer(self.settings, self._name, self._on_closed)
                     self.consumer = consumer
                     await consumer.start()
             try:
@@ -283,14 +277,15 @@ class Session:
 
     async def _store_and_read_back(self, consumer: Consumer, committed: int) -> int | None:
         stored = await asyncio.wait_for(
-            stream.stored_offset(consumer, self._stream, self._name), 10
+            stream.stored_offset(consumer, self.place.stream, self._name), 10
         )
         # Never move the group's offset back: a successor may have gone further.
         if stored is None or stored < committed:
-            await asyncio.wait_for(consumer.store_offset(self._stream, self._name, committed), 10)
+            storing = consumer.store_offset(self.place.stream, self._name, committed)
+            await asyncio.wait_for(storing, 10)
             # store_offset has no reply; reading it back proves the broker has it.
             stored = await asyncio.wait_for(
-                stream.stored_offset(consumer, self._stream, self._name), 10
+                stream.stored_offset(consumer, self.place.stream, self._name), 10
             )
         return stored
 

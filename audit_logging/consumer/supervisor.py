@@ -45,7 +45,6 @@ class Supervisor:
         self._on_uploaded = on_uploaded
         self._services: list[ConsumerService] = []
         self._stopping = asyncio.Event()
-        # Ends a retry sleep in a worker thread at once when we stop.
         self._signals = 0
 
     async def run(self) -> int:

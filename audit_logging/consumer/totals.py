@@ -14,17 +14,26 @@ _log = logging.getLogger("audit_logging.consumer")
 
 @dataclasses.dataclass
 class Totals:
-    """What this process did on one stream; logged at exit."""
+    """What this process did on one stream, summed over its batches; logged at exit."""
 
     batches: int = 0
     records: int = 0
     dead_letters: int = 0
     duplicates: int = 0
     already_archived: int = 0
+    # The last offset archived: the one to store.
     committed: int | None = None
-    stored: int | None = None
 
-    def log(self, where: str) -> None:
+    def add(self, batch: Batch, stats: ArchiveStats, letters: int) -> None:
+        """``batch`` is in both sinks: count it, and its last offset is the one to store."""
+        self.batches += 1
+        self.records += stats.written
+        self.already_archived += stats.already
+        self.dead_letters += letters
+        self.duplicates += batch.duplicates
+        self.committed = batch.last_offset
+
+    def log(self, where: str, stored: int | None) -> None:
         _log.info(
             "stopped reading %s: %d batches, %d records archived, %d dead-lettered, "
             "%d duplicates dropped, %d already archived; offset %s stored%s",
@@ -34,8 +43,8 @@ class Totals:
             self.dead_letters,
             self.duplicates,
             self.already_archived,
-            self.stored,
-            "" if self.stored == self.committed else f" (processed up to {self.committed})",
+            stored,
+            "" if stored == self.committed else f" (processed up to {self.committed})",
         )
 
 
