@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -37,23 +38,19 @@ BACKOFF_FIRST: Final = 0.2
 BACKOFF_MAX: Final = 5.0
 
 
+@dataclasses.dataclass(eq=False)
 class Link:
     """The worker's connection to the broker and what is in flight on it."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        outbox: Outbox,
-        report: Report,
-        *,
-        wake: Callable[[], None],
-        stop_requested: Callable[[], bool],
-    ) -> None:
-        self.s = settings
-        self.outbox = outbox
-        self.report = report
-        self._wake = wake
-        self._stop_requested = stop_requested
+    s: Settings
+    outbox: Outbox
+    report: Report
+    _: dataclasses.KW_ONLY
+    wake: Callable[[], None]
+    stop_requested: Callable[[], bool]
+
+    def __post_init__(self) -> None:
+        settings = self.s
         self.producer: Any = None
         self.broken = False
         self.next_connect = 0.0
@@ -99,7 +96,7 @@ class Link:
         outbox.yield_to_app()
         if self.broken:
             await self.disconnect("the connection was lost")
-        if self.producer is None and not self._stop_requested() and (
+        if self.producer is None and not self.stop_requested() and (
             time.monotonic() >= self.next_connect
         ):
             # Connect before spooling: when the broker is there, records go straight to it.
@@ -199,7 +196,7 @@ class Link:
         else:
             # Not stored (connection lost or an error): everything in flight is resent.
             self.broken = True
-        self._wake()
+        self.wake()
 
     def commit_spool(self) -> None:
         sent = self.spool_sent
