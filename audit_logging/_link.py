@@ -64,6 +64,11 @@ class Link:
         self.direct: dict[int, bytes] = {}
         self.replaying: dict[int, Position] = {}
         self.spool_sent: collections.deque[tuple[int, Position]] = collections.deque()
+        # Spool records confirmed and not yet committed. A commit stops at the first record
+        # still unconfirmed, and a super stream's partitions confirm out of order, so a
+        # rewind (a lost connection) resends some confirmed ones: the broker drops them as
+        # duplicates and confirms them again, which must not count them as published twice.
+        self.confirmed_from_spool: set[int] = set()
         # Producers still starting or replaying an orphan: a stop closes them after it has
         # spooled (closing waits on the broker, which may not answer).
         self.opening: dict[int, Any] = {}  # by id(): a Producer is not hashable
@@ -191,7 +196,12 @@ class Link:
         if status.is_confirmed:
             if self.direct.pop(pid, None) is None:
                 del self.replaying[pid]
-            self.outbox.counts["published"] += 1
+                first_confirm = pid not in self.confirmed_from_spool
+                self.confirmed_from_spool.add(pid)
+            else:
+                first_confirm = True
+            if first_confirm:
+                self.outbox.counts["published"] += 1
             self.last_progress = time.monotonic()
         else:
             # Not stored (connection lost or an error): everything in flight is resent.
@@ -203,7 +213,8 @@ class Link:
         last: Position | None = None
         count = 0
         while sent and sent[0][0] not in self.replaying:
-            _, last = sent.popleft()
+            pid, last = sent.popleft()
+            self.confirmed_from_spool.discard(pid)
             count += 1
         spool = self.outbox.spool
         if last is not None and spool is not None:
