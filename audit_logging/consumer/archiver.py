@@ -35,7 +35,6 @@ class ArchiveStats:
     files: int = 0
     written: int = 0
     already: int = 0
-    parquet_bytes: int = 0
     # Records whose Parquet row could not be built (a fault of the record, not of S3).
     letters: list[dead_letter.DeadLetter] = dataclasses.field(default_factory=list)
 
@@ -123,7 +122,6 @@ class Archiver:
             },
         )
         stats.files += 1
-        stats.parquet_bytes += len(data)
         self._check_fence()
         if self.store.put_create_only(key, data, archive.PARQUET_CONTENT_TYPE):
             stats.written += len(positions)
