@@ -70,11 +70,19 @@ def partition_names(name: str, count: int) -> list[str]:
     return [f"{name}-{index}" for index in range(count)]
 
 
+def _leading_log_id(body: bytes) -> bytes | None:
+    """The log_id's bytes where a record begins with it, as this library writes them."""
+    if body.startswith(_PREFIX) and body[_UUID_END : _UUID_END + 1] == b'"':
+        return body[len(_PREFIX) : _UUID_END]
+    return None
+
+
 def log_id_of(body: bytes) -> str:
     """The log_id of a record's JSON; '' if it has none (such a body goes to partition 0's
     hash of '', and the consumer dead-letters it)."""
-    if body.startswith(_PREFIX) and body[_UUID_END : _UUID_END + 1] == b'"':
-        return body[len(_PREFIX) : _UUID_END].decode("ascii", "replace")
+    leading = _leading_log_id(body)
+    if leading is not None:
+        return leading.decode("ascii", "replace")
     try:
         value = json.loads(body).get("log_id")
     except (ValueError, AttributeError, RecursionError):
@@ -85,10 +93,9 @@ def log_id_of(body: bytes) -> str:
 def partition_of(body: bytes, count: int) -> int:
     """:func:`partition_index` of a record's JSON, hashing the log_id's bytes where they are
     (the same bytes its UTF-8 encoding would give)."""
-    if body.startswith(_PREFIX) and body[_UUID_END : _UUID_END + 1] == b'"':
-        key = body[len(_PREFIX) : _UUID_END]
-        if key.isascii():
-            return int(mmh3.hash(key, SEED, signed=False)) % count
+    leading = _leading_log_id(body)
+    if leading is not None and leading.isascii():
+        return int(mmh3.hash(leading, SEED, signed=False)) % count
     return partition_index(log_id_of(body), count)
 
 
