@@ -17,11 +17,18 @@ from tests._stack import opensearch_client, s3_client
 from tests.consumer._helpers import wait_until
 
 
+def _refreshed(client: Any, pattern: str) -> None:
+    # An index the consumer has just created may not have its primary shard started yet:
+    # a search then answers 503 "all shards failed". Wait for the shards, then refresh.
+    client.cluster.health(index=pattern, params={"wait_for_status": "yellow"})
+    client.indices.refresh(index=pattern, params={"allow_no_indices": "true"})
+
+
 def opensearch_ids(settings: Settings) -> list[str]:
     client = opensearch_client(settings)
     try:
         pattern = f"{settings.opensearch_index_prefix}-*"
-        client.indices.refresh(index=pattern, params={"allow_no_indices": "true"})
+        _refreshed(client, pattern)
         return [
             hit["_id"]
             for hit in helpers.scan(
@@ -41,7 +48,7 @@ def opensearch_count(settings: Settings) -> int:
     client = opensearch_client(settings)
     try:
         pattern = f"{settings.opensearch_index_prefix}-*"
-        client.indices.refresh(index=pattern, params={"allow_no_indices": "true"})
+        _refreshed(client, pattern)
         response = client.count(index=pattern, params={"allow_no_indices": "true"})
         return int(response["count"])
     finally:
