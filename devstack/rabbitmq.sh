@@ -13,8 +13,11 @@
 # Debian 12 ships RabbitMQ 3.10, which has neither super streams nor single active
 # consumer. Debian 13 ships 4.0.5 (Erlang 27): `debootstrap` makes a Debian 13 root under
 # devstack/.state/rabbitmq4/root (once, ~40 s, ~370 MB) and the node runs from it under
-# chroot. Every listener is on 127.0.0.1; every port can be moved with an environment
-# variable (RABBITMQ_DEVSTACK_*_PORT), e.g. to run beside another broker.
+# chroot. RABBITMQ_DEVSTACK_SUITE picks another Debian suite (default trixie), e.g. forky or
+# sid (RabbitMQ 4.3.6, Erlang 29, where single active consumer survives a node stop); a root
+# made from another suite is made again. Every listener
+# is on 127.0.0.1; every port can be moved with an environment variable
+# (RABBITMQ_DEVSTACK_*_PORT), e.g. to run beside another broker.
 #
 # RABBITMQ_DEVSTACK_NODENAME (default audit@localhost) names the single node: `start` runs
 # it under that name and remembers it, with the ports, in devstack/.state/rabbitmq4/node.env,
@@ -34,10 +37,9 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/_lib.sh"
 
 STATE_DIR="$DEVSTACK_STATE/rabbitmq4"
-ROOT="$STATE_DIR/root"                    # the Debian 13 root
+ROOT="$STATE_DIR/root"                    # the Debian root (of $SUITE)
 PARTIAL="$STATE_DIR/root.partial"         # debootstrap's target until it succeeded
 DONE_MARK="devstack-root-complete"        # written into the root once it is usable
-SUITE=trixie
 MIRROR="${RABBITMQ_DEVSTACK_MIRROR:-http://deb.debian.org/debian}"
 IN_ROOT_DIR=/devstack                     # node data, seen from inside the root
 
@@ -50,6 +52,7 @@ if [[ -s "$SAVED_ENV" ]]; then
   done <"$SAVED_ENV"
 fi
 
+SUITE="${RABBITMQ_DEVSTACK_SUITE:-trixie}"
 NODE="${RABBITMQ_DEVSTACK_NODENAME:-audit@localhost}"
 AMQP_PORT="${RABBITMQ_DEVSTACK_AMQP_PORT:-5672}"
 STREAM_PORT="${RABBITMQ_DEVSTACK_STREAM_PORT:-5552}"
@@ -66,7 +69,10 @@ CLUSTER_PREFIX="${RABBITMQ_DEVSTACK_CLUSTER_PREFIX:-audit}"
 START_TIMEOUT="${RABBITMQ_DEVSTACK_START_TIMEOUT:-120}"
 RMQ_BIN=/usr/lib/rabbitmq/bin             # inside the root: the scripts themselves, not the su wrappers
 
-root_ready() { [[ -f "$ROOT/$DONE_MARK" && -x "$ROOT$RMQ_BIN/rabbitmq-server" ]]; }
+root_ready() { # the root is complete, and made from $SUITE (its mark's first line names it)
+  [[ -f "$ROOT/$DONE_MARK" && -x "$ROOT$RMQ_BIN/rabbitmq-server" ]] &&
+    head -n 1 "$ROOT/$DONE_MARK" | grep -qF -- "rabbitmq-server $SUITE ("
+}
 
 mounted_under() { # dir -> 0 if anything is mounted at or below dir in our mount namespace
   local dir
@@ -98,7 +104,7 @@ make_root() {
   remove_tree "$ROOT"
   ensure_debootstrap
   local t0=$SECONDS boot_log="$STATE_DIR/debootstrap.log"
-  log "rabbitmq: making a Debian 13 root with rabbitmq-server in $ROOT (debootstrap, ~40 s)..."
+  log "rabbitmq: making a Debian $SUITE root with rabbitmq-server in $ROOT (debootstrap, ~40 s)..."
   # Private mount and pid namespaces: debootstrap mounts /proc and /sys in the target and
   # package scripts may start daemons (epmd); all of it ends when debootstrap does.
   if ! unshare --mount --propagation private --pid --fork --kill-child --mount-proc -- \
@@ -321,7 +327,8 @@ cmd_start() {
   start_node
   printf '%s\n' "RABBITMQ_DEVSTACK_NODENAME=$NODE" "RABBITMQ_DEVSTACK_AMQP_PORT=$AMQP_PORT" \
     "RABBITMQ_DEVSTACK_STREAM_PORT=$STREAM_PORT" "RABBITMQ_DEVSTACK_DIST_PORT=$DIST_PORT" \
-    "RABBITMQ_DEVSTACK_MGMT_PORT=$MGMT_PORT" "RABBITMQ_DEVSTACK_EPMD_PORT=$EPMD_PORT" >"$SAVED_ENV"
+    "RABBITMQ_DEVSTACK_MGMT_PORT=$MGMT_PORT" "RABBITMQ_DEVSTACK_EPMD_PORT=$EPMD_PORT" \
+    "RABBITMQ_DEVSTACK_SUITE=$SUITE" >"$SAVED_ENV"
 }
 
 cmd_stop() {
