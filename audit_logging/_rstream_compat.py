@@ -49,15 +49,14 @@ class _CancelledCloseFilter(logging.Filter):
 
 
 _log = logging.getLogger("audit_logging.publisher")
-_CANCELLED_CLOSE: Final = _CancelledCloseFilter()
+# Once, when the publisher's rstream code is first imported.
+logging.getLogger("rstream.producer").addFilter(_CancelledCloseFilter())
 
 
 def new_producer(
     settings: Settings, connection_name: str, on_closed: Callable[[Any], None] | None = None
 ) -> Producer:
     """An rstream Producer for ``settings``' broker that never reconnects by itself."""
-    # Idempotent: a filter object is added to a logger once.
-    logging.getLogger("rstream.producer").addFilter(_CANCELLED_CLOSE)
     options: dict[str, Any] = {}
     if on_closed is not None:
         options["on_close_handler"] = on_closed
