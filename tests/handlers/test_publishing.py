@@ -125,7 +125,7 @@ def test_broker_outage_loses_nothing_duplicates_nothing_and_never_blocks_emit(
     ids = [r["object_id"] for r in records]
     assert len(ids) == 20_000, f"{len(ids)} messages in the stream"
     assert sorted(map(int, ids)) == list(range(20_000))
-    assert seen["slowest_ms"] < 5, f"an emit took {seen['slowest_ms']:.2f} ms: {seen}"
+    assert seen["waits"] == [], f"emit waited during the outage: {seen}"
 
 
 def test_flush_and_shutdown_deliver_everything_pending(settings: Settings) -> None:
