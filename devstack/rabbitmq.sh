@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Local RabbitMQ 4.0 (streams, super streams, single active consumer) for development and tests.
+# Local RabbitMQ 4.3 (streams, super streams, single active consumer) for development and tests.
 #
-#   devstack/rabbitmq.sh start             make the Debian 13 root if missing, start our node
+#   devstack/rabbitmq.sh start             make the Debian root if missing, start our node
 #   devstack/rabbitmq.sh stop              stop our node (idempotent)
 #   devstack/rabbitmq.sh status            exit 0 if the stream port answers and the node is up
 #   devstack/rabbitmq.sh ctl ARGS          run `rabbitmqctl -n <node> ARGS` against our node
@@ -11,11 +11,12 @@
 #   devstack/rabbitmq.sh cluster-status    exit 0 if every cluster node answers
 #
 # Debian 12 ships RabbitMQ 3.10, which has neither super streams nor single active
-# consumer. Debian 13 ships 4.0.5 (Erlang 27): `debootstrap` makes a Debian 13 root under
-# devstack/.state/rabbitmq4/root (once, ~40 s, ~370 MB) and the node runs from it under
-# chroot. RABBITMQ_DEVSTACK_SUITE picks another Debian suite (default trixie), e.g. forky or
-# sid (RabbitMQ 4.3.6, Erlang 29, where single active consumer survives a node stop); a root
-# made from another suite is made again. Every listener
+# consumer. Debian's testing suite, forky, ships 4.3.6 (Erlang 29): `debootstrap` makes a
+# forky root under devstack/.state/rabbitmq4/root (once, ~2.5 min, ~395 MB) and the node runs
+# from it under chroot. Debian 13 (trixie) ships 4.0.5, whose single active consumer can leave
+# a super stream partition with no active member after a node stop (rabbitmq-server #13657).
+# RABBITMQ_DEVSTACK_SUITE picks another Debian suite (default forky), e.g. trixie or sid, for
+# that start; a root made from another suite is made again (node data included). Every listener
 # is on 127.0.0.1; every port can be moved with an environment variable
 # (RABBITMQ_DEVSTACK_*_PORT), e.g. to run beside another broker.
 #
@@ -45,14 +46,17 @@ IN_ROOT_DIR=/devstack                     # node data, seen from inside the root
 
 # The ports and node name the last `start` used, so that stop/status/ctl called without the
 # variables (tests call `rabbitmq.sh ctl ...`) reach the node that runs. Variables set win.
+# The suite is not kept (older files hold one): a start without RABBITMQ_DEVSTACK_SUITE runs
+# the default, so a change of default reaches every checkout.
 SAVED_ENV="$STATE_DIR/node.env"
 if [[ -s "$SAVED_ENV" ]]; then
   while IFS='=' read -r key value; do
-    [[ "$key" =~ ^RABBITMQ_DEVSTACK_[A-Z_]+$ && -z "${!key:-}" ]] && export "$key=$value"
+    [[ "$key" =~ ^RABBITMQ_DEVSTACK_[A-Z_]+$ && "$key" != RABBITMQ_DEVSTACK_SUITE && -z "${!key:-}" ]] &&
+      export "$key=$value"
   done <"$SAVED_ENV"
 fi
 
-SUITE="${RABBITMQ_DEVSTACK_SUITE:-trixie}"
+SUITE="${RABBITMQ_DEVSTACK_SUITE:-forky}"
 NODE="${RABBITMQ_DEVSTACK_NODENAME:-audit@localhost}"
 AMQP_PORT="${RABBITMQ_DEVSTACK_AMQP_PORT:-5672}"
 STREAM_PORT="${RABBITMQ_DEVSTACK_STREAM_PORT:-5552}"
@@ -104,12 +108,15 @@ make_root() {
   remove_tree "$ROOT"
   ensure_debootstrap
   local t0=$SECONDS boot_log="$STATE_DIR/debootstrap.log"
-  log "rabbitmq: making a Debian $SUITE root with rabbitmq-server in $ROOT (debootstrap, ~40 s)..."
+  log "rabbitmq: making a Debian $SUITE root with rabbitmq-server in $ROOT (debootstrap, 1 to 3 min)..."
   # Private mount and pid namespaces: debootstrap mounts /proc and /sys in the target and
   # package scripts may start daemons (epmd); all of it ends when debootstrap does.
+  # Debian 12's debootstrap predates forky; every suite since buster uses sid's script.
+  local script=()
+  [[ -e "/usr/share/debootstrap/scripts/$SUITE" ]] || script=(/usr/share/debootstrap/scripts/sid)
   if ! unshare --mount --propagation private --pid --fork --kill-child --mount-proc -- \
     debootstrap --variant=minbase --include=rabbitmq-server "$SUITE" "$PARTIAL" "$MIRROR" \
-    >"$boot_log" 2>&1; then
+    "${script[@]}" >"$boot_log" 2>&1; then
     log "rabbitmq: debootstrap failed; see $boot_log"
     log_tail "$boot_log" 20
     exit 1
@@ -328,7 +335,7 @@ cmd_start() {
   printf '%s\n' "RABBITMQ_DEVSTACK_NODENAME=$NODE" "RABBITMQ_DEVSTACK_AMQP_PORT=$AMQP_PORT" \
     "RABBITMQ_DEVSTACK_STREAM_PORT=$STREAM_PORT" "RABBITMQ_DEVSTACK_DIST_PORT=$DIST_PORT" \
     "RABBITMQ_DEVSTACK_MGMT_PORT=$MGMT_PORT" "RABBITMQ_DEVSTACK_EPMD_PORT=$EPMD_PORT" \
-    "RABBITMQ_DEVSTACK_SUITE=$SUITE" >"$SAVED_ENV"
+    >"$SAVED_ENV"
 }
 
 cmd_stop() {
