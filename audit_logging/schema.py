@@ -2,7 +2,7 @@
 
 Everything else that names the fields is derived from :data:`FIELDS` here: the record's
 checks and limits (:mod:`audit_logging.record`), the OpenSearch mappings
-(:mod:`audit_logging.search_index`), the Parquet columns (:mod:`audit_logging.consumer.archive`),
+(:mod:`audit_logging.search_index`), the Parquet columns (:mod:`audit_logging.archive.parquet`),
 the API's summary fields and its OpenAPI schemas, and the field table in the README (a test
 fails when that table no longer matches this one).
 

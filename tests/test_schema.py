@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from audit_logging import record, schema, search_index
 from audit_logging.api import openapi, query
-from audit_logging.consumer import archive
+from audit_logging.archive import parquet
 from tests._readme import assert_generated_block_is
 
 
@@ -18,7 +18,7 @@ def test_the_readmes_field_table_is_the_one_the_schema_makes() -> None:
 def test_every_sink_has_every_field_in_the_schemas_order() -> None:
     names = [field.name for field in schema.FIELDS]
     assert list(record.FIELDS) == names
-    assert archive.ARROW_SCHEMA.names == names
+    assert parquet.ARROW_SCHEMA.names == names
     assert list(search_index.MAPPINGS["properties"])[: len(names)] == names
     document = openapi.openapi_document()["components"]["schemas"]
     assert list(document["Record"]["properties"]) == names

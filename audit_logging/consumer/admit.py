@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from audit_logging.consumer import archive
+from audit_logging.archive import layout
 from audit_logging.consumer.dead_letter import DeadLetter, Stage, failure
 from audit_logging.consumer.dedup import RecentIds, content_digest
 from audit_logging.consumer.messages import NotARecord, decode
@@ -54,7 +54,7 @@ class Admission:
             # timestamp no sink can place is this record's dead letter, not a failed batch.
             _run(
                 "prepare",
-                lambda: (index_for(self._prefix, record["timestamp"]), archive.day_of(record)),
+                lambda: (index_for(self._prefix, record["timestamp"]), layout.day_of(record)),
             )
             digest = _run("dedup", lambda: content_digest(record))
             seen = _run("dedup", lambda: self._recent.remember(record["log_id"], digest))

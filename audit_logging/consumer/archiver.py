@@ -14,7 +14,8 @@ from typing import Final
 
 import pyarrow as pa
 
-from audit_logging.consumer import archive, dead_letter
+from audit_logging.archive import layout, parquet
+from audit_logging.consumer import dead_letter
 from audit_logging.consumer.batch import Batch
 from audit_logging.consumer.ledger import ArchiveLedger
 from audit_logging.consumer.retry import AbandonedError
@@ -80,7 +81,7 @@ class Archiver:
         for position, record in enumerate(batch.records):
             # Resent records and reused log_ids are not archived again: the first stands.
             if position not in batch.not_archived:
-                by_day.setdefault(archive.day_of(record), []).append(position)
+                by_day.setdefault(layout.day_of(record), []).append(position)
         for day in sorted(by_day):
             positions = by_day[day]
             done = ledger.archived(
@@ -91,7 +92,10 @@ class Archiver:
                 positions = [p for p in positions if batch.offsets[p] not in done]
             if not positions:
                 continue
-            table, bad = archive.records_table_checked([batch.records[p] for p in positions])
+            table, bad = parquet.records_table_checked(
+                [batch.records[p] for p in positions],
+                lambda exc: dead_letter.failure("archive", exc)[1],
+            )
             for at, reason in bad:
                 stats.letters.append(batch.unarchivable(positions[at], reason))
             if bad:
@@ -112,8 +116,8 @@ class Archiver:
     ) -> None:
         """``table``: the rows of ``positions`` (the batch's records of ``day``)."""
         first, last = batch.offsets[positions[0]], batch.offsets[positions[-1]]
-        key = archive.archive_key(self.s3_prefix, self.stream, day, first, last)
-        data = archive.parquet_bytes(
+        key = layout.archive_key(self.s3_prefix, self.stream, day, first, last)
+        data = parquet.parquet_bytes(
             table,
             {
                 "audit_logging.stream": self.stream,
@@ -123,7 +127,7 @@ class Archiver:
         )
         stats.files += 1
         self._check_fence()
-        if self.store.put_create_only(key, data, archive.PARQUET_CONTENT_TYPE):
+        if self.store.put_create_only(key, data, parquet.PARQUET_CONTENT_TYPE):
             stats.written += len(positions)
             if self.on_uploaded is not None:
                 self.on_uploaded(key)

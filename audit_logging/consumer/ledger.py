@@ -23,7 +23,8 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
-from audit_logging.consumer import archive, dead_letter
+from audit_logging.archive import layout, parquet
+from audit_logging.consumer import dead_letter
 from audit_logging.consumer.s3 import S3Store, is_missing
 
 _log = logging.getLogger("audit_logging.consumer")
@@ -96,8 +97,8 @@ class ArchiveLedger:
     def _day(self, day: str) -> _Listing:
         listing = self._days.get(day)
         if listing is None or time.monotonic() < self._relist_until:
-            folder = archive.day_dir(self._prefix, day)
-            pattern = archive.archive_key_re(self._prefix, day, self._stream)
+            folder = layout.day_dir(self._prefix, day)
+            pattern = layout.archive_key_re(self._prefix, day, self._stream)
             listing = self._days[day] = self._list(folder, pattern)
         return listing
 
@@ -120,7 +121,7 @@ class ArchiveLedger:
         for offset, log_id in items:
             for file in listing.covering(offset):
                 ids = self._read(
-                    file.key, lambda data: archive.read_log_ids(data) if data else set()
+                    file.key, lambda data: parquet.read_log_ids(data) if data else set()
                 )
                 if log_id in ids:
                     found.add(offset)

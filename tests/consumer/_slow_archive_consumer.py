@@ -8,10 +8,10 @@ import sys
 import time
 from typing import Any
 
-from audit_logging.consumer import archive
+from audit_logging.archive import parquet
 from audit_logging.consumer.__main__ import main
 
-_parquet_bytes = archive.parquet_bytes
+_parquet_bytes = parquet.parquet_bytes
 
 
 def _slow_parquet_bytes(*args: Any, **kwargs: Any) -> bytes:
@@ -20,5 +20,5 @@ def _slow_parquet_bytes(*args: Any, **kwargs: Any) -> bytes:
 
 
 if __name__ == "__main__":
-    archive.parquet_bytes = _slow_parquet_bytes
+    parquet.parquet_bytes = _slow_parquet_bytes
     raise SystemExit(main(sys.argv[2:]))

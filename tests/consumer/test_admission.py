@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 from rstream import AMQPMessage, Properties
 
-from audit_logging.consumer import admit, archive
+from audit_logging.archive import parquet
+from audit_logging.consumer import admit
 from audit_logging.consumer.admit import Admission
-from audit_logging.consumer.dead_letter import DeadLetter
+from audit_logging.consumer.dead_letter import DeadLetter, failure
 from audit_logging.consumer.dedup import RecentIds
 from audit_logging.record import new_log_id, record_to_json
 from tests.consumer._helpers import make_records
@@ -118,7 +119,7 @@ def test_recent_ids_refuse_a_non_canonical_log_id() -> None:
 def test_a_record_no_parquet_row_can_hold_is_set_apart() -> None:
     records = make_records(3)
     records[1] = {**records[1], "schema_version": 10**30}
-    table, bad = archive.records_table_checked(records)
+    table, bad = parquet.records_table_checked(records, lambda exc: failure("archive", exc)[1])
     assert [position for position, _ in bad] == [1]
     assert "archive failed on this record" in bad[0][1]
     assert table.column("log_id").to_pylist() == [records[0]["log_id"], records[2]["log_id"]]

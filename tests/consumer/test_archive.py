@@ -15,7 +15,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from audit_logging.consumer import archive, dead_letter
+from audit_logging.archive import layout, parquet
+from audit_logging.consumer import dead_letter
 from audit_logging.consumer.ledger import ArchiveLedger
 from audit_logging.consumer.s3 import S3Store, make_s3_client
 from audit_logging.errors import ConfigurationError
@@ -26,7 +27,7 @@ from tests.consumer._sinks import read_object, s3_keys
 
 
 def test_one_column_per_record_field_in_order_with_the_documented_types() -> None:
-    schema = archive.ARROW_SCHEMA
+    schema = parquet.ARROW_SCHEMA
     assert schema.names == list(FIELDS)
     assert schema.field("timestamp").type == pa.timestamp("us", tz="UTC")
     assert schema.field("truncated").type == pa.list_(pa.string())
@@ -39,12 +40,12 @@ def test_records_round_trip_through_zstd_parquet() -> None:
     records = make_records(3, extra={"nested": {"a": [1, 2.5, None]}, "text": "é✓"})
     records[0]["truncated"] = ["object_repr", "extra"]
     records[1]["changes"] = None
-    data = archive.parquet_bytes(archive.records_table(records), {"audit_logging.stream": "s"})
-    parquet = pq.ParquetFile(io.BytesIO(data))
-    column = parquet.metadata.row_group(0).column(0)
+    data = parquet.parquet_bytes(parquet.records_table(records), {"audit_logging.stream": "s"})
+    written = pq.ParquetFile(io.BytesIO(data))
+    column = written.metadata.row_group(0).column(0)
     assert column.compression == "ZSTD"
-    assert parquet.schema_arrow.metadata[b"audit_logging.stream"] == b"s"
-    rows = parquet.read().to_pylist()
+    assert written.schema_arrow.metadata[b"audit_logging.stream"] == b"s"
+    rows = written.read().to_pylist()
     for row, record in zip(rows, records, strict=True):
         assert row["timestamp"] == dt.datetime.fromisoformat(record["timestamp"])
         assert row["timestamp"].tzinfo is not None
@@ -52,17 +53,17 @@ def test_records_round_trip_through_zstd_parquet() -> None:
             assert (json.loads(row[name]) if row[name] else None) == record[name]
         same = [n for n in FIELDS if n not in ("timestamp", "changes", "extra")]
         assert {n: row[n] for n in same} == {n: record[n] for n in same}
-    assert archive.read_log_ids(data) == {r["log_id"] for r in records}
+    assert parquet.read_log_ids(data) == {r["log_id"] for r in records}
 
 
 def test_keys_follow_the_documented_layout() -> None:
-    key = archive.archive_key("audit-logs/", "audit_logs_stream", "2026-02-03", 7, 1234)
+    key = layout.archive_key("audit-logs/", "audit_logs_stream", "2026-02-03", 7, 1234)
     assert key == (
         "audit-logs/year=2026/month=02/day=03/"
         "audit_logs_stream-00000000000000000007-00000000000000001234.parquet"
     )
-    assert archive.archive_key_re("audit-logs/", "2026-02-03", "audit_logs_stream").match(key)
-    assert not archive.archive_key_re("audit-logs/", "2026-02-03", "audit_logs").match(key)
+    assert layout.archive_key_re("audit-logs/", "2026-02-03", "audit_logs_stream").match(key)
+    assert not layout.archive_key_re("audit-logs/", "2026-02-03", "audit_logs").match(key)
     assert dead_letter.dead_letter_key("p/", "s", 1, 2) == (
         "p/dead-letter/s-00000000000000000001-00000000000000000002.ndjson"
     )
@@ -131,14 +132,14 @@ def test_the_ledger_knows_what_was_archived_past_the_stored_offset(
 ) -> None:
     prefix, stream = settings.s3_prefix, settings.rabbitmq_stream_name
     records = make_records(6)
-    day = archive.day_of(records[0])
+    day = layout.day_of(records[0])
     # An old batch (offsets 0-2, acknowledged) and the crashed one (offsets 3-5, archived
     # but not acknowledged); the crashed batch's file holds offsets 3 and 5 of this day.
     for first, last, chunk in ((0, 2, records[:3]), (3, 5, [records[3], records[5]])):
-        key = archive.archive_key(prefix, stream, day, first, last)
-        store.put_create_only(key, archive.parquet_bytes(archive.records_table(chunk)), "x")
-    other_stream = archive.archive_key(prefix, stream + "-2", day, 3, 5)
-    store.put_create_only(other_stream, archive.parquet_bytes(archive.records_table(records)), "x")
+        key = layout.archive_key(prefix, stream, day, first, last)
+        store.put_create_only(key, parquet.parquet_bytes(parquet.records_table(chunk)), "x")
+    other_stream = layout.archive_key(prefix, stream + "-2", day, 3, 5)
+    store.put_create_only(other_stream, parquet.parquet_bytes(parquet.records_table(records)), "x")
 
     ledger = ArchiveLedger(store, prefix, stream, stored_offset=2)
     items = [(n, records[n]["log_id"]) for n in range(6)]

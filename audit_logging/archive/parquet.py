@@ -1,7 +1,5 @@
-"""The Parquet archive in S3, the source of truth: one file per batch and record day.
+"""The archive's Parquet files: records to an Arrow table and bytes, and back.
 
-``{AUDIT_LOG_S3_PREFIX}year=YYYY/month=MM/day=DD/{stream}-{first:020d}-{last:020d}.parquet``
-where first and last are the stream offsets of the first and last record in the file.
 Columns are :data:`audit_logging.schema.FIELDS` in order; ``changes`` and ``extra`` are JSON
 strings, ``truncated`` a list of strings, ``timestamp`` a UTC microsecond timestamp.
 """
@@ -10,15 +8,13 @@ from __future__ import annotations
 
 import io
 import json
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from audit_logging.consumer.dead_letter import failure
 from audit_logging.schema import FIELDS
 
 PARQUET_CONTENT_TYPE: Final = "application/vnd.apache.parquet"
@@ -54,25 +50,6 @@ _DICTIONARY_COLUMNS: Final = [
 ]
 
 
-def day_of(record: Mapping[str, Any]) -> str:
-    """``YYYY-MM-DD`` of a checked record (its timestamp is normalised to UTC)."""
-    return str(record["timestamp"])[:10]
-
-
-def day_dir(s3_prefix: str, day: str) -> str:
-    return f"{s3_prefix}year={day[:4]}/month={day[5:7]}/day={day[8:10]}/"
-
-
-def archive_key(s3_prefix: str, stream: str, day: str, first: int, last: int) -> str:
-    return f"{day_dir(s3_prefix, day)}{stream}-{first:020d}-{last:020d}.parquet"
-
-
-def archive_key_re(s3_prefix: str, day: str, stream: str) -> re.Pattern[str]:
-    return re.compile(
-        "^" + re.escape(f"{day_dir(s3_prefix, day)}{stream}-") + r"(\d{20})-(\d{20})\.parquet$"
-    )
-
-
 def _json_text(value: Any) -> str | None:
     if value is None:
         return None
@@ -95,9 +72,10 @@ def records_table(records: Sequence[Mapping[str, Any]]) -> pa.Table:
 
 
 def records_table_checked(
-    records: Sequence[Mapping[str, Any]],
+    records: Sequence[Mapping[str, Any]], describe: Callable[[BaseException], str]
 ) -> tuple[pa.Table, list[tuple[int, str]]]:
-    """The table of the records whose row can be built, and (position, reason) of the others.
+    """The table of the records whose row can be built, and (position, reason) of the others,
+    the reason being ``describe`` of what went wrong.
 
     One row at a time only when the whole table fails: a record no Parquet row can hold is
     that record's dead letter, not a batch that can never be archived.
@@ -114,7 +92,7 @@ def records_table_checked(
         try:
             records_table([record])
         except Exception as exc:  # noqa: BLE001 - that record's fault
-            bad.append((position, failure("archive", exc)[1]))
+            bad.append((position, describe(exc)))
         else:
             good.append(record)
     return records_table(good), bad
