@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from audit_logging.record import format_timestamp
 from audit_logging.schema import FIELDS
 
 PARQUET_CONTENT_TYPE: Final = "application/vnd.apache.parquet"
@@ -119,3 +120,19 @@ def parquet_bytes(table: pa.Table, metadata: Mapping[str, str] | None = None) ->
 def read_log_ids(data: bytes) -> set[str]:
     table = pq.read_table(io.BytesIO(data), columns=["log_id"])
     return {str(value) for value in table.column("log_id").to_pylist()}
+
+
+def records_from_table(table: pa.Table) -> list[dict[str, Any]]:
+    """The records of ``table``'s rows, as the stream carried them and the index keeps them
+    (timestamp as RFC 3339 text, ``changes`` and ``extra`` as objects); the table may hold
+    any of the columns."""
+    rows: list[dict[str, Any]] = table.to_pylist()
+    for row in rows:
+        moment = row.get("timestamp")
+        if moment is not None:
+            row["timestamp"] = format_timestamp(moment)
+        for name in _JSON_FIELDS:
+            text = row.get(name)
+            if text is not None:
+                row[name] = json.loads(text)
+    return rows

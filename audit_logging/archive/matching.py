@@ -1,0 +1,179 @@
+"""A search's filters as a pyarrow expression over the archive's columns, matching what the
+index matches, so a search answers the same whichever tier holds the records.
+
+Exact filters compare whole values (case-sensitive, as the index's keyword fields do). Free
+text follows the index's query, case-insensitively: every word of the term, whole, in any of
+the text fields; or every word in one text field, the last one possibly only a word's start;
+or the whole term equal to one of the keyword fields. The index cuts text into words with
+Unicode's rules (UAX #29); here a word is a run of letters, digits and ``_``, joined across a
+single ``.``, ``'`` or ``:`` (so ``example.com`` and ``don't`` are one word each, as there),
+and each Han or Hiragana character is a word of its own, as the index's tokenizer makes it.
+Unicode's finer rules (``1,000`` is one word there, two here) are not followed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import re
+from collections.abc import Callable
+from typing import Any, Final, Protocol, TypeAlias
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from audit_logging import schema
+
+TEXT_FIELDS: Final = schema.TEXT_FIELDS
+KEYWORD_FIELDS: Final = ("username", "object_type", "object_id")
+_TIMESTAMP: Final[pa.DataType] = pa.timestamp("us", tz="UTC")
+_JOINERS: Final = ".'\u2019:"  # one of these between two word characters joins them
+_WORD_RE: Final = re.compile(rf"\w+(?:[{_JOINERS}]\w+)*")
+# Characters the index's tokenizer makes one word each.
+_ONE_CHAR_WORD_RE: Final = re.compile(r"[\u3040-\u309f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+# RE2 has no look-behind: a word starts at the text's start, after a character that is not
+# part of a word, or after a joiner that is not itself after a word character; it ends
+# likewise.
+_NOT_WORD: Final = r"[^\pL\pN_]"
+_STARTS: Final = rf"(?:^|[^\pL\pN_{_JOINERS}]|(?:^|{_NOT_WORD})[{_JOINERS}])"
+_ENDS: Final = rf"(?:$|[^\pL\pN_{_JOINERS}]|[{_JOINERS}](?:$|{_NOT_WORD}))"
+
+
+class Bound(Protocol):
+    @property
+    def moment(self) -> dt.datetime: ...
+    @property
+    def inclusive(self) -> bool: ...
+
+
+class Filter(Protocol):
+    """What the archive needs of a search's filters
+    (:class:`audit_logging.record_filter.RecordFilter`)."""
+
+    @property
+    def exact(self) -> dict[str, str]: ...
+    @property
+    def ip_address(self) -> str | None: ...
+    @property
+    def start(self) -> Bound | None: ...
+    @property
+    def end(self) -> Bound | None: ...
+    @property
+    def search_term(self) -> str | None: ...
+
+
+def _moment(value: dt.datetime) -> pa.Scalar[Any]:
+    return pa.scalar(value.astimezone(dt.UTC), _TIMESTAMP)
+
+
+def expression(search: Filter) -> ds.Expression | None:
+    """The filters as one expression, or None when nothing is filtered. An IP network is
+    not in it: see :func:`ip_mask`."""
+    parts: list[ds.Expression] = [ds.field(name) == value for name, value in search.exact.items()]
+    if search.ip_address is not None and "/" not in search.ip_address:
+        parts.append(ds.field("ip_address") == search.ip_address)
+    if search.start is not None:
+        parts.append(ds.field("timestamp") >= _moment(search.start.moment))
+    if search.end is not None:
+        end = _moment(search.end.moment)
+        parts.append(ds.field("timestamp") <= end if search.end.inclusive
+                     else ds.field("timestamp") < end)
+    if search.search_term is not None:
+        parts.append(free_text(search.search_term))
+    return _all(parts)
+
+
+def before(timestamp: dt.datetime, log_id: str) -> ds.Expression:
+    """Records after (timestamp, log_id) in newest-first order: a cursor's next page."""
+    moment = _moment(timestamp)
+    return (ds.field("timestamp") < moment) | (
+        (ds.field("timestamp") == moment) & (ds.field("log_id") < log_id)
+    )
+
+
+def words(term: str) -> list[str]:
+    found: list[str] = []
+    for word in _WORD_RE.findall(term):
+        # A run such as 'ab你好' is the words 'ab', '你', '好' to the index's tokenizer.
+        start = 0
+        for char in _ONE_CHAR_WORD_RE.finditer(word):
+            if char.start() > start:
+                found.append(word[start:char.start()])
+            found.append(char.group())
+            start = char.end()
+        if start < len(word):
+            found.append(word[start:])
+    return found
+
+
+def _word_pattern(word: str, *, prefix: bool) -> str:
+    if _ONE_CHAR_WORD_RE.fullmatch(word):
+        return re.escape(word)
+    return _STARTS + re.escape(word) + ("" if prefix else _ENDS)
+
+
+def free_text(term: str) -> ds.Expression:
+    """As the index's query: every word, whole, each in any of the text fields; or every
+    word in one text field, the last one possibly a word's start; or the term equal to a
+    keyword field."""
+    found = words(term)
+    equal = [ds.field(name) == term for name in KEYWORD_FIELDS]
+    if not found:
+        return _any(equal)
+    whole = [_word_pattern(word, prefix=False) for word in found]
+    started = [*whole[:-1], _word_pattern(found[-1], prefix=True)]
+    across_fields = _all([_any([_regex(name, p) for name in TEXT_FIELDS]) for p in whole])
+    in_one_field = [_all([_regex(name, p) for p in started]) for name in TEXT_FIELDS]
+    return _any([*equal, *[e for e in (across_fields, *in_one_field) if e is not None]])
+
+
+def _regex(name: str, pattern: str) -> ds.Expression:
+    return pc.match_substring_regex(ds.field(name), pattern, ignore_case=True)
+
+
+Column: TypeAlias = "pa.Array[Any] | pa.ChunkedArray[Any]"
+
+
+def ip_mask(search: Filter) -> Callable[[Column], Column] | None:
+    """For an IP network, a function from an ``ip_address`` column to the mask of the
+    addresses in it (None when the search has no network). Each distinct address is
+    checked once."""
+    value = search.ip_address
+    if value is None or "/" not in value:
+        return None
+    network = ipaddress.ip_network(value, strict=False)
+
+    def inside(column: Column) -> Column:
+        kept = [a for a in pc.unique(column).to_pylist() if _in(a, network)]
+        found = pc.is_in(column, value_set=pa.array(kept, pa.string()))
+        mask = pc.fill_null(found, pa.scalar(False))
+        assert not isinstance(mask, pa.Scalar)
+        return mask
+
+    return inside
+
+
+def _in(address: Any, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
+    if not isinstance(address, str):
+        return False
+    try:
+        return ipaddress.ip_address(address) in network
+    except ValueError:  # the archive holds checked addresses; a damaged file matches nothing
+        return False
+
+
+def _all(parts: list[ds.Expression]) -> ds.Expression | None:
+    if not parts:
+        return None
+    combined = parts[0]
+    for part in parts[1:]:
+        combined = combined & part
+    return combined
+
+
+def _any(parts: list[ds.Expression]) -> ds.Expression:
+    combined = parts[0]
+    for part in parts[1:]:
+        combined = combined | part
+    return combined

@@ -1,0 +1,64 @@
+"""Helpers for the archive tests: records of a chosen time, written to the real S3 as the
+consumer writes them (one file per batch and day, keyed by stream offsets)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from audit_logging.archive import layout, parquet
+from audit_logging.consumer.s3 import make_s3_client
+from audit_logging.record import build_record, format_timestamp
+from audit_logging.settings import Settings
+
+STREAM = "audit_logs_stream"
+
+
+def uuid7_at(moment: dt.datetime) -> str:
+    """A UUIDv7 made at ``moment``, as the capture side would have made it then."""
+    millis = int(moment.timestamp() * 1000)
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (millis << 80) | (0x7 << 76) | ((rand >> 64) & 0xFFF) << 64
+    value |= (0b10 << 62) | (rand & ((1 << 62) - 1))
+    return str(uuid.UUID(int=value))
+
+
+def record_at(moment: dt.datetime, **fields: Any) -> dict[str, Any]:
+    given = {
+        "action": "UPDATE", "object_type": "Customer", "object_id": "cus_1",
+        "user_id": "u1", "username": "alice@example.com", "change_message": "Changed status",
+        "ip_address": "10.0.0.1", "source": "archive-tests", **fields,
+    }
+    given.setdefault("log_id", uuid7_at(moment))
+    given.setdefault("timestamp", format_timestamp(moment))
+    return build_record(given, require_ids=True)
+
+
+def put_archive(
+    settings: Settings, records: Sequence[dict[str, Any]], *, per_file: int = 50,
+    stream: str = STREAM, first_offset: int = 0,
+) -> list[str]:
+    """Write ``records`` to the archive in the consumer's layout; returns the keys."""
+    client = make_s3_client(settings)
+    by_day: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        by_day.setdefault(layout.day_of(record), []).append(record)
+    keys = []
+    offset = first_offset
+    for day, day_records in sorted(by_day.items()):
+        for start in range(0, len(day_records), per_file):
+            chunk = day_records[start:start + per_file]
+            key = layout.archive_key(settings.s3_prefix, stream, day, offset,
+                                     offset + len(chunk) - 1)
+            offset += len(chunk)
+            body = parquet.parquet_bytes(parquet.records_table(chunk))
+            client.put_object(Bucket=str(settings.s3_bucket), Key=key, Body=body)
+            keys.append(key)
+    return keys
+
+
+def newest_first(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(records, key=lambda r: (r["timestamp"], r["log_id"]), reverse=True)

@@ -1,0 +1,215 @@
+"""Searching the archive in the real S3: counts, order, pages and cursors, every filter, one
+record by its log_id, and an export's day-by-day reading."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import Any
+
+import pytest
+from opensearchpy import helpers
+
+from audit_logging.api.query import free_text as free_text_query
+from audit_logging.archive import search as archive_search
+from audit_logging.archive.matching import words
+from audit_logging.archive.search import After, ArchiveSearch
+from audit_logging.archive.store import ArchiveStore
+from audit_logging.search_index import index_for, index_pattern, install_template
+from audit_logging.settings import Settings
+from tests._stack import opensearch_client
+from tests.archive._archive import newest_first, put_archive, record_at
+
+pytestmark = pytest.mark.services
+
+UTC = dt.UTC
+DAY0 = dt.datetime(2025, 3, 30, 22, 0, tzinfo=UTC)
+
+
+@dataclasses.dataclass(frozen=True)
+class Bound:
+    moment: dt.datetime
+    inclusive: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class Filter:
+    exact: dict[str, str] = dataclasses.field(default_factory=dict)
+    ip_address: str | None = None
+    start: Bound | None = None
+    end: Bound | None = None
+    search_term: str | None = None
+
+
+def spread(count: int, every: dt.timedelta, **fields: Any) -> list[dict[str, Any]]:
+    return [record_at(DAY0 + every * i, object_id=f"obj_{i}", **fields) for i in range(count)]
+
+
+@pytest.fixture
+def archived(settings: Settings) -> tuple[ArchiveSearch, list[dict[str, Any]]]:
+    # 300 records, one every 17 minutes: 5 days, several files a day; two users; some at
+    # the same microsecond, so log_id decides their order.
+    records = spread(300, dt.timedelta(minutes=17))
+    for i, record in enumerate(records):
+        record["user_id"] = f"u{i % 2}"
+        if i % 10 == 0 and i:
+            record["timestamp"] = records[i - 1]["timestamp"]
+    put_archive(settings, records, per_file=40)
+    return ArchiveSearch(ArchiveStore(settings)), records
+
+
+def test_pages_by_offset_and_by_cursor_give_every_match_once_newest_first(
+    archived: tuple[ArchiveSearch, list[dict[str, Any]]],
+) -> None:
+    searcher, records = archived
+    expected = newest_first([r for r in records if r["user_id"] == "u1"])
+    wanted = Filter(exact={"user_id": "u1"})
+    pages = [searcher.page(wanted, offset=offset, size=33) for offset in range(0, 150, 33)]
+    assert {page.total for page in pages} == {150}
+    assert [r for page in pages for r in page.records] == expected
+
+    walked: list[dict[str, Any]] = []
+    after = None
+    while True:
+        page = searcher.page(wanted, offset=0, size=40, after=after)
+        assert page.total == 150
+        if not page.records:
+            break
+        walked.extend(page.records)
+        last = page.records[-1]
+        after = After(dt.datetime.fromisoformat(last["timestamp"]), last["log_id"])
+    assert walked == expected
+
+
+def test_time_bounds_cut_inside_a_day_and_the_end_may_be_exclusive(
+    archived: tuple[ArchiveSearch, list[dict[str, Any]]],
+) -> None:
+    searcher, records = archived
+    start = dt.datetime(2025, 3, 31, 5, 0, tzinfo=UTC)
+    end = dt.datetime(2025, 4, 1, 0, 0, tzinfo=UTC)
+    inside = [r for r in records
+              if start <= dt.datetime.fromisoformat(r["timestamp"]) < end]
+    page = searcher.page(Filter(start=Bound(start), end=Bound(end, inclusive=False)),
+                         offset=0, size=500)
+    assert page.records == newest_first(inside)
+    assert page.total == len(inside) > 0
+
+
+def test_one_record_by_its_log_id_holds_every_field_as_logged(
+    archived: tuple[ArchiveSearch, list[dict[str, Any]]],
+) -> None:
+    searcher, records = archived
+    for record in (records[0], records[137], records[-1]):
+        assert searcher.find(record["log_id"]) == record
+    assert searcher.find("0190a6e0-0000-7000-8000-000000000000") is None
+    assert searcher.find("not-a-uuid") is None
+
+
+def test_each_day_reads_every_match_oldest_first_one_day_at_a_time(
+    archived: tuple[ArchiveSearch, list[dict[str, Any]]],
+) -> None:
+    searcher, records = archived
+    seen: list[tuple[dt.date, int]] = []
+    tables = list(searcher.each_day(Filter(exact={"user_id": "u0"}), columns=["log_id"],
+                                    on_day=lambda day, n: seen.append((day, n))))
+    ids = [log_id for table in tables for log_id in table.column("log_id").to_pylist()]
+    assert ids == [r["log_id"] for r in reversed(newest_first(
+        [r for r in records if r["user_id"] == "u0"]))]
+    days = sorted({dt.date.fromisoformat(r["timestamp"][:10]) for r in records})
+    assert [day for day, _ in seen] == days
+    assert sum(n for _, n in seen) == len(ids) == 150
+
+
+def test_free_text_matches_what_the_index_matches(settings: Settings) -> None:
+    """The same records in the archive and in a real index: every term finds the same ones."""
+    texts = {
+        "words": {"change_message": "Changed the Invoice status to paid"},
+        "prefix": {"object_repr": "Invoice INV-2025-0042 for Acme"},
+        "username": {"username": "Zoë.Admin@example.com"},
+        "keyword": {"object_type": "Inv"},
+        "cjk": {"change_message": "请求已批准"},
+        "none": {"change_message": "Nothing here", "object_type": "Order"},
+    }
+    records = []
+    for i, (name, given) in enumerate(texts.items()):
+        fields = {"object_type": "Customer", "change_message": None, **given}
+        records.append(record_at(DAY0 + dt.timedelta(minutes=i), object_id=name, **fields))
+    put_archive(settings, records)
+    searcher = ArchiveSearch(ArchiveStore(settings))
+    client = opensearch_client(settings)
+    prefix = settings.opensearch_index_prefix
+    install_template(client, prefix)
+    actions = [{"_index": index_for(prefix, r["timestamp"]), "_id": r["log_id"], "_source": r}
+               for r in records]
+    assert helpers.bulk(client, actions, refresh="wait_for")[0] == len(records)
+
+    def found(term: str) -> set[str]:
+        page = searcher.page(Filter(search_term=term), offset=0, size=50)
+        in_archive = {r["object_id"] for r in page.records}
+        hits = client.search(index=index_pattern(prefix), body={
+            "query": free_text_query(term), "size": 50, "_source": ["object_id"]})
+        in_index = {hit["_source"]["object_id"] for hit in hits["hits"]["hits"]}
+        assert in_archive == in_index, f"{term!r}: archive {in_archive}, index {in_index}"
+        return in_archive
+
+    assert found("invoice STATUS") == {"words"}
+    assert found("invoice status pa") == {"words"}  # the last word may be a word's start
+    assert found("status invoice") == {"words"}  # every word, in any order
+    assert found("inv") == {"prefix", "words"}  # a prefix (a keyword is equal or not: case counts)
+    assert found("Inv") == {"prefix", "words", "keyword"}
+    assert found("voice") == set()  # inside a word is not a word
+    assert found("zoë") == {"username"}  # case folded beyond ASCII
+    assert found("批准") == {"cjk"}  # each Han character is a word
+    assert found("statu paid") == set()  # only the last word is a prefix
+    assert found("zoë.admin") == {"username"}  # one word
+    assert found("example.com") == set(texts)  # every other username is alice@example.com
+    assert found("admin") == found("example nothing") == set()  # inside a dotted word
+    # A last word that is only a word's start counts when every word is in that one field.
+    assert found("nothing her") == {"none"}
+    assert found("nothing example") == set()
+    assert found("invoice: status") == {"words"}
+
+
+def test_words_are_cut_as_the_index_cuts_them() -> None:
+    assert words("Invoice INV-2025/0042") == ["Invoice", "INV", "2025", "0042"]
+    assert words("ab你好 cd") == ["ab", "你", "好", "cd"]
+    assert words("  --  ") == []
+    assert words("don't stop: zoë.admin@example.com.") == [
+        "don't", "stop", "zoë.admin", "example.com"]
+
+
+def test_ip_address_and_network_filters(settings: Settings) -> None:
+    addresses = ["10.1.2.3", "10.1.200.9", "10.2.0.1", "2001:db8::5", None]
+    records = [record_at(DAY0 + dt.timedelta(minutes=i), object_id=str(i), ip_address=a)
+               for i, a in enumerate(addresses)]
+    put_archive(settings, records)
+    searcher = ArchiveSearch(ArchiveStore(settings))
+
+    def found(ip: str) -> set[str]:
+        return {r["object_id"] for r in searcher.page(Filter(ip_address=ip), offset=0,
+                                                       size=10).records}
+
+    assert found("10.1.0.0/16") == {"0", "1"}
+    assert found("10.1.2.3") == {"0"}
+    assert found("2001:db8::/32") == {"3"}
+    assert searcher.page(Filter(ip_address="10.0.0.0/8"), offset=0, size=1).total == 3
+
+
+def test_an_empty_or_missing_range_answers_nothing(settings: Settings) -> None:
+    searcher = ArchiveSearch(ArchiveStore(settings))
+    assert searcher.page(Filter(), offset=0, size=10) == archive_search.Page(0, [])
+    put_archive(settings, spread(3, dt.timedelta(hours=1)))
+    later = Bound(dt.datetime(2026, 1, 1, tzinfo=UTC))
+    assert searcher.page(Filter(start=later), offset=0, size=10).total == 0
+    assert searcher.page(Filter(), offset=0, size=10).total == 3
+
+
+def test_footers_are_read_once_and_the_cache_is_bounded(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    put_archive(settings, spread(120, dt.timedelta(minutes=30)), per_file=10)
+    store = ArchiveStore(settings)
+    monkeypatch.setattr("audit_logging.archive.store.FOOTERS_KEPT", 5)
+    searcher = ArchiveSearch(store)
+    assert searcher.page(Filter(), offset=0, size=10).total == 120
+    assert store.footers_kept() == 5
