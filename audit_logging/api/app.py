@@ -40,7 +40,7 @@ from audit_logging.api.query import (
     search_body,
     search_indices,
 )
-from audit_logging.errors import ConfigurationError
+from audit_logging.errors import ConfigurationError, shown
 from audit_logging.record import FIELDS
 from audit_logging.search_index import index_pattern, make_async_client
 
@@ -215,7 +215,7 @@ class _Api:
         raw_id: str = request.path_params["log_id"]
         if not _UUID_RE.fullmatch(raw_id):
             # Not an id any record can have: nothing to look up, and nothing to audit.
-            raise errors.NotFoundError(f"No audit record with log_id '{errors.shown(raw_id)}'")
+            raise errors.NotFoundError(f"No audit record with log_id '{shown(raw_id)}'")
         log_id = str(uuid.UUID(raw_id))
         result = await self.client.search(
             index=self.index,
