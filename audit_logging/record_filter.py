@@ -1,9 +1,10 @@
 """The filters a search of audit records takes, declared once, and their strict parsing.
 
 The API's search route reads these filters, and a reader of the archive is to read the same
-ones with the same checks, so this module sits below both: it knows the record, its schema and
-the settings, nothing of the API, the consumer, the archive or the capture side. :data:`FILTER_PARAMS` is the table of them; the
-API adds its paging parameters to it and lists them all in its OpenAPI document.
+ones with the same checks, so this module sits below both: it knows the record, its schema
+and the settings, nothing of the API, the consumer, the archive or the capture side.
+:data:`FILTER_PARAMS` is the table of them; the API adds its paging parameters to it and
+lists them all in its OpenAPI document.
 
 Anything unexpected is refused rather than guessed at (empty or over-long values, bad times
 and addresses), naming the parameter, so a typo never silently widens a search. The
