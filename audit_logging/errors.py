@@ -23,6 +23,16 @@ class RecordError(AuditLoggingError, ValueError):
         self.field = field
 
 
+class FilterError(AuditLoggingError, ValueError):
+    """A search filter (an API query parameter, an export option) has a bad value; the
+    message names the parameter and says why, and never holds a secret value."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"Parameter '{shown(name)}' {reason}")
+        self.name = name
+        self.reason = reason
+
+
 class MissingExtraError(AuditLoggingError, ImportError):
     """A feature needs an optional dependency group that is not installed."""
 
@@ -33,6 +43,13 @@ class MissingExtraError(AuditLoggingError, ImportError):
         )
         self.extra = extra
         self.package = package
+
+
+def shown(value: str, limit: int = 60) -> str:
+    """A caller-supplied value as it may appear in an error message: bounded, escaped."""
+    text = value if len(value) <= limit else value[: limit - 3] + "..."
+    # repr-style escaping keeps control characters and quotes from shaping the message.
+    return text.encode("unicode_escape").decode("ascii").replace("'", "\\'")
 
 
 def describe_error(exc: BaseException, limit: int = 300, prefix: str = "") -> str:

@@ -7,6 +7,7 @@ boto3, pyarrow or Starlette, and the consumer and the API must not import each o
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 import textwrap
@@ -76,3 +77,59 @@ def test_the_consumer_and_the_api_never_import_each_other() -> None:
     assert not [m for m in consumer if m.startswith("audit_logging.api")]
     api = _imported_after("audit_logging.api.app", ("pyarrow", "boto3", "botocore"))
     assert not [m for m in api if m.startswith("audit_logging.consumer")]
+
+
+# What the record filter (shared by the API's search and the archive's export) may not reach:
+# it sits below both, and below nothing of the capture side.
+ABOVE_THE_RECORD_FILTER = (
+    "audit_logging.api",
+    "audit_logging.archive",
+    "audit_logging.consumer",
+    "audit_logging.contrib",
+    "audit_logging.handlers",
+    "audit_logging.middleware",
+    "audit_logging.capture",
+    "audit_logging.context",
+    "audit_logging.publisher",
+    "audit_logging.testing",
+)
+
+
+def _module_file(module: str) -> Path | None:
+    path = ROOT.joinpath(*module.split("."))
+    for candidate in (path.with_suffix(".py"), path / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imports_of(module: str) -> set[str]:
+    """The audit_logging modules ``module``'s source imports, wherever (in functions and
+    under TYPE_CHECKING too): what it could load, not only what one run loads."""
+    source = _module_file(module)
+    assert source is not None, module
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            # "from audit_logging import errors" imports a module; "... import X" a name.
+            names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+        else:
+            continue
+        found.update(n for n in names if n.startswith("audit_logging.") and _module_file(n))
+    return found
+
+
+def test_the_record_filter_sits_below_the_api_and_the_archive() -> None:
+    reached: set[str] = set()
+    todo = ["audit_logging.record_filter"]
+    while todo:
+        module = todo.pop()
+        if module not in reached:
+            reached.add(module)
+            todo.extend(_imports_of(module))
+    assert "audit_logging.session_key" in reached  # the walk follows imports
+    above = sorted(m for m in reached if m.startswith(ABOVE_THE_RECORD_FILTER))
+    assert not above, f"audit_logging.record_filter reaches {above}"
+    _imported_after("audit_logging.record_filter", SERVER_ONLY)

@@ -40,8 +40,9 @@ from audit_logging.api.query import (
     search_body,
     search_indices,
 )
-from audit_logging.errors import ConfigurationError
+from audit_logging.errors import ConfigurationError, shown
 from audit_logging.record import FIELDS
+from audit_logging.record_filter import SessionLookup, session_lookup
 from audit_logging.search_index import index_pattern, make_async_client
 
 if TYPE_CHECKING:
@@ -110,6 +111,7 @@ def create_app(
         prefix=settings.opensearch_index_prefix,
         audit=audit_logger if audit_logger is not None else logging.getLogger("audit"),
         timeout=opensearch_timeout,
+        session_key=session_lookup(settings),
     )
 
     @contextlib.asynccontextmanager
@@ -127,7 +129,13 @@ def create_app(
     app = Starlette(
         routes=routes,
         # Before routing and authentication: a token in the URL is refused even when valid.
-        middleware=[Middleware(RefuseCredentialsInQuery)],
+        # The search's session filter is the one credential a route takes by design.
+        middleware=[
+            Middleware(
+                RefuseCredentialsInQuery,
+                accepted={op.path: op.credential_params for op in OPERATIONS},
+            )
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
@@ -150,6 +158,7 @@ class _Api:
         prefix: str,
         audit: logging.Logger,
         timeout: float,
+        session_key: SessionLookup,
     ) -> None:
         self.client = client
         self.authenticator = authenticator
@@ -157,6 +166,7 @@ class _Api:
         self.index = index_pattern(prefix)
         self.audit = audit
         self.timeout = timeout
+        self.session_key = session_key
         self._openapi = openapi_document(OPERATIONS)
 
     async def caller(self, request: Request) -> Caller:
@@ -171,7 +181,7 @@ class _Api:
 
     async def search(self, request: Request) -> Response:
         caller = await self.caller(request)
-        params = parse_search(request.query_params.multi_items())
+        params = parse_search(request.query_params.multi_items(), self.session_key)
         result = await self.client.search(
             index=search_indices(self.prefix, params),
             body=search_body(params, caller.visible_filter),
@@ -215,7 +225,7 @@ class _Api:
         raw_id: str = request.path_params["log_id"]
         if not _UUID_RE.fullmatch(raw_id):
             # Not an id any record can have: nothing to look up, and nothing to audit.
-            raise errors.NotFoundError(f"No audit record with log_id '{errors.shown(raw_id)}'")
+            raise errors.NotFoundError(f"No audit record with log_id '{shown(raw_id)}'")
         log_id = str(uuid.UUID(raw_id))
         result = await self.client.search(
             index=self.index,

@@ -9,6 +9,11 @@ shows the whole query string of such a request as ``[redacted]``.
 A name is "like a credential" when, compared without case and without ``-``, ``_`` and
 ``.``, it is one of :data:`CREDENTIAL_NAMES` or ends with one of
 :data:`CREDENTIAL_SUFFIXES` (``access_token``, ``X-Api-Key``, ``client_secret``, ...).
+
+One route takes a credential on purpose: the search's ``session`` filter (a raw session key,
+turned into its stored form before the lookup). The middleware lets exactly that name through
+on that route, as a parameter of its own; the access log still shows such a query string as
+``[redacted]``, so the key never reaches it.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from __future__ import annotations
 import logging
 import re
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, Final
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -45,8 +50,9 @@ CREDENTIAL_SUFFIXES: Final = ("token", "secret", "password", "passwd", "apikey",
 _IGNORED_RE: Final = re.compile(r"[-_.\s]")
 # Where a parameter ends for some reader of the URL: '&' for all, ';' for older parsers, '?'
 # and '#' for a client that built the URL badly. A name found after any of them is refused:
-# no parameter of the API is named like a credential, so this costs nothing.
-_SEPARATOR_RE: Final = re.compile(r"[&;?#]")
+# the one credential-named parameter of the API (the search's session) is accepted only
+# where Starlette reads it as a parameter, at the start of an '&'-separated pair.
+_SEPARATOR_RE: Final = re.compile(r"[;?#]")
 # A query string in a log line: from the first '?' to the end of the word (a request target
 # holds no whitespace).
 _QUERY_RE: Final = re.compile(r"\?(?P<query>\S*)")
@@ -58,18 +64,21 @@ def is_credential_name(name: str) -> bool:
     return compact in CREDENTIAL_NAMES or compact.endswith(CREDENTIAL_SUFFIXES)
 
 
-def credential_in_query(query_string: bytes | str) -> str | None:
+def credential_in_query(query_string: bytes | str, accepted: Collection[str] = ()) -> str | None:
     """The first parameter of ``query_string`` named like a credential, else ``None``.
 
-    Names are cut at every separator of :data:`_SEPARATOR_RE`, so they include every name
-    Starlette's ``parse_qsl`` reads (which cuts at '&' only), and are decoded as it decodes
-    them ('+' and %-escapes, UTF-8 with replacement)."""
+    Names are cut at every separator of :data:`_SEPARATOR_RE` and at '&', so they include
+    every name Starlette's ``parse_qsl`` reads (which cuts at '&' only), and are decoded as it
+    decodes them ('+' and %-escapes, UTF-8 with replacement). A name in ``accepted`` passes
+    where Starlette reads it as a parameter (at the start of an '&'-separated pair) and
+    exactly so; anywhere else, or spelt otherwise (``Session``), it is refused like any."""
     if isinstance(query_string, bytes):
         query_string = query_string.decode("latin-1")  # as Starlette decodes it
-    for part in _SEPARATOR_RE.split(query_string):
-        name = urllib.parse.unquote_plus(part.partition("=")[0], errors="replace")
-        if is_credential_name(name):
-            return name
+    for pair in query_string.split("&"):
+        for position, part in enumerate(_SEPARATOR_RE.split(pair)):
+            name = urllib.parse.unquote_plus(part.partition("=")[0], errors="replace")
+            if is_credential_name(name) and not (position == 0 and name in accepted):
+                return name
     return None
 
 
@@ -111,16 +120,30 @@ def _redacted(value: Any) -> Any:
 
 class RefuseCredentialsInQuery:
     """ASGI middleware: a request with a credential-named query parameter is a 400, answered
-    before routing and authentication, naming the parameter and never its value."""
+    before routing and authentication, naming the parameter and never its value.
 
-    def __init__(self, app: ASGIApp) -> None:
+    ``accepted`` maps a route's path to the credential-named parameters it takes itself
+    (the search's ``session``): those pass on that route only."""
+
+    def __init__(self, app: ASGIApp, accepted: Mapping[str, Collection[str]] | None = None) -> None:
         self.app = app
+        self.accepted = {path: frozenset(names) for path, names in (accepted or {}).items()}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            name = credential_in_query(scope.get("query_string", b""))
+            accepted = self.accepted.get(_route_path(scope), frozenset())
+            name = credential_in_query(scope.get("query_string", b""), accepted)
             if name is not None:
                 response = error_response(CredentialInQueryError(name))
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+def _route_path(scope: Scope) -> str:
+    """The path the router matches: without the prefix the app is mounted under."""
+    path: str = scope.get("path", "")
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root) and path[len(root) : len(root) + 1] == "/":
+        return path[len(root) :]
+    return path

@@ -7,13 +7,12 @@ from typing import Any, ClassVar, Final
 
 from starlette.responses import JSONResponse, Response
 
-from audit_logging.errors import AuditLoggingError
+from audit_logging.errors import AuditLoggingError, shown
 
 # How long a client should wait before retrying when OpenSearch is unreachable.
 RETRY_AFTER_SECONDS = 5
 # Audit data must not linger in shared caches or browser history; nor may errors about it.
 NO_STORE: Final = {"Cache-Control": "no-store"}
-_MAX_SHOWN = 60
 
 
 class ApiError(AuditLoggingError):
@@ -89,10 +88,3 @@ def error_response(exc: ApiError, headers: Mapping[str, str] | None = None) -> R
     """``exc`` as the API answers it."""
     merged = {**NO_STORE, **exc.headers(), **(headers or {})}
     return JSONResponse(exc.body(), status_code=exc.status, headers=merged)
-
-
-def shown(value: str, limit: int = _MAX_SHOWN) -> str:
-    """A caller-supplied value as it may appear in an error message: bounded, escaped."""
-    text = value if len(value) <= limit else value[: limit - 3] + "..."
-    # repr-style escaping keeps control characters and quotes from shaping the message.
-    return text.encode("unicode_escape").decode("ascii").replace("'", "\\'")

@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ExceptionHandler
 
 from audit_logging.api import errors
+from audit_logging.errors import shown
 
 logger = logging.getLogger("audit_logging.api")
 
@@ -47,14 +48,14 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     error: errors.ApiError
     if exc.status_code == 404:
         path = request.url.path
-        hint = "" if path.endswith("/") else f" (did you mean {errors.shown(path + '/')}?)"
-        error = errors.NotFoundError(f"No route {errors.shown(path)}{hint}")
+        hint = "" if path.endswith("/") else f" (did you mean {shown(path + '/')}?)"
+        error = errors.NotFoundError(f"No route {shown(path)}{hint}")
     elif exc.status_code == 405:
         error = errors.MethodNotAllowedError(
-            f"Method {errors.shown(request.method)} is not allowed"
+            f"Method {shown(request.method)} is not allowed"
         )
     else:
-        error = errors.ApiError(errors.shown(str(exc.detail)))
+        error = errors.ApiError(shown(str(exc.detail)))
         return JSONResponse(
             error.body(),
             status_code=exc.status_code,

@@ -20,7 +20,8 @@ from audit_logging.api.errors import (
     UnauthorizedError,
     UnavailableError,
 )
-from audit_logging.api.params import MAX_WINDOW, OFFSET_WITH_CURSOR, SEARCH_PARAMS, Param
+from audit_logging.api.params import MAX_WINDOW, OFFSET_WITH_CURSOR, SEARCH_PARAMS
+from audit_logging.record_filter import Param
 from audit_logging.schema import BY_NAME, FIELD_NAMES, FIELDS, SUMMARY_FIELDS
 
 
@@ -35,6 +36,9 @@ class Operation:
     # The rest of the route's OpenAPI operation object.
     doc: Mapping[str, Any]
     method: str = "GET"
+    # Query parameters of the route named like a credential, which the app's refusal of
+    # credentials in URLs lets through on this route only (see api/credentials.py).
+    credential_params: tuple[str, ...] = ()
 
     def path_item(self) -> dict[str, Any]:
         """The route's entry under the document's ``paths``."""
@@ -86,7 +90,8 @@ _BAD_PARAMETER: Final = (
 def _search_bad_parameter() -> dict[str, Any]:
     response = _error_response(
         _BAD_PARAMETER + " On this route also: cursor and from_offset together; from_offset + "
-        f"page_size over {MAX_WINDOW}; start_time after end_time; a cursor the API did not issue."
+        f"page_size over {MAX_WINDOW}; start_time after end_time; a cursor the API did not issue;"
+        " session where AUDIT_LOG_SESSION_KEY_MODE stores no session keys."
     )
     both = BadParameterError("from_offset", OFFSET_WITH_CURSOR).body()
     response["content"]["application/json"]["examples"] = {
@@ -189,7 +194,13 @@ _HEALTH: Final = {
 }
 # Every route of the API, in the document's order: the app mounts these and no other.
 OPERATIONS: Final = (
-    Operation("/api/audit-logs/search/", "search", "searchAuditLogs", _SEARCH),
+    Operation(
+        "/api/audit-logs/search/",
+        "search",
+        "searchAuditLogs",
+        _SEARCH,
+        credential_params=tuple(param.name for param in SEARCH_PARAMS if param.secret),
+    ),
     Operation("/api/audit-logs/detail/{log_id}/", "detail", "getAuditLog", _DETAIL),
     Operation("/api/audit-logs/openapi.json", "openapi", "getOpenApi", _OPENAPI),
     Operation("/healthz", "health", "health", _HEALTH),

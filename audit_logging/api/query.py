@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from audit_logging import schema
-from audit_logging.api.params import SearchParams, TimeBound, rfc3339
+from audit_logging.api.params import SearchParams
+from audit_logging.record_filter import RecordFilter, TimeBound, rfc3339
 from audit_logging.search_index import index_for, index_pattern
 
 SUMMARY_FIELDS: Final = schema.SUMMARY_FIELDS
@@ -59,7 +60,7 @@ def search_indices(prefix: str, params: SearchParams) -> str:
 
 def search_body(params: SearchParams, visible_filter: Mapping[str, Any] | None) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "query": {"bool": {"filter": _clauses(params, visible_filter)}},
+        "query": {"bool": {"filter": _clauses(params.record_filter, visible_filter)}},
         "sort": list(SORT),
         "size": params.page_size,
         "track_total_hits": True,
@@ -79,21 +80,30 @@ def detail_body(log_id: str, visible_filter: Mapping[str, Any] | None) -> dict[s
     return {"query": {"bool": {"filter": clauses}}, "size": 1}
 
 
-def _clauses(params: SearchParams, visible_filter: Mapping[str, Any] | None) -> list[Any]:
+def _clauses(record_filter: RecordFilter, visible_filter: Mapping[str, Any] | None) -> list[Any]:
     clauses: list[Any] = []
     if visible_filter is not None:
         clauses.append(dict(visible_filter))
-    for name, value in params.exact.items():
+    clauses.extend(filter_clauses(record_filter))
+    return clauses
+
+
+def filter_clauses(record_filter: RecordFilter) -> list[Any]:
+    """The bool filter clauses that keep exactly the records ``record_filter`` matches."""
+    clauses: list[Any] = []
+    for name, value in record_filter.exact.items():
+        # Every exact field is a keyword (session_key, request_id and source too), but
+        # username is analysed text with its exact value in a keyword subfield.
         field = "username.keyword" if name == "username" else name
         clauses.append({"term": {field: value}})
-    if params.ip_address is not None:
+    if record_filter.ip_address is not None:
         # A term query on an ip field takes an address or a CIDR network alike.
-        clauses.append({"term": {"ip_address": params.ip_address}})
-    time_range = _time_range(params.start, params.end)
+        clauses.append({"term": {"ip_address": record_filter.ip_address}})
+    time_range = _time_range(record_filter.start, record_filter.end)
     if time_range is not None:
         clauses.append(time_range)
-    if params.search_term is not None:
-        clauses.append(free_text(params.search_term))
+    if record_filter.search_term is not None:
+        clauses.append(free_text(record_filter.search_term))
     return clauses
 
 

@@ -21,7 +21,7 @@ from audit_logging.api.credentials import (
     is_credential_name,
     redact_query,
 )
-from audit_logging.api.params import SEARCH_PARAMETERS
+from audit_logging.api.params import SEARCH_PARAMS
 from audit_logging.settings import Settings
 from tests.api.conftest import Capture
 from tests.api.test_main import environment, serve
@@ -43,9 +43,20 @@ def test_credential_names_are_recognised(name: str) -> None:
     assert is_credential_name(name)
 
 
-@pytest.mark.parametrize("name", [*SEARCH_PARAMETERS, "q", "monkey", "tokens_count", "keys"])
+# Every search parameter but the session filter, which takes a session key on purpose.
+PLAIN_PARAMETERS = [param.name for param in SEARCH_PARAMS if not param.secret]
+
+
+@pytest.mark.parametrize("name", [*PLAIN_PARAMETERS, "q", "monkey", "tokens_count", "keys"])
 def test_the_api_parameters_and_plain_names_are_not_credentials(name: str) -> None:
     assert not is_credential_name(name)
+
+
+def test_the_session_filter_is_the_one_credential_named_parameter() -> None:
+    # Named like a credential, so the access log redacts a query that holds it; accepted on
+    # the search route only (tests/api/test_search_filters.py).
+    assert [p.name for p in SEARCH_PARAMS if is_credential_name(p.name)] == ["session"]
+    assert [p.name for p in SEARCH_PARAMS if p.secret] == ["session"]
 
 
 # Queries with a credential-named parameter, wherever it hides: the whole query string is

@@ -13,6 +13,8 @@ from starlette.testclient import TestClient
 
 from audit_logging.api.cursor import Cursor, encode_cursor
 from audit_logging.api.openapi import openapi_document
+from audit_logging.api.params import markdown_table
+from tests._readme import assert_generated_block_is
 
 pytestmark = pytest.mark.services
 
@@ -57,6 +59,12 @@ def assert_bad_parameter(response: Any, name: str) -> None:
     assert response.status_code == 400, response.text
     assert response.json()["error"]["code"] == "bad_parameter"
     assert response.json()["error"]["field"] == name
+
+
+def test_the_readmes_parameter_table_is_the_one_the_route_makes() -> None:
+    assert_generated_block_is(
+        "parameters", markdown_table(), "audit_logging.api.params.markdown_table"
+    )
 
 
 def test_the_served_document_lists_exactly_the_parameters_the_search_accepts(
