@@ -226,6 +226,9 @@ default_user = guest
 default_pass = guest
 log.file.level = info
 log.console = false
+# Clients may agree frames of up to 8 MiB (the default is 1 MiB): the consumer's tests
+# deliver messages larger than 1 MiB, as a broker an operator configured so would.
+stream.frame_max = 8388608
 EOF
   printf '[rabbitmq_stream,rabbitmq_management].\n' >"$N_HOST_DIR/enabled_plugins"
 }

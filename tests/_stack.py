@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from audit_logging.settings import Settings
 
 if TYPE_CHECKING:
     from rstream import ConfirmationStatus
+
+
+def broker_version() -> tuple[int, ...]:
+    """The local RabbitMQ node's version, e.g. (4, 3, 6)."""
+    script = Path(__file__).resolve().parents[1] / "devstack" / "rabbitmq.sh"
+    done = subprocess.run(["bash", str(script), "ctl", "-q", "eval", "rabbit_misc:version()."],
+                          capture_output=True, text=True, timeout=120, check=True)
+    return tuple(int(part) for part in done.stdout.strip().strip('"').split("."))
 
 
 def unique(prefix: str) -> str:

@@ -18,7 +18,7 @@ from rstream.exceptions import PreconditionFailed, StreamAlreadyExists
 from audit_logging.handlers import AuditHandler
 from audit_logging.settings import Settings
 from audit_logging.stream_arguments import ensure_stream, wanted_arguments
-from tests._stack import stream_records
+from tests._stack import broker_version, stream_records
 
 pytestmark = pytest.mark.services
 LOGGER = "tests.stream_arguments.publisher"
@@ -64,10 +64,13 @@ def test_the_broker_answers_as_ensure_stream_expects(settings: Settings) -> None
                 answers.append(type(exc).__name__)
         return answers
 
+    # The same duration spelt otherwise: RabbitMQ 4.0 compares the text, 4.1 and later the
+    # duration. Either way the module uses the stream (it warns for the 4.0 answer).
+    same_duration = "StreamAlreadyExists" if broker_version() >= (4, 1) else "PreconditionFailed"
     assert asyncio.run(probe()) == [
         "StreamAlreadyExists",
         "PreconditionFailed",
-        "PreconditionFailed",
+        same_duration,
         "PreconditionFailed",
         "StreamAlreadyExists",
     ]
