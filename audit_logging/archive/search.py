@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Final, Literal
 
 import pyarrow as pa
@@ -178,20 +178,14 @@ class ArchiveSearch:
     def each_day(
         self,
         search: matching.Filter,
+        files: Sequence[ArchiveFile],
         columns: Sequence[str] = ALL_COLUMNS,
-        on_day: Callable[[dt.date, int], None] | None = None,
-    ) -> Iterator[pa.Table]:
-        """Every match in the search's range, one day's table at a time, oldest first (for
-        an export: memory holds one day of matches)."""
-        days = self.day_range(search)
-        if days is None:
-            return
-        files = self.store.files(*days)
+    ) -> Iterator[tuple[dt.date, pa.Table]]:
+        """Every match in ``files``, one day's table at a time, oldest first (an export's
+        memory holds one day of matches)."""
         by_day: dict[dt.date, list[ArchiveFile]] = {}
         for file in files:
             by_day.setdefault(file.day, []).append(file)
         for day in sorted(by_day):
             table = self._day_matches(search, by_day[day], columns, None).sort_by(OLDEST_FIRST)
-            if on_day is not None:
-                on_day(day, table.num_rows)
-            yield table.select(list(columns))
+            yield day, table.select(list(columns))

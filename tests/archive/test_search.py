@@ -3,7 +3,6 @@ record by its log_id, and an export's day-by-day reading."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from typing import Any
 
@@ -15,6 +14,7 @@ from audit_logging.archive import search as archive_search
 from audit_logging.archive.matching import words
 from audit_logging.archive.search import After, ArchiveSearch
 from audit_logging.archive.store import ArchiveStore
+from audit_logging.record_filter import RecordFilter, TimeBound
 from audit_logging.search_index import index_for, index_pattern, install_template
 from audit_logging.settings import Settings
 from tests._stack import opensearch_client
@@ -24,21 +24,6 @@ pytestmark = pytest.mark.services
 
 UTC = dt.UTC
 DAY0 = dt.datetime(2025, 3, 30, 22, 0, tzinfo=UTC)
-
-
-@dataclasses.dataclass(frozen=True)
-class Bound:
-    moment: dt.datetime
-    inclusive: bool = True
-
-
-@dataclasses.dataclass(frozen=True)
-class Filter:
-    exact: dict[str, str] = dataclasses.field(default_factory=dict)
-    ip_address: str | None = None
-    start: Bound | None = None
-    end: Bound | None = None
-    search_term: str | None = None
 
 
 def spread(count: int, every: dt.timedelta, **fields: Any) -> list[dict[str, Any]]:
@@ -63,7 +48,7 @@ def test_pages_by_offset_and_by_cursor_give_every_match_once_newest_first(
 ) -> None:
     searcher, records = archived
     expected = newest_first([r for r in records if r["user_id"] == "u1"])
-    wanted = Filter(exact={"user_id": "u1"})
+    wanted = RecordFilter(exact={"user_id": "u1"})
     pages = [searcher.page(wanted, offset=offset, size=33) for offset in range(0, 150, 33)]
     assert {page.total for page in pages} == {150}
     assert [r for page in pages for r in page.records] == expected
@@ -89,7 +74,7 @@ def test_time_bounds_cut_inside_a_day_and_the_end_may_be_exclusive(
     end = dt.datetime(2025, 4, 1, 0, 0, tzinfo=UTC)
     inside = [r for r in records
               if start <= dt.datetime.fromisoformat(r["timestamp"]) < end]
-    page = searcher.page(Filter(start=Bound(start), end=Bound(end, inclusive=False)),
+    page = searcher.page(RecordFilter(start=TimeBound(start), end=TimeBound(end, inclusive=False)),
                          offset=0, size=500)
     assert page.records == newest_first(inside)
     assert page.total == len(inside) > 0
@@ -109,15 +94,14 @@ def test_each_day_reads_every_match_oldest_first_one_day_at_a_time(
     archived: tuple[ArchiveSearch, list[dict[str, Any]]],
 ) -> None:
     searcher, records = archived
-    seen: list[tuple[dt.date, int]] = []
-    tables = list(searcher.each_day(Filter(exact={"user_id": "u0"}), columns=["log_id"],
-                                    on_day=lambda day, n: seen.append((day, n))))
-    ids = [log_id for table in tables for log_id in table.column("log_id").to_pylist()]
+    files = searcher.store.files(dt.date(2025, 1, 1), dt.date(2025, 12, 31))
+    days = list(searcher.each_day(RecordFilter(exact={"user_id": "u0"}), files, columns=["log_id"]))
+    ids = [log_id for _, table in days for log_id in table.column("log_id").to_pylist()]
     assert ids == [r["log_id"] for r in reversed(newest_first(
         [r for r in records if r["user_id"] == "u0"]))]
-    days = sorted({dt.date.fromisoformat(r["timestamp"][:10]) for r in records})
-    assert [day for day, _ in seen] == days
-    assert sum(n for _, n in seen) == len(ids) == 150
+    assert [day for day, _ in days] == sorted({dt.date.fromisoformat(r["timestamp"][:10])
+                                               for r in records})
+    assert {table.column_names[0] for _, table in days} == {"log_id"}
 
 
 def test_free_text_matches_what_the_index_matches(settings: Settings) -> None:
@@ -144,7 +128,7 @@ def test_free_text_matches_what_the_index_matches(settings: Settings) -> None:
     assert helpers.bulk(client, actions, refresh="wait_for")[0] == len(records)
 
     def found(term: str) -> set[str]:
-        page = searcher.page(Filter(search_term=term), offset=0, size=50)
+        page = searcher.page(RecordFilter(search_term=term), offset=0, size=50)
         in_archive = {r["object_id"] for r in page.records}
         hits = client.search(index=index_pattern(prefix), body={
             "query": free_text_query(term), "size": 50, "_source": ["object_id"]})
@@ -186,22 +170,22 @@ def test_ip_address_and_network_filters(settings: Settings) -> None:
     searcher = ArchiveSearch(ArchiveStore(settings))
 
     def found(ip: str) -> set[str]:
-        return {r["object_id"] for r in searcher.page(Filter(ip_address=ip), offset=0,
+        return {r["object_id"] for r in searcher.page(RecordFilter(ip_address=ip), offset=0,
                                                        size=10).records}
 
     assert found("10.1.0.0/16") == {"0", "1"}
     assert found("10.1.2.3") == {"0"}
     assert found("2001:db8::/32") == {"3"}
-    assert searcher.page(Filter(ip_address="10.0.0.0/8"), offset=0, size=1).total == 3
+    assert searcher.page(RecordFilter(ip_address="10.0.0.0/8"), offset=0, size=1).total == 3
 
 
 def test_an_empty_or_missing_range_answers_nothing(settings: Settings) -> None:
     searcher = ArchiveSearch(ArchiveStore(settings))
-    assert searcher.page(Filter(), offset=0, size=10) == archive_search.Page(0, [])
+    assert searcher.page(RecordFilter(), offset=0, size=10) == archive_search.Page(0, [])
     put_archive(settings, spread(3, dt.timedelta(hours=1)))
-    later = Bound(dt.datetime(2026, 1, 1, tzinfo=UTC))
-    assert searcher.page(Filter(start=later), offset=0, size=10).total == 0
-    assert searcher.page(Filter(), offset=0, size=10).total == 3
+    later = TimeBound(dt.datetime(2026, 1, 1, tzinfo=UTC))
+    assert searcher.page(RecordFilter(start=later), offset=0, size=10).total == 0
+    assert searcher.page(RecordFilter(), offset=0, size=10).total == 3
 
 
 def test_footers_are_read_once_and_the_cache_is_bounded(
@@ -211,5 +195,5 @@ def test_footers_are_read_once_and_the_cache_is_bounded(
     store = ArchiveStore(settings)
     monkeypatch.setattr("audit_logging.archive.store.FOOTERS_KEPT", 5)
     searcher = ArchiveSearch(store)
-    assert searcher.page(Filter(), offset=0, size=10).total == 120
+    assert searcher.page(RecordFilter(), offset=0, size=10).total == 120
     assert store.footers_kept() == 5

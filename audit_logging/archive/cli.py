@@ -1,0 +1,124 @@
+"""The archive's commands: ``python -m audit_logging.archive {export,reindex,verify}``.
+
+Exit codes, for cron jobs and scripts:
+
+* 0: done, and (verify) the tiers agree;
+* 1: done, and verify found records missing, extra or twice;
+* 2: bad usage or a bad setting (the message names it); nothing was done;
+* 3: a service failed (S3, OpenSearch) or the command was interrupted; what was done is
+  kept (a reindex resumes, an export leaves no file behind).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Final, Protocol
+
+from audit_logging.errors import AuditLoggingError, ConfigurationError, FilterError, describe_error
+from audit_logging.record_filter import (
+    END_TIME,
+    FILTER_PARAMS,
+    START_TIME,
+    RecordFilter,
+    parse_filter,
+    session_lookup,
+)
+from audit_logging.settings import Settings
+
+EXIT_OK: Final = 0
+EXIT_DIFFERENCES: Final = 1
+EXIT_USAGE: Final = 2
+EXIT_FAILED: Final = 3
+# Each is audit_logging.archive.<name>_command, with add_parser(subparsers).
+COMMANDS: Final = ("export",)
+_log = logging.getLogger("audit_logging.archive")
+
+
+class Command(Protocol):
+    def __call__(self, args: argparse.Namespace, settings: Settings) -> int: ...
+
+
+class UsageError(AuditLoggingError):
+    """A command-line value that cannot be used; the message names the option."""
+
+
+def option(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def add_range(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--since", required=True, metavar="WHEN",
+                        help="first day or moment (ISO 8601; a date alone is its whole UTC day)")
+    parser.add_argument("--until", required=True, metavar="WHEN",
+                        help="last day or moment, included (ISO 8601)")
+
+
+def add_filters(parser: argparse.ArgumentParser) -> None:
+    """The API's search filters, as options (``--user-id``, ``--session``, ...)."""
+    for param in FILTER_PARAMS:
+        if param in (START_TIME, END_TIME):
+            continue
+        parser.add_argument(option(param.name), dest=param.name, metavar="VALUE",
+                            help=param.doc)
+
+
+def record_filter(args: argparse.Namespace, settings: Settings) -> RecordFilter:
+    values = {START_TIME.name: args.since, END_TIME.name: args.until}
+    for param in FILTER_PARAMS:
+        given = getattr(args, param.name, None)
+        if given is not None and param not in (START_TIME, END_TIME):
+            values[param.name] = given
+    try:
+        return parse_filter(values, session_lookup(settings))
+    except FilterError as exc:
+        names = {START_TIME.name: "--since", END_TIME.name: "--until"}
+        raise UsageError(f"{names.get(exc.name, option(exc.name))} {exc.reason}") from None
+
+
+def days_of(search: RecordFilter) -> tuple[dt.date, dt.date]:
+    """The days a ranged command covers (both bounds are required)."""
+    assert search.start is not None
+    assert search.end is not None
+    first = search.start.moment.date()
+    end = search.end.moment
+    last = end.date()
+    if not search.end.inclusive and end.time() == dt.time():
+        last -= dt.timedelta(days=1)
+    return first, last
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="python -m audit_logging.archive",
+        description="Read the audit archive in S3: export records, rebuild the search index "
+        "from it, check the index and the archive agree.",
+    )
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        module = importlib.import_module(f"audit_logging.archive.{name}_command")
+        module.add_parser(commands)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = parser().parse_args(argv)
+    run: Command = args.run
+    try:
+        settings = Settings.load()
+        return run(args, settings)
+    except (UsageError, ConfigurationError) as exc:
+        print(f"{args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"{args.command}: interrupted", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as exc:  # noqa: BLE001 - a service failed: say which, exit 3
+        print(f"{args.command}: failed: {describe_error(exc)}", file=sys.stderr)
+        return EXIT_FAILED

@@ -1,0 +1,59 @@
+"""Progress of a long archive command on a terminal: records, records/s, days done, ETA.
+
+Shown only when the stream is a terminal (a cron job's log gets the summary alone), and
+redrawn at most a few times a second so drawing costs nothing next to the work.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Final, TextIO
+
+REDRAW_EVERY: Final = 0.25  # seconds
+
+
+class Progress:
+    def __init__(self, verb: str, days: int, stream: TextIO | None = None,
+                 *, enabled: bool | None = None) -> None:
+        self.verb = verb
+        self.days = days
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = self.stream.isatty() if enabled is None else enabled
+        self.records = 0
+        self.days_done = 0
+        self._started = time.monotonic()
+        self._drawn = 0.0
+
+    def add(self, records: int = 0, days: int = 0) -> None:
+        self.records += records
+        self.days_done += days
+        now = time.monotonic()
+        if self.enabled and now - self._drawn >= REDRAW_EVERY:
+            self._drawn = now
+            self.stream.write("\r" + self.line(now) + "\x1b[K")
+            self.stream.flush()
+
+    def line(self, now: float | None = None) -> str:
+        elapsed = max((now if now is not None else time.monotonic()) - self._started, 1e-9)
+        rate = self.records / elapsed
+        text = (f"{self.verb}: {self.records:,} records, {rate:,.0f} records/s, "
+                f"day {self.days_done}/{self.days}")
+        if 0 < self.days_done < self.days:
+            left = elapsed / self.days_done * (self.days - self.days_done)
+            text += f", about {_duration(left)} left"
+        return text
+
+    def finish(self) -> None:
+        if self.enabled:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self._started
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds + 0.5), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"

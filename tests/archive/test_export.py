@@ -1,0 +1,168 @@
+"""``python -m audit_logging.archive export`` against the real S3: every format round-trips to
+the same records, filters are the API's, and a failed export leaves no file."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from audit_logging.archive import cli
+from audit_logging.archive.parquet import records_from_table
+from audit_logging.schema import FIELD_NAMES as FIELDS
+from audit_logging.session_key import stored_session_key
+from audit_logging.settings import Settings
+from tests.archive._archive import put_archive, record_at
+
+pytestmark = pytest.mark.services
+
+START = dt.datetime(2025, 1, 30, 12, 0, tzinfo=dt.UTC)
+REPO = Path(__file__).resolve().parents[2]
+
+
+def env_of(settings: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUDIT_LOG_", "AWS_"))}
+    secret = settings.aws_secret_access_key
+    env.update({
+        "AUDIT_LOG_AWS_S3_BUCKET": str(settings.s3_bucket),
+        "AUDIT_LOG_S3_PREFIX": settings.s3_prefix,
+        "AWS_ENDPOINT_URL_S3": str(settings.aws_endpoint_url_s3),
+        "AWS_ACCESS_KEY_ID": str(settings.aws_access_key_id),
+        "AWS_SECRET_ACCESS_KEY": secret.get() if secret else "",
+        "AWS_REGION_NAME": settings.aws_region_name or "us-east-1",
+    })
+    if settings.hash_key is not None:
+        env["AUDIT_LOG_HASH_KEY"] = settings.hash_key.get()
+    return env
+
+
+def export(settings: Settings, *args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([sys.executable, "-m", "audit_logging.archive", "export", *args],
+                          env=env_of(settings), cwd=REPO, capture_output=True, timeout=600,
+                          check=False)
+
+
+def many(count: int) -> list[dict[str, Any]]:
+    # About 3 days: several day files, and records with every kind of field.
+    return [
+        record_at(START + dt.timedelta(seconds=2.5 * i), object_id=f"obj_{i}",
+                  user_id=f"u{i % 3}", changes={"n": [i, i + 1]} if i % 2 else None,
+                  extra={"i": i, "tags": ["a", "é"]} if i % 5 == 0 else None,
+                  object_repr=f'Quote "{i}", comma', request_id=f"req-{i}")
+        for i in range(count)
+    ]
+
+
+@pytest.mark.parametrize("form", ["ndjson", "csv", "parquet"])
+def test_one_hundred_thousand_records_round_trip_in_each_format(
+    settings: Settings, tmp_path: Path, form: str,
+) -> None:
+    records = many(100_000)
+    put_archive(settings, records, per_file=5000)
+    target = tmp_path / f"out.{form}"
+    done = export(settings, "--since", "2025-01-30", "--until", "2025-02-28",
+                  "--format", form, "-o", str(target))
+    assert done.returncode == 0, done.stderr.decode()
+    assert b"100,000 records" in done.stderr
+    assert read_back(target, form) == sorted(records, key=lambda r: (r["timestamp"], r["log_id"]))
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]  # no partial file left
+
+
+def read_back(path: Path, form: str) -> list[dict[str, Any]]:
+    if form == "ndjson":
+        return [json.loads(line) for line in path.read_bytes().splitlines()]
+    if form == "parquet":
+        return records_from_table(pq.read_table(path))
+    rows = list(csv.reader(io.StringIO(path.read_text("utf-8"), newline="")))
+    assert rows[0] == list(FIELDS)
+    records = []
+    for row in rows[1:]:
+        record: dict[str, Any] = {}
+        for name, cell in zip(FIELDS, row, strict=True):
+            if cell == "":
+                record[name] = None
+            elif name in ("changes", "extra", "truncated"):
+                record[name] = json.loads(cell)
+            elif name == "schema_version":
+                record[name] = int(cell)
+            else:
+                record[name] = cell
+        records.append(record)
+    return records
+
+
+def test_filters_are_the_apis_and_the_session_is_looked_up_by_its_raw_key(
+    settings: Settings, tmp_path: Path,
+) -> None:
+    raw = "sess-raw-4f1d"
+    stored = stored_session_key(raw, settings.session_key_mode, settings.hash_key)
+    records = [
+        record_at(START, object_id="a", session_key=stored, request_id="r-1"),
+        record_at(START + dt.timedelta(days=40), object_id="b", session_key=stored),
+        record_at(START, object_id="c", source="billing"),
+        record_at(START, object_id="d", change_message="Refund approved"),
+    ]
+    put_archive(settings, records)
+
+    def ids(*args: str) -> list[str]:
+        done = export(settings, "--since", "2025-01-01", "--until", "2025-12-31", *args)
+        assert done.returncode == 0, done.stderr.decode()
+        assert raw.encode() not in done.stdout + done.stderr
+        return sorted(json.loads(line)["object_id"] for line in done.stdout.splitlines())
+
+    assert ids("--session", raw) == ["a", "b"]
+    assert ids("--session", "another") == []
+    assert ids("--request-id", "r-1") == ["a"]
+    assert ids("--source", "billing") == ["c"]
+    assert ids("--search-term", "refund appr") == ["d"]
+    assert ids("--object-id", "b", "--session", raw) == ["b"]
+
+
+def test_bad_options_name_the_option_and_exit_2(settings: Settings, tmp_path: Path) -> None:
+    cases = {
+        ("--since", "yesterday", "--until", "2025-01-01"): b"--since",
+        ("--since", "2025-02-01", "--until", "2025-01-01"): b"--since is after",
+        ("--since", "2025-01-01", "--until", "2025-01-02", "--ip-address", "300.1.1.1"):
+            b"--ip-address",
+        ("--since", "2025-01-01", "--until", "2025-01-02", "--format", "parquet"):
+            b"--format parquet needs --output",
+        ("--since", "2025-01-01", "--until", "2025-01-02", "--user-id", "x" * 5000):
+            b"--user-id",
+    }
+    for args, message in cases.items():
+        done = export(settings, *args)
+        assert done.returncode == cli.EXIT_USAGE, (args, done.stderr)
+        assert message in done.stderr, (args, done.stderr)
+        assert b"Traceback" not in done.stderr
+
+
+def test_an_existing_file_is_never_overwritten(settings: Settings, tmp_path: Path) -> None:
+    target = tmp_path / "keep.ndjson"
+    target.write_text("mine")
+    done = export(settings, "--since", "2025-01-01", "--until", "2025-01-02", "-o", str(target))
+    assert done.returncode == cli.EXIT_USAGE and b"exists" in done.stderr
+    assert target.read_text() == "mine"
+
+
+def test_an_unreachable_archive_exits_3_and_leaves_no_file(
+    settings: Settings, tmp_path: Path,
+) -> None:
+    env = env_of(settings)
+    env["AWS_ENDPOINT_URL_S3"] = "http://127.0.0.1:9"  # nothing listens there
+    target = tmp_path / "out.ndjson"
+    done = subprocess.run(
+        [sys.executable, "-m", "audit_logging.archive", "export", "--since", "2025-01-01",
+         "--until", "2025-01-02", "-o", str(target)],
+        env=env, cwd=REPO, capture_output=True, timeout=300, check=False)
+    assert done.returncode == cli.EXIT_FAILED, done.stderr
+    assert b"failed" in done.stderr and b"Traceback" not in done.stderr
+    assert list(tmp_path.iterdir()) == []
