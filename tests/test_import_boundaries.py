@@ -133,3 +133,12 @@ def test_the_record_filter_sits_below_the_api_and_the_archive() -> None:
     above = sorted(m for m in reached if m.startswith(ABOVE_THE_RECORD_FILTER))
     assert not above, f"audit_logging.record_filter reaches {above}"
     _imported_after("audit_logging.record_filter", SERVER_ONLY)
+
+
+def test_the_archive_imports_neither_the_consumer_nor_the_api() -> None:
+    """The consumer writes the archive and the API reads it: it sits below both."""
+    for module in ("audit_logging.archive.cli", "audit_logging.archive.export_command",
+                   "audit_logging.archive.search"):
+        loaded = _imported_after(module, ("starlette", "uvicorn"))
+        assert not [m for m in loaded if m.startswith(("audit_logging.consumer",
+                                                       "audit_logging.api"))], module

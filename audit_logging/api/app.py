@@ -25,22 +25,15 @@ from audit_logging.api.auth import (
     configured_tokens,
 )
 from audit_logging.api.credentials import RefuseCredentialsInQuery
-from audit_logging.api.cursor import Cursor, encode_cursor
+from audit_logging.api.cursor import encode_cursor
 from audit_logging.api.exception_handlers import (
     EXCEPTION_HANDLERS,
     guarded,
 )
 from audit_logging.api.openapi import OPERATIONS, openapi_document
 from audit_logging.api.params import parse_search, single_values
-from audit_logging.api.query import (
-    DETAIL_FILTER_PATH,
-    SEARCH_FILTER_PATH,
-    SUMMARY_FIELDS,
-    detail_body,
-    search_body,
-    search_indices,
-)
-from audit_logging.errors import ConfigurationError, shown
+from audit_logging.api.tiered import TieredReads
+from audit_logging.errors import ConfigurationError, MissingExtraError, shown
 from audit_logging.record import FIELDS
 from audit_logging.record_filter import SessionLookup, session_lookup
 from audit_logging.search_index import index_pattern, make_async_client
@@ -48,11 +41,13 @@ from audit_logging.search_index import index_pattern, make_async_client
 if TYPE_CHECKING:
     from opensearchpy import AsyncOpenSearch
 
+    from audit_logging.archive.search import ArchiveSearch
     from audit_logging.settings import Settings
 
 logger = logging.getLogger("audit_logging.api")
 
 AUDIT_OBJECT_TYPE: Final = "AuditLog"
+TIER_HEADER: Final = "X-Audit-Log-Tier"  # which tier a detail came from: index or archive
 _UUID_RE: Final = re.compile(
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 )
@@ -112,6 +107,9 @@ def create_app(
         audit=audit_logger if audit_logger is not None else logging.getLogger("audit"),
         timeout=opensearch_timeout,
         session_key=session_lookup(settings),
+        reads=TieredReads(client, settings.opensearch_index_prefix, archive=_archive(settings),
+                          retention_months=settings.retention_months,
+                          timeout=opensearch_timeout),
     )
 
     @contextlib.asynccontextmanager
@@ -145,6 +143,18 @@ def create_app(
     return app
 
 
+def _archive(settings: Settings) -> ArchiveSearch | None:
+    """The archive's reader when a bucket is set (imported only then: pyarrow is heavy)."""
+    if settings.s3_bucket is None:
+        return None
+    try:
+        from audit_logging.archive.search import ArchiveSearch
+        from audit_logging.archive.store import ArchiveStore
+    except ImportError as exc:  # AUDIT_LOG_AWS_S3_BUCKET is set: the archive is read
+        raise MissingExtraError("api", "pyarrow") from exc
+    return ArchiveSearch(ArchiveStore(settings))
+
+
 def _anonymous(headers: Mapping[str, str]) -> Caller:
     return Caller(id="anonymous", name="anonymous (authentication disabled)")
 
@@ -159,6 +169,7 @@ class _Api:
         audit: logging.Logger,
         timeout: float,
         session_key: SessionLookup,
+        reads: TieredReads,
     ) -> None:
         self.client = client
         self.authenticator = authenticator
@@ -167,6 +178,7 @@ class _Api:
         self.audit = audit
         self.timeout = timeout
         self.session_key = session_key
+        self.reads = reads
         self._openapi = openapi_document(OPERATIONS)
 
     async def caller(self, request: Request) -> Caller:
@@ -182,22 +194,8 @@ class _Api:
     async def search(self, request: Request) -> Response:
         caller = await self.caller(request)
         params = parse_search(request.query_params.multi_items(), self.session_key)
-        result = await self.client.search(
-            index=search_indices(self.prefix, params),
-            body=search_body(params, caller.visible_filter),
-            filter_path=SEARCH_FILTER_PATH,
-            request_timeout=self.timeout,
-            **_INDEX_OPTIONS,
-        )
-        hits_section = result.get("hits", {})
-        hits = hits_section.get("hits", [])
-        count = hits_section.get("total", {}).get("value", 0)
-        results = [_pick(hit.get("_source", {}), SUMMARY_FIELDS) for hit in hits]
-        after = params.offset + len(hits)
-        next_cursor = None
-        if hits and len(hits) == params.page_size and after < count:
-            last_sort = hits[-1]["sort"]
-            next_cursor = encode_cursor(Cursor(int(last_sort[0]), str(last_sort[1]), after))
+        answer = await self.reads.search(params, caller.visible_filter)
+        count, results = answer.count, answer.results
         self._audit_read(
             caller,
             "SEARCH",
@@ -208,14 +206,17 @@ class _Api:
                 "from_offset": params.offset,
                 "count": count,
                 "returned": len(results),
+                "tiers": answer.tiers,
             },
         )
         body = {
             "count": count,
             "page_size": params.page_size,
             "from_offset": params.offset,
-            "next": next_cursor,
+            "next": encode_cursor(answer.next) if answer.next is not None else None,
             "results": results,
+            "tiers": answer.tiers,
+            "notices": answer.notes,
         }
         return JSONResponse(body, headers=errors.NO_STORE)
 
@@ -227,25 +228,18 @@ class _Api:
             # Not an id any record can have: nothing to look up, and nothing to audit.
             raise errors.NotFoundError(f"No audit record with log_id '{shown(raw_id)}'")
         log_id = str(uuid.UUID(raw_id))
-        result = await self.client.search(
-            index=self.index,
-            body=detail_body(log_id, caller.visible_filter),
-            filter_path=DETAIL_FILTER_PATH,
-            request_timeout=self.timeout,
-            **_INDEX_OPTIONS,
-        )
-        hits = result.get("hits", {}).get("hits", [])
+        record, tiers = await self.reads.detail(log_id, caller.visible_filter, FIELDS)
         # Audited found or not: probing for ids is worth knowing about too.
         self._audit_read(
             caller,
             "VIEW",
-            f"Viewed audit log {log_id}" if hits else f"Audit log {log_id} not found",
+            f"Viewed audit log {log_id}" if record else f"Audit log {log_id} not found",
             object_id=log_id,
-            extra={"found": bool(hits)},
+            extra={"found": record is not None, "tiers": tiers},
         )
-        if not hits:
+        if record is None:
             raise errors.NotFoundError(f"No audit record with log_id '{log_id}'")
-        return JSONResponse(_pick(hits[0].get("_source", {}), FIELDS), headers=errors.NO_STORE)
+        return JSONResponse(record, headers={**errors.NO_STORE, TIER_HEADER: tiers[-1]})
 
     async def openapi(self, request: Request) -> Response:
         await self.caller(request)

@@ -172,7 +172,10 @@ _DETAIL: Final = {
         }
     ],
     "responses": {
-        "200": _json("The record.", _schema("Record")),
+        "200": _json("The record, from the index or, past its retention, the archive.",
+                     _schema("Record"), {"X-Audit-Log-Tier": {
+                         "description": "Where the record was found: index or archive.",
+                         "schema": {"type": "string", "enum": ["index", "archive"]}}}),
         **_errors("BadParameterError", "UnauthorizedError", "NotFoundError", "UnavailableError"),
     },
 }
@@ -227,7 +230,8 @@ def openapi_document(operations: tuple[Operation, ...] = OPERATIONS) -> dict[str
                 "Record": _record_schema(),
                 "SearchPage": {
                     "type": "object",
-                    "required": ["count", "page_size", "from_offset", "next", "results"],
+                    "required": ["count", "page_size", "from_offset", "next", "results",
+                                 "tiers", "notices"],
                     "properties": {
                         "count": {"type": "integer", "minimum": 0, "description": "All matches."},
                         "page_size": {"type": "integer", "minimum": 1},
@@ -244,6 +248,19 @@ def openapi_document(operations: tuple[Operation, ...] = OPERATIONS) -> dict[str
                         "results": {
                             "type": "array",
                             "items": {"$ref": "#/components/schemas/Summary"},
+                        },
+                        "tiers": {
+                            "type": "array",
+                            "items": {"type": "string", "enum": ["index", "archive"]},
+                            "description": "Which tiers answered: the index for the retained"
+                            " months (AUDIT_LOG_RETENTION_MONTHS), the archive before them.",
+                        },
+                        "notices": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "description": "What this answer could not include and why"
+                            " (e.g. an archive this API is not set up to read); empty when"
+                            " the answer is whole.",
                         },
                     },
                 },

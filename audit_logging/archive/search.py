@@ -60,22 +60,22 @@ class ArchiveSearch:
         self.store = store
 
     def day_range(self, search: matching.Filter) -> tuple[dt.date, dt.date] | None:
-        """The days a search can touch: its time bounds, else the archive's first day to
-        today. None when no day can match."""
+        """The days a search can touch: its time bounds, narrowed to the archive's first day
+        and to tomorrow (a record's clock may run ahead a little), so a far-away bound costs
+        no listing. None when no day can match."""
+        found = self.store.first_day()
+        if found is None:
+            return None
+        first = found
         if search.start is not None:
-            first = search.start.moment.astimezone(dt.UTC).date()
-        else:
-            found = self.store.first_day()
-            if found is None:
-                return None
-            first = found
+            first = max(first, search.start.moment.astimezone(dt.UTC).date())
+        last = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1)
         if search.end is not None:
             end = search.end.moment.astimezone(dt.UTC)
-            last = end.date()
+            end_day = end.date()
             if not search.end.inclusive and end.time() == dt.time():
-                last -= dt.timedelta(days=1)
-        else:
-            last = dt.datetime.now(dt.UTC).date()
+                end_day -= dt.timedelta(days=1)
+            last = min(last, end_day)
         return (first, last) if first <= last else None
 
     def counts(self, search: matching.Filter, files: Sequence[ArchiveFile]) -> dict[dt.date, int]:

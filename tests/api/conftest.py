@@ -56,9 +56,16 @@ def token() -> str:
 
 
 @pytest.fixture
-def api_settings(stack_settings: Settings, index_prefix: str, token: str) -> Settings:
+def api_settings(
+    stack_settings: Settings, index_prefix: str, s3_prefix: str, token: str
+) -> Settings:
+    """This test's own index prefix and archive prefix (searches reaching past the index's
+    retention read the archive too)."""
     return dataclasses.replace(
-        stack_settings, opensearch_index_prefix=index_prefix, api_tokens=Secret(token)
+        stack_settings,
+        opensearch_index_prefix=index_prefix,
+        s3_prefix=s3_prefix,
+        api_tokens=Secret(token),
     )
 
 

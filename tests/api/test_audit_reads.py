@@ -56,6 +56,8 @@ def test_search_is_audited_with_the_caller_and_the_filters(
         "from_offset": 0,
         "count": 0,
         "returned": 0,
+        # From 2020: past the index's retention, so the archive was read too.
+        "tiers": ["index", "archive"],
     }
     assert "SEARCH" not in record.getMessage() and "0 matches" in record.getMessage()
 
@@ -71,9 +73,9 @@ def test_view_is_audited_with_the_log_id_found_or_not(
     assert found["action"] == not_found["action"] == "VIEW"
     assert found["object_type"] == not_found["object_type"] == "AuditLog"
     assert found["object_id"] == target["log_id"]
-    assert found["extra"] == {"found": True}
+    assert found["extra"] == {"found": True, "tiers": ["index"]}
     assert not_found["object_id"] == missing
-    assert not_found["extra"] == {"found": False}
+    assert not_found["extra"] == {"found": False, "tiers": ["index", "archive"]}
     assert str(found["user_id"]).startswith("api-token:")
 
 

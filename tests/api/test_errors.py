@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import logging
 import socket
 from typing import Any
@@ -182,14 +183,18 @@ def test_a_failing_shard_fails_the_search_instead_of_hiding_records(
     client: TestClient, os_client: Any, index_records: IndexRecords, index_prefix: str
 ) -> None:
     index_records([{"action": "LOGIN", "object_repr": "hello"}])
-    # A stray index under the prefix whose mapping makes the free-text query fail there.
+    # A stray index under the prefix whose mapping makes the free-text query fail there. It
+    # holds a record of now, so no search in time can skip its shard as holding nothing.
     os_client.indices.create(
         index=f"{index_prefix}-stray",
         body={
             "settings": {"number_of_replicas": 0},
-            "mappings": {"properties": {"object_repr": {"type": "ip"}}},
+            "mappings": {"properties": {"object_repr": {"type": "ip"},
+                                        "timestamp": {"type": "date_nanos"}}},
         },
     )
+    os_client.index(index=f"{index_prefix}-stray", refresh="wait_for", body={
+        "object_repr": "10.0.0.1", "timestamp": dt.datetime.now(dt.UTC).isoformat()})
     assert client.get(SEARCH, params={"action": "LOGIN"}).json()["count"] == 1
     response = client.get(SEARCH, params={"search_term": "hello"})
     assert_error(response, 500, "internal_error")

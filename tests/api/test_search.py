@@ -342,6 +342,8 @@ def test_no_index_yet_is_an_empty_result(client: TestClient) -> None:
         "from_offset": 0,
         "next": None,
         "results": [],
+        "tiers": ["index", "archive"],
+        "notices": [],
     }
 
 

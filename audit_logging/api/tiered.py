@@ -1,0 +1,203 @@
+"""Search and detail over both tiers: the index for the retained months, the archive before
+them (:mod:`audit_logging.api.tiers` says where the line is).
+
+Results are the index's then the archive's, newest first, one offset and one cursor running
+across both; the total is the sum of both tiers' counts. Archive reads run in a worker
+thread, off the event loop. When the archive cannot answer its part (not configured, or a
+caller whose visibility filter it cannot apply), the response says so rather than passing
+off a partial answer as whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+from audit_logging.api.cursor import Cursor
+from audit_logging.api.params import SearchParams
+from audit_logging.api.query import (
+    DETAIL_FILTER_PATH,
+    SEARCH_FILTER_PATH,
+    SUMMARY_FIELDS,
+    detail_body,
+    search_body,
+    search_indices,
+)
+from audit_logging.api.tiers import ARCHIVE, INDEX, archive_visibility, retained_since, split
+from audit_logging.record_filter import RecordFilter
+
+if TYPE_CHECKING:
+    from opensearchpy import AsyncOpenSearch
+
+    from audit_logging.archive.search import ArchiveSearch
+
+# No index yet is an empty answer; a failed shard is an error, never a silently partial one.
+INDEX_OPTIONS: Final = {
+    "ignore_unavailable": True,
+    "allow_no_indices": True,
+    "allow_partial_search_results": False,
+}
+_EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+NOT_CONFIGURED: Final = (
+    "records before {boundary} are kept only in the archive, which this API is not set up to"
+    " read (AUDIT_LOG_AWS_S3_BUCKET)"
+)
+NOT_VISIBLE: Final = (
+    "records before {boundary} are kept only in the archive, where this caller's visibility"
+    " filter cannot be applied; they were not searched"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Answer:
+    count: int
+    results: list[dict[str, Any]]
+    next: Cursor | None
+    tiers: list[str]
+    notes: list[str]
+
+
+def _nanos(timestamp: str) -> int:
+    moment = dt.datetime.fromisoformat(timestamp)
+    return (moment - _EPOCH) // dt.timedelta(microseconds=1) * 1000
+
+
+def _moment(nanos: int) -> dt.datetime:
+    return _EPOCH + dt.timedelta(microseconds=nanos // 1000)
+
+
+def _pick(source: Mapping[str, Any], fields: Sequence[str]) -> dict[str, Any]:
+    return {name: source.get(name) for name in fields}
+
+
+class TieredReads:
+    def __init__(
+        self,
+        client: AsyncOpenSearch,
+        prefix: str,
+        *,
+        archive: ArchiveSearch | None,
+        retention_months: int,
+        timeout: float,
+        today: Callable[[], dt.date] = lambda: dt.datetime.now(dt.UTC).date(),
+    ) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.archive = archive
+        self.retention_months = retention_months
+        self.timeout = timeout
+        self.today = today
+
+    def boundary(self) -> dt.datetime:
+        return retained_since(self.today(), self.retention_months)
+
+    async def _index(self, params: SearchParams, visible: Mapping[str, Any] | None,
+                     ) -> tuple[int, list[dict[str, Any]]]:
+        result = await self.client.search(
+            index=search_indices(self.prefix, params),
+            body=search_body(params, visible),
+            filter_path=SEARCH_FILTER_PATH,
+            request_timeout=self.timeout,
+            **INDEX_OPTIONS,
+        )
+        section = result.get("hits", {})
+        return section.get("total", {}).get("value", 0), section.get("hits", [])
+
+    async def search(self, params: SearchParams, visible: Mapping[str, Any] | None) -> Answer:
+        boundary = self.boundary()
+        parts = split(params.record_filter, boundary)
+        when = boundary.date().isoformat()
+        visible_exact = archive_visibility(visible)
+        if parts.archive is None or self.archive is None or visible_exact is None:
+            notes = []
+            if parts.archive is not None:
+                notes.append((NOT_CONFIGURED if self.archive is None else NOT_VISIBLE)
+                             .format(boundary=when))
+            count, hits = await self._index(params, visible)
+            return self._answer(params, count, [(h["_source"], h["sort"]) for h in hits],
+                                [INDEX], notes)
+        archive_filter = _narrowed(parts.archive, visible_exact)
+        size, offset, cursor = params.page_size, params.offset, params.cursor
+        cursor_in_archive = cursor is not None and _moment(cursor.timestamp_ns) < boundary
+        rows: list[tuple[dict[str, Any], list[Any]]] = []
+        index_count = 0
+        if parts.index is not None:
+            index_params = dataclasses.replace(params, record_filter=parts.index)
+            if cursor_in_archive:  # the index is behind this page: it only counts
+                index_params = dataclasses.replace(index_params, cursor=None, from_offset=0,
+                                                   page_size=0)
+            index_count, hits = await self._index(index_params, visible)
+            rows.extend((h["_source"], h["sort"]) for h in hits)
+        # Where the archive's part of this page starts: after the index's matches (an
+        # offset), below the cursor's record, or at its newest record when the page began
+        # in the index.
+        archive_offset, after = 0, None
+        if cursor is None:
+            archive_offset = max(0, offset - index_count)
+        elif cursor_in_archive or parts.index is None:
+            after = cursor
+        tiers = [INDEX] if parts.index is not None else []
+        archive_total, archived = 0, list[dict[str, Any]]()
+        if archive_filter is not None:
+            archive_total, archived = await self._archive_page(
+                archive_filter, archive_offset, size - len(rows), after)
+            tiers.append(ARCHIVE)
+        rows.extend((r, [_nanos(r["timestamp"]), r["log_id"]]) for r in archived)
+        return self._answer(params, index_count + archive_total, rows, tiers, [])
+
+    async def _archive_page(self, search: RecordFilter, offset: int, size: int,
+                            after: Cursor | None) -> tuple[int, list[dict[str, Any]]]:
+        from audit_logging.archive.search import After
+
+        assert self.archive is not None
+        below = None if after is None else After(_moment(after.timestamp_ns), after.log_id)
+        page = await asyncio.to_thread(self.archive.page, search, offset=offset,
+                                       size=max(0, size), after=below, columns=SUMMARY_FIELDS)
+        return page.total, page.records
+
+    def _answer(self, params: SearchParams, count: int,
+                rows: list[tuple[dict[str, Any], list[Any]]], tiers: list[str],
+                notes: list[str]) -> Answer:
+        results = [_pick(source, SUMMARY_FIELDS) for source, _ in rows]
+        after = params.offset + len(results)
+        next_cursor = None
+        if rows and len(rows) == params.page_size and after < count:
+            last_sort = rows[-1][1]
+            next_cursor = Cursor(int(last_sort[0]), str(last_sort[1]), after)
+        return Answer(count, results, next_cursor, tiers, notes)
+
+    async def detail(self, log_id: str, visible: Mapping[str, Any] | None,
+                     fields: Sequence[str]) -> tuple[dict[str, Any] | None, list[str]]:
+        """The record of ``log_id`` (None if no tier has it, or the caller may not see it)
+        and the tiers looked in, the last being where it was found."""
+        result = await self.client.search(
+            index=f"{self.prefix}-*",
+            body=detail_body(log_id, visible),
+            filter_path=DETAIL_FILTER_PATH,
+            request_timeout=self.timeout,
+            **INDEX_OPTIONS,
+        )
+        hits = result.get("hits", {}).get("hits", [])
+        if hits:
+            return _pick(hits[0].get("_source", {}), fields), [INDEX]
+        visible_exact = archive_visibility(visible)
+        if self.archive is None or visible_exact is None:
+            return None, [INDEX]
+        record = await asyncio.to_thread(self.archive.find, log_id)
+        if record is None or any(record.get(k) != v for k, v in visible_exact.items()):
+            return None, [INDEX, ARCHIVE]
+        return _pick(record, fields), [INDEX, ARCHIVE]
+
+
+def _narrowed(search: RecordFilter, visible: dict[str, str]) -> RecordFilter | None:
+    """``search`` with the caller's visibility added; None if they contradict (nothing in
+    the archive can match both)."""
+    exact = dict(search.exact)
+    for name, value in visible.items():
+        if exact.get(name, value) != value:
+            return None
+        exact[name] = value
+    return dataclasses.replace(search, exact=exact)
