@@ -70,6 +70,13 @@ def _moment(value: dt.datetime) -> pa.Scalar[Any]:
 def expression(search: Filter) -> ds.Expression | None:
     """The filters as one expression, or None when nothing is filtered. An IP network is
     not in it: see :func:`ip_mask`."""
+    parts = [p for p in (pushed_down(search), residual(search)) if p is not None]
+    return _all(parts)
+
+
+def pushed_down(search: Filter) -> ds.Expression | None:
+    """The cheap part of the filters (whole values, time bounds): given to the scan, it
+    lets row-group statistics skip data and keeps the rows the rest is evaluated on few."""
     parts: list[ds.Expression] = [ds.field(name) == value for name, value in search.exact.items()]
     if search.ip_address is not None and "/" not in search.ip_address:
         parts.append(ds.field("ip_address") == search.ip_address)
@@ -79,9 +86,23 @@ def expression(search: Filter) -> ds.Expression | None:
         end = _moment(search.end.moment)
         parts.append(ds.field("timestamp") <= end if search.end.inclusive
                      else ds.field("timestamp") < end)
-    if search.search_term is not None:
-        parts.append(free_text(search.search_term))
     return _all(parts)
+
+
+def residual(search: Filter) -> ds.Expression | None:
+    """The costly part (free text: regular expressions), to evaluate only on the rows the
+    pushed-down part kept (Arrow evaluates every part of an expression on every row)."""
+    return free_text(search.search_term) if search.search_term is not None else None
+
+
+def residual_columns(search: Filter) -> tuple[str, ...]:
+    """The columns :func:`residual` and :func:`ip_mask` read."""
+    columns: tuple[str, ...] = ()
+    if search.search_term is not None:
+        columns += (*TEXT_FIELDS, *KEYWORD_FIELDS)
+    if search.ip_address is not None and "/" in search.ip_address:
+        columns += ("ip_address",)
+    return columns
 
 
 def before(timestamp: dt.datetime, log_id: str) -> ds.Expression:

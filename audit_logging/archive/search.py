@@ -15,7 +15,6 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Final, Literal
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from audit_logging.archive import matching
@@ -78,23 +77,33 @@ class ArchiveSearch:
             last = min(last, end_day)
         return (first, last) if first <= last else None
 
-    def counts(self, search: matching.Filter, files: Sequence[ArchiveFile]) -> dict[dt.date, int]:
-        """How many records of each day match."""
+    def _matches(
+        self,
+        search: matching.Filter,
+        files: Sequence[ArchiveFile],
+        columns: Sequence[str],
+        extra: ds.Expression | None = None,
+    ) -> Iterator[tuple[dt.date, pa.Table]]:
+        """The matching rows of ``files`` (and ``extra``), batch by batch, each with its
+        file's day. The cheap filters go to the scan; free text and networks are then
+        evaluated on the rows those kept only."""
         day_of_path = {self.store.path(f.key): f.day for f in files}
-        counts: dict[dt.date, int] = {}
+        pushed = matching.pushed_down(search)
+        if extra is not None:
+            pushed = extra if pushed is None else pushed & extra
+        text = matching.residual(search)
         mask = matching.ip_mask(search)
-        columns = ["ip_address"] if mask is not None else []
-        scanner = self.store.dataset(files).scanner(
-            columns=columns, filter=matching.expression(search)
-        )
+        read = list(dict.fromkeys([*columns, *matching.residual_columns(search)]))
+        scanner = self.store.dataset(files).scanner(columns=read, filter=pushed)
         for tagged in scanner.scan_batches():
-            batch = tagged.record_batch
-            rows = batch.num_rows if mask is None else pc.sum(mask(batch.column(0))).as_py() or 0
+            table = pa.Table.from_batches([tagged.record_batch])
+            if table.num_rows and text is not None:
+                table = table.filter(text)
+            if table.num_rows and mask is not None:
+                table = table.filter(mask(table.column("ip_address")))
             fragment = tagged.fragment
             assert isinstance(fragment, ds.FileFragment)
-            day = day_of_path[fragment.path]
-            counts[day] = counts.get(day, 0) + rows
-        return counts
+            yield day_of_path[fragment.path], table.select(list(columns))
 
     def page(
         self,
@@ -108,56 +117,36 @@ class ArchiveSearch:
     ) -> Page:
         """Records ``offset`` to ``offset + size`` of the matches, newest first; with
         ``after``, the ``size`` records below it (``offset`` is then ignored). ``window``
-        narrows the days read (the part of a search the archive answers)."""
+        narrows the days read (the part of a search the archive answers).
+
+        One scan counts every match and keeps the keys (timestamp, log_id) of the newest
+        ``offset + size`` below the cursor, at most that many at a time; a second reads
+        the page's rows from the days they are in."""
         days = window or self.day_range(search)
         if days is None:
             return Page(0, [])
         files = self.store.files(*days)
-        counts = self.counts(search, files)
-        total = sum(counts.values())
-        by_day: dict[dt.date, list[ArchiveFile]] = {}
-        for file in files:
-            by_day.setdefault(file.day, []).append(file)
-        skip = 0 if after is not None else offset
-        wanted: list[pa.Table] = []
-        needed = size
-        for day in sorted(by_day, reverse=True):
-            if needed <= 0:
-                break
-            if after is not None and day > after.timestamp.astimezone(dt.UTC).date():
-                continue
-            matches = counts.get(day, 0)
-            if after is None and skip >= matches:
-                skip -= matches
-                continue
-            if matches == 0:
-                continue
-            table = self._day_matches(search, by_day[day], columns, after).sort_by(NEWEST_FIRST)
-            part = table.slice(skip, needed).select(list(columns))
-            skip = 0
-            needed -= part.num_rows
-            wanted.append(part)
-        records = [r for t in wanted for r in records_from_table(t)]
-        return Page(total, records)
-
-    def _day_matches(
-        self,
-        search: matching.Filter,
-        files: Sequence[ArchiveFile],
-        columns: Sequence[str],
-        after: After | None,
-    ) -> pa.Table:
-        expression = matching.expression(search)
-        if after is not None:
-            below = matching.before(after.timestamp, after.log_id)
-            expression = below if expression is None else expression & below
-        # The sort and the network filter need their columns even when not asked for.
-        read = list(dict.fromkeys([*columns, "timestamp", "log_id", "ip_address"]))
-        table = self.store.dataset(files).to_table(columns=read, filter=expression)
-        mask = matching.ip_mask(search)
-        if mask is not None:
-            table = table.filter(mask(table.column("ip_address")))
-        return table
+        keep = size + (0 if after is not None else offset)
+        below = None if after is None else matching.before(after.timestamp, after.log_id)
+        total = 0
+        best = _Newest(keep)
+        for day, table in self._matches(search, files, ("timestamp", "log_id")):
+            total += table.num_rows
+            if keep and table.num_rows:
+                best.add(day, table if below is None else table.filter(below))
+        keys = best.result().slice(0 if after is not None else offset, size)
+        if not keys.num_rows:
+            return Page(total, [])
+        wanted_days = set(keys.column("day").to_pylist())
+        ids = keys.column("log_id")
+        rows = pa.concat_tables(
+            [t for _, t in self._matches(
+                search, [f for f in files if f.day in wanted_days],
+                list(dict.fromkeys([*columns, "timestamp", "log_id"])),
+                ds.field("log_id").isin(ids))]
+        ).sort_by(NEWEST_FIRST)
+        # A log_id written twice (a known archive fault) must not push the page over.
+        return Page(total, records_from_table(rows.slice(0, size).select(list(columns))))
 
     def find(self, log_id: str) -> dict[str, Any] | None:
         """The archived record of ``log_id``, from the files of the day its UUIDv7 names
@@ -186,6 +175,33 @@ class ArchiveSearch:
         by_day: dict[dt.date, list[ArchiveFile]] = {}
         for file in files:
             by_day.setdefault(file.day, []).append(file)
+        read = list(dict.fromkeys([*columns, "timestamp", "log_id"]))
         for day in sorted(by_day):
-            table = self._day_matches(search, by_day[day], columns, None).sort_by(OLDEST_FIRST)
-            yield day, table.select(list(columns))
+            parts = [t for _, t in self._matches(search, by_day[day], read)]
+            table = pa.concat_tables(parts) if parts else ARROW_SCHEMA.empty_table().select(read)
+            yield day, table.sort_by(OLDEST_FIRST).select(list(columns))
+
+
+class _Newest:
+    """The ``keep`` newest keys seen (timestamp, log_id, day), merged a table at a time: memory
+    holds at most twice that many."""
+
+    def __init__(self, keep: int) -> None:
+        self.keep = keep
+        self.parts: list[pa.Table] = []
+        self.rows = 0
+
+    def add(self, day: dt.date, table: pa.Table) -> None:
+        days = pa.array([day] * table.num_rows, pa.date32())
+        self.parts.append(table.append_column("day", days))
+        self.rows += table.num_rows
+        if self.rows > 2 * self.keep:
+            merged = self.result()
+            self.parts, self.rows = [merged], merged.num_rows
+
+    def result(self) -> pa.Table:
+        if not self.parts:
+            return pa.table({"timestamp": pa.array([], pa.timestamp("us", tz="UTC")),
+                             "log_id": pa.array([], pa.string()),
+                             "day": pa.array([], pa.date32())})
+        return pa.concat_tables(self.parts).sort_by(NEWEST_FIRST).slice(0, self.keep)
