@@ -81,6 +81,17 @@ def expired(prefix: str, index: str, months: int, today: dt.date) -> bool:
     return age > months
 
 
+def first_retained_day(prefix: str, months: int, today: dt.date) -> dt.date:
+    """The first day of the oldest month whose index a retention of ``months`` keeps."""
+    month = today.replace(day=1)
+    while True:
+        before = (month - dt.timedelta(days=1)).replace(day=1)
+        name = index_for(prefix, dt.datetime(before.year, before.month, 1, tzinfo=dt.UTC))
+        if expired(prefix, name, months, today):
+            return month
+        month = before
+
+
 def index_template(prefix: str) -> dict[str, Any]:
     """The composable index template every ``{prefix}-YYYY.MM`` index is created from."""
     return {
