@@ -44,7 +44,7 @@ EXIT_DIFFERENCES: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_FAILED: Final = 3
 # Each is audit_logging.archive.<name>_command, with add_parser(subparsers).
-COMMANDS: Final = ("export", "reindex")
+COMMANDS: Final = ("export", "reindex", "verify")
 _log = logging.getLogger("audit_logging.archive")
 
 
