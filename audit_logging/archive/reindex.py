@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from opensearchpy.exceptions import TransportError
 
 from audit_logging.archive.checkpoint import COUNTS, Checkpoint
 from audit_logging.archive.layout import ArchiveFile
@@ -203,6 +204,7 @@ class Reindexer:
                 self._files_left[file.day] = self._files_left.get(file.day, 0) + 1
                 continue
             day.add(Tally(files=1, resumed_files=1, **done.counts))
+        self._create_indices({month_index(self.prefix, f.day) for f in todo})
         if self.on_progress is not None:
             self.on_progress(0, len(self.days) - len(self._files_left))
         try:
@@ -214,6 +216,16 @@ class Reindexer:
             self.client.indices.refresh(index=",".join(sorted(self.touched)),
                                         params={"ignore_unavailable": "true"})
         return dict(sorted(self.days.items()))
+
+    def _create_indices(self, names: set[str]) -> None:
+        """Make the monthly indices missing, and wait for their shards: a search of a new
+        index whose shards are still starting fails (503), and every bulk is looked up first."""
+        for name in sorted(names - self._uuids.keys()):
+            try:
+                self.client.indices.create(index=name, params={"wait_for_active_shards": "1"})
+            except TransportError as exc:
+                if exc.error != "resource_already_exists_exception":
+                    raise
 
     def _pipeline(self, files: list[ArchiveFile]) -> None:
         pending = iter(files)
