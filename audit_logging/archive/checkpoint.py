@@ -112,6 +112,8 @@ class Checkpoint:
     def mark(self, file: ArchiveFile, index_uuid: str, counts: Mapping[str, int]) -> None:
         entry = Finished(file.key, file.size, index_uuid, {n: counts[n] for n in COUNTS})
         with self._lock:
+            if self._fd is None:
+                return  # closed: the run is over
             self._append(_line_of(entry))
             self._finished[(entry.key, entry.size)] = entry
 
@@ -132,10 +134,11 @@ class Checkpoint:
             os.replace(partial, self.path)
 
     def close(self) -> None:
-        if self._fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(self._fd)  # releases the lock
-            self._fd = None
+        with self._lock:
+            if self._fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(self._fd)  # releases the lock
+                self._fd = None
 
     def _day(self, key: str) -> dt.date:
         file = parse_key(self.identity.get("s3_prefix", ""), key)

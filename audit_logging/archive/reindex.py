@@ -75,14 +75,17 @@ class Tally:
 
 @dataclasses.dataclass
 class Notes:
-    """Examples of what deserves a look, at most :data:`SAMPLES` of each."""
+    """Examples of what deserves a look, at most :data:`SAMPLES` of each (kept by any of
+    the sending threads)."""
 
     differing: list[str] = dataclasses.field(default_factory=list)
     refused: list[str] = dataclasses.field(default_factory=list)
+    _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
 
     def keep(self, kind: list[str], text: str) -> None:
-        if len(kind) < SAMPLES:
-            kind.append(text)
+        with self._lock:
+            if len(kind) < SAMPLES:
+                kind.append(text)
 
 
 def archive_indexer(
@@ -237,10 +240,17 @@ class Reindexer:
                    for n in range(self.senders)]
         for thread in [*readers, *senders]:
             thread.start()
-        _join(readers, self.stop)
-        for _ in senders:
-            self._put(None)
-        _join(senders, self.stop)
+        try:
+            _join(readers, self.stop)
+            for _ in senders:
+                self._put(None)
+            _join(senders, self.stop)
+        except BaseException:
+            # Interrupted (Ctrl-C): let the bulk requests in flight end, so nothing is
+            # recorded as finished after the caller has closed the checkpoint.
+            self.stop.set()
+            _join([*readers, *senders], threading.Event())
+            raise
         if self._errors:
             raise self._errors[0]
 

@@ -100,8 +100,12 @@ def archive_command(
     )
 
 
-def start_archive_command(settings: Settings, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "audit_logging.archive", *args], env=command_env(settings),
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
-    )
+def start_archive_command(
+    settings: Settings, *args: str, stderr: Path | None = None,
+) -> subprocess.Popen[str]:
+    """The command started in the background; what it says on stderr goes to ``stderr``."""
+    with open(stderr or os.devnull, "w", encoding="utf-8") as errors:
+        return subprocess.Popen(
+            [sys.executable, "-m", "audit_logging.archive", *args], env=command_env(settings),
+            cwd=REPO, stdout=subprocess.DEVNULL, stderr=errors, text=True,
+        )

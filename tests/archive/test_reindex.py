@@ -10,6 +10,8 @@ import datetime as dt
 import json
 import re
 import secrets
+import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -137,6 +139,22 @@ def test_a_deleted_index_comes_back_with_exactly_the_archived_records(
     assert not list(state.glob("*.jsonl"))  # a finished run leaves no progress behind
 
 
+def stop_midway(running: subprocess.Popen[str], state: Path, stop: signal.Signals) -> None:
+    """Send ``stop`` once the run recorded 6 finished archive files."""
+    try:
+        finished = 0
+        deadline = time.monotonic() + 300
+        while finished < 6 and time.monotonic() < deadline:
+            time.sleep(0.02)
+            files = list(state.glob("*.jsonl"))
+            finished = len(files[0].read_text().splitlines()) - 1 if files else 0
+            assert running.poll() is None, "the reindex ended before it could be stopped"
+        assert finished >= 6, "no progress seen"
+    finally:
+        running.send_signal(stop)
+        running.wait(timeout=120)
+
+
 def test_a_killed_reindex_resumes_without_duplicates_or_gaps(
     settings: Settings, client: OpenSearch, tmp_path: Path,
 ) -> None:
@@ -146,19 +164,7 @@ def test_a_killed_reindex_resumes_without_duplicates_or_gaps(
     state = tmp_path / "state"
     args = ("reindex", "--since", first, "--until", last, "--state-dir", str(state),
             "--readers", "1", "--bulk-mib", "1")
-    running = start_archive_command(settings, *args)
-    try:
-        finished = 0
-        deadline = time.monotonic() + 300
-        while finished < 6 and time.monotonic() < deadline:
-            time.sleep(0.02)
-            files = list(state.glob("*.jsonl"))
-            finished = len(files[0].read_text().splitlines()) - 1 if files else 0
-            assert running.poll() is None, "the reindex ended before it could be killed"
-        assert finished >= 6, "no progress seen"
-    finally:
-        running.kill()
-        running.wait()
+    stop_midway(start_archive_command(settings, *args), state, signal.SIGKILL)
     prefix = settings.opensearch_index_prefix
     halfway = indexed(client, prefix)
     assert 600 <= len(halfway) < len(records)
@@ -179,6 +185,30 @@ def test_a_killed_reindex_resumes_without_duplicates_or_gaps(
     assert after == {r["log_id"]: r for r in records}
     count = client.count(index=index_pattern(prefix))["count"]
     assert count == len(records)  # each log_id once, in one monthly index
+
+
+def test_an_interrupted_reindex_exits_3_and_keeps_what_it_finished(
+    settings: Settings, client: OpenSearch, tmp_path: Path,
+) -> None:
+    records = recent(12_000, dt.timedelta(seconds=12))
+    put_archive(settings, records, per_file=100)
+    first, last = span(records)
+    state = tmp_path / "state"
+    args = ("reindex", "--since", first, "--until", last, "--state-dir", str(state),
+            "--readers", "1", "--bulk-mib", "1")
+    stderr = tmp_path / "stderr"
+    running = start_archive_command(settings, *args, stderr=stderr)
+    stop_midway(running, state, signal.SIGINT)
+    assert running.returncode == cli.EXIT_FAILED
+    assert stderr.read_text().splitlines()[-1] == "reindex: interrupted"
+    [kept] = state.glob("*.jsonl")
+    finished = len(kept.read_text().splitlines()) - 1
+    assert finished >= 6
+
+    done = archive_command(settings, *args)
+    assert done.returncode == cli.EXIT_OK, done.stderr
+    assert f"reindex: {finished} archive files were finished by an earlier" in done.stderr
+    assert indexed(client, settings.opensearch_index_prefix) == {r["log_id"]: r for r in records}
 
 
 def test_a_record_already_in_the_index_is_never_overwritten(
