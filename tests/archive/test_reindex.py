@@ -292,3 +292,29 @@ def test_an_unreachable_service_exits_3_with_one_line(
     failed = [line for line in done.stderr.splitlines() if line.startswith("reindex: failed: ")]
     assert len(failed) == 1, done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_record_the_index_refuses_is_named_and_the_run_exits_1(
+    settings: Settings, client: OpenSearch, tmp_path: Path,
+) -> None:
+    records = recent(60, dt.timedelta(minutes=5))
+    refused = records[7]
+    refused["ip_address"] = "999.1.2.3"  # in the archive, but not an address the index takes
+    put_archive(settings, records, per_file=20)
+    first, last = span(records)
+    done = reindex(settings, tmp_path / "state", "--since", first, "--until", last)
+    assert done.returncode == cli.EXIT_DIFFERENCES, done.stderr
+    assert "59 indexed, 0 already there, 1 refused" in done.stdout
+    assert f"the index refused 1 records: log_id {refused['log_id']}: " in done.stderr
+    assert "mapper_parsing_exception" in done.stderr
+    held = indexed(client, settings.opensearch_index_prefix)
+    assert set(held) == {r["log_id"] for r in records} - {refused["log_id"]}
+
+    # verify finds it missing, and a repair cannot mend it: the difference stays.
+    repair = archive_command(settings, "verify", "--since", first, "--until", last, "--repair",
+                             "--json")
+    assert repair.returncode == cli.EXIT_DIFFERENCES, repair.stderr
+    answer = json.loads(repair.stdout)
+    assert answer["totals"]["missing_in_index"] == 1
+    assert answer["totals"]["repaired"] == {"indexed": 0, "already_there": 0, "refused": 1}
+    assert answer["agree"] is False
