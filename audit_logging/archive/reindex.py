@@ -6,10 +6,12 @@ already holds is counted as there and never overwritten, and one whose indexed c
 from the archive's is kept as the index has it and reported (``differing``).
 
 The work is a pipeline with bounded memory: a few threads read archive files from S3 (one GET
-each) and cut them into parts of a few thousand records, a bounded queue holds a few parts,
-and a few threads send the parts as bulk requests bounded in bytes. Once every record of a
-file is acknowledged, the file is written to the :class:`~.checkpoint.Checkpoint`, so a run
-that is killed and started again skips it.
+each) and cut them into parts of at most :data:`PART_RECORDS` records, a bounded queue holds a
+few parts per sender, and the sending threads gather queued parts (of several files, often
+small) into bulk requests of up to :data:`BULK_RECORDS` records, which the Indexer cuts by
+bytes. Memory holds a few tens of thousands of records whatever the range. Once every record
+of a file is acknowledged, the file is written to the :class:`~.checkpoint.Checkpoint`, so a
+run that is killed and started again skips it.
 
 OpenSearch is waited for as the consumer waits, but not forever: after ``give_up_after``
 seconds without an answer the run fails (a cron job gets its exit code, not a hang).
@@ -43,7 +45,8 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger("audit_logging.archive")
 GIVE_UP_AFTER: Final = 60.0  # seconds OpenSearch may fail before the run does
-PART_RECORDS: Final = 2000  # records read, queued and sent together
+PART_RECORDS: Final = 1000  # records cut from a file and queued together
+BULK_RECORDS: Final = 5000  # records of several parts (files) sent together
 SAMPLES: Final = 5  # examples of records kept for each kind of note
 _POLL: Final = 0.2  # seconds between checks for a failure while waiting on the queue
 
@@ -105,7 +108,13 @@ def index_records(
     indexer: Indexer, records: Sequence[Mapping[str, Any]], notes: Notes | None = None
 ) -> Tally:
     """Write ``records`` once; a record already there counts as present, never overwritten."""
-    refusals: list[Refusal] = indexer.index(records)
+    return tally_of(records, indexer.index(records), notes)
+
+
+def tally_of(
+    records: Sequence[Mapping[str, Any]], refusals: Sequence[Refusal], notes: Notes | None = None
+) -> Tally:
+    """What became of ``records``, given the Indexer's ``refusals`` of them."""
     tally = Tally(records=len(records), indexed=len(records) - len(refusals))
     for refusal in refusals:
         log_id = records[refusal.position].get("log_id")
@@ -121,6 +130,19 @@ def index_records(
             if notes is not None:
                 notes.keep(notes.refused, f"log_id {log_id}: {refusal.reason[:300]}")
     return tally
+
+
+def split_refusals(sizes: Sequence[int], refusals: Sequence[Refusal]) -> list[list[Refusal]]:
+    """The refusals of records sent together, back to the parts they came from (``sizes``
+    records each, in order), each with its position within its part."""
+    shares: list[list[Refusal]] = [[] for _ in sizes]
+    start = 0
+    for n, size in enumerate(sizes):
+        end = start + size
+        shares[n] = [dataclasses.replace(r, position=r.position - start)
+                     for r in refusals if start <= r.position < end]
+        start = end
+    return shares
 
 
 def month_index(prefix: str, day: dt.date) -> str:
@@ -185,7 +207,10 @@ class Reindexer:
         self.days: dict[dt.date, Tally] = {}
         self.notes = Notes()
         self.touched: set[str] = set()
-        self._queue: queue.Queue[_Part | None] = queue.Queue(maxsize=2 * senders)
+        # Enough parts queued for each sender to gather a full bulk request.
+        self._queue: queue.Queue[_Part | None] = queue.Queue(
+            maxsize=senders * (BULK_RECORDS // part_records + 1)
+        )
         self._open: dict[str, _Open] = {}
         self._files_left: dict[dt.date, int] = {}
         self._uuids: dict[str, str] = {}
@@ -304,8 +329,32 @@ class Reindexer:
                 continue
             if part is None:
                 return
-            tally = index_records(self.indexer, part.records, self.notes)
-            self._acknowledged(part, tally)
+            # Archive files are often small (a batch's records of one day): parts of several
+            # are sent together, as bulk requests of a size OpenSearch handles well.
+            parts, ended = self._gather(part)
+            records = [record for part in parts for record in part.records]
+            refusals = self.indexer.index(records)
+            shares = split_refusals([len(part.records) for part in parts], refusals)
+            for part, mine in zip(parts, shares, strict=True):
+                self._acknowledged(part, tally_of(part.records, mine, self.notes))
+            if ended:
+                return
+
+    def _gather(self, first: _Part) -> tuple[list[_Part], bool]:
+        """``first`` and the parts queued behind it, up to :data:`BULK_RECORDS` records;
+        True when the end of the work was met."""
+        parts = [first]
+        count = len(first.records)
+        while count < BULK_RECORDS:
+            try:
+                more = self._queue.get_nowait()
+            except queue.Empty:
+                return parts, False
+            if more is None:
+                return parts, True
+            parts.append(more)
+            count += len(more.records)
+        return parts, False
 
     def _acknowledged(self, part: _Part, tally: Tally) -> None:
         file = part.file
