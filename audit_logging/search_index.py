@@ -1,7 +1,7 @@
 """Where and how records live in OpenSearch: index names, the index template, clients.
 
-Shared by the consumer (which writes) and the API (which reads), so both agree on names
-and mappings.
+Shared by the consumer (which writes), the API (which reads) and the archive's commands
+(which rebuild and check), so all agree on names, mappings and retention.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ MAPPINGS: Final[dict[str, Any]] = {
     "properties": {
         **{field.name: field.mapping() for field in FIELDS},
         # Not a record field (the API never shows it): where the consumer read the record,
-        # which tells a replay of that message from a reused log_id (consumer/write_once.py).
+        # which tells a replay of that message from a reused log_id (audit_logging/write_once.py).
         "stream_position": {"type": "keyword"},
     },
 }
@@ -68,6 +68,25 @@ def index_month(prefix: str, index: str) -> tuple[int, int] | None:
     if not (year.isdigit() and month.isdigit() and 1 <= int(month) <= 12):
         return None
     return int(year), int(month)
+
+
+def expired(prefix: str, index: str, months: int, today: dt.date) -> bool:
+    """Whether ``index`` (one of ``prefix``'s monthly indices) is past a retention of
+    ``months`` whole months on ``today``: the consumer deletes it, and rebuilding it from the
+    archive would only see it deleted again."""
+    month = index_month(prefix, index)
+    if month is None:
+        return False
+    age = (today.year * 12 + today.month) - (month[0] * 12 + month[1])
+    return age > months
+
+
+def first_retained_day(months: int, today: dt.date) -> dt.date:
+    """The first day of the oldest month whose index a retention of ``months`` keeps (the
+    month :func:`expired` calls ``months`` old): the line between the index and the archive
+    for the API, reindex and verify alike."""
+    index = today.year * 12 + today.month - 1 - months
+    return dt.date(index // 12, index % 12 + 1, 1)
 
 
 def index_template(prefix: str) -> dict[str, Any]:

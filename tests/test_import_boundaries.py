@@ -135,10 +135,46 @@ def test_the_record_filter_sits_below_the_api_and_the_archive() -> None:
     _imported_after("audit_logging.record_filter", SERVER_ONLY)
 
 
-def test_the_archive_imports_neither_the_consumer_nor_the_api() -> None:
-    """The consumer writes the archive and the API reads it: it sits below both."""
-    for module in ("audit_logging.archive.cli", "audit_logging.archive.export_command",
-                   "audit_logging.archive.search"):
-        loaded = _imported_after(module, ("starlette", "uvicorn"))
-        assert not [m for m in loaded if m.startswith(("audit_logging.consumer",
-                                                       "audit_logging.api"))], module
+def _reached_from(modules: list[str]) -> set[str]:
+    reached: set[str] = set()
+    todo = list(modules)
+    while todo:
+        module = todo.pop()
+        if module not in reached:
+            reached.add(module)
+            todo.extend(_imports_of(module))
+    return reached
+
+
+def test_the_archive_sits_below_the_consumer_and_the_api() -> None:
+    """The consumer writes the archive and the API reads it: the archive's code (its layout,
+    reader and commands) imports neither, nor the capture side."""
+    package = ROOT / "audit_logging" / "archive"
+    modules = ["audit_logging.archive"] + [
+        f"audit_logging.archive.{path.stem}"
+        for path in sorted(package.glob("*.py"))
+        if path.stem != "__init__"
+    ]
+    assert "audit_logging.archive.cli" in modules
+    reached = _reached_from(modules)
+    assert "audit_logging.indexer" in reached  # the walk follows imports to reindex's writer
+    forbidden = (
+        "audit_logging.api",
+        "audit_logging.consumer",
+        "audit_logging.contrib",
+        "audit_logging.handlers",
+        "audit_logging.middleware",
+        "audit_logging.capture",
+        "audit_logging.publisher",
+        "audit_logging.testing",
+    )
+    above = sorted(m for m in reached if m.startswith(forbidden))
+    assert not above, f"the archive package reaches {above}"
+    # What a run loads, each command's module included (the package's __init__ brings the
+    # capture side's public functions to every importer: only the static walk judges those).
+    from audit_logging.archive.cli import COMMANDS
+
+    above_at_run_time = ("audit_logging.api", "audit_logging.consumer", "audit_logging.contrib")
+    for name in COMMANDS:
+        loaded = _imported_after(f"audit_logging.archive.{name}_command", ("starlette", "uvicorn"))
+        assert not [m for m in loaded if m.startswith(above_at_run_time)], (name, loaded)

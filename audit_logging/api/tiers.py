@@ -16,6 +16,7 @@ from typing import Any, Final
 
 from audit_logging.record_filter import RecordFilter, TimeBound
 from audit_logging.schema import FIELD_NAMES
+from audit_logging.search_index import first_retained_day
 
 INDEX: Final = "index"
 ARCHIVE: Final = "archive"
@@ -23,10 +24,9 @@ ARCHIVE_COLUMNS: Final = frozenset(FIELD_NAMES)
 
 
 def retained_since(today: dt.date, months: int) -> dt.datetime:
-    """The first moment of the oldest month the index keeps (AUDIT_LOG_RETENTION_MONTHS:
-    an index is deleted once more than ``months`` whole months separate it from today's)."""
-    index = today.year * 12 + today.month - 1 - months
-    return dt.datetime(index // 12, index % 12 + 1, 1, tzinfo=dt.UTC)
+    """The first moment of the oldest month the index keeps (AUDIT_LOG_RETENTION_MONTHS)."""
+    day = first_retained_day(months, today)
+    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -3,7 +3,9 @@
 Exit codes, for cron jobs and scripts:
 
 * 0: done, and (verify) the tiers agree;
-* 1: done, and verify found records missing, extra or twice;
+* 1: done, and verify found records missing, extra or twice (with ``--repair``: some are
+  left that it could not repair), or reindex could not index some records (the index
+  refused them; the report names them);
 * 2: bad usage or a bad setting (the message names it); nothing was done;
 * 3: a service failed (S3, OpenSearch) or the command was interrupted; what was done is
   kept (a reindex resumes, an export leaves no file behind).
@@ -19,7 +21,14 @@ import sys
 from collections.abc import Sequence
 from typing import Final, Protocol
 
-from audit_logging.errors import AuditLoggingError, ConfigurationError, FilterError, describe_error
+from audit_logging._setting_values import INDEX_PREFIX_RE
+from audit_logging.errors import (
+    AuditLoggingError,
+    ConfigurationError,
+    FilterError,
+    describe_error,
+    shown,
+)
 from audit_logging.record_filter import (
     END_TIME,
     FILTER_PARAMS,
@@ -35,7 +44,7 @@ EXIT_DIFFERENCES: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_FAILED: Final = 3
 # Each is audit_logging.archive.<name>_command, with add_parser(subparsers).
-COMMANDS: Final = ("export",)
+COMMANDS: Final = ("export", "reindex", "verify")
 _log = logging.getLogger("audit_logging.archive")
 
 
@@ -56,6 +65,28 @@ def add_range(parser: argparse.ArgumentParser) -> None:
                         help="first day or moment (ISO 8601; a date alone is its whole UTC day)")
     parser.add_argument("--until", required=True, metavar="WHEN",
                         help="last day or moment, included (ISO 8601)")
+
+
+def add_index_prefix(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--index-prefix", metavar="PREFIX",
+                        help="the monthly indices PREFIX-YYYY.MM "
+                        "(default: OPENSEARCH_INDEX_PREFIX)")
+
+
+def index_prefix(args: argparse.Namespace, settings: Settings) -> str:
+    given: str | None = args.index_prefix
+    if given is None:
+        return settings.opensearch_index_prefix
+    if not INDEX_PREFIX_RE.fullmatch(given):
+        raise UsageError(f"--index-prefix '{shown(given)}' is not an index prefix (lower-case "
+                         "letters, digits, '.', '_' or '-', at most 101)")
+    return given
+
+
+def bounded(value: int, name: str, low: int, high: int) -> int:
+    if not low <= value <= high:
+        raise UsageError(f"{name} {value} is out of range ({low} to {high})")
+    return value
 
 
 def add_filters(parser: argparse.ArgumentParser) -> None:
@@ -108,6 +139,9 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # opensearch-py logs every request, and a failed one with its traceback: the command says
+    # in one line what failed instead.
+    logging.getLogger("opensearch").setLevel(logging.CRITICAL)
     args = parser().parse_args(argv)
     run: Command = args.run
     try:

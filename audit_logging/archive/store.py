@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Final
 
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 
 from audit_logging.archive.layout import ArchiveFile, parse_key
 from audit_logging.archive.parquet import ARROW_SCHEMA
@@ -135,6 +136,12 @@ class ArchiveStore:
             while len(self._footers) > FOOTERS_KEPT:
                 self._footers.popitem(last=False)
         return fragment
+
+    def footer(self, file: ArchiveFile) -> pq.FileMetaData:
+        """The file's footer (row count, key-value metadata), from the cache when kept."""
+        fragment = self._fragment(file)
+        assert isinstance(fragment, ds.ParquetFileFragment)
+        return fragment.metadata
 
     def footers_kept(self) -> int:
         with self._lock:

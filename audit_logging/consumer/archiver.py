@@ -18,8 +18,8 @@ from audit_logging.archive import layout, parquet
 from audit_logging.consumer import dead_letter
 from audit_logging.consumer.batch import Batch
 from audit_logging.consumer.ledger import ArchiveLedger
-from audit_logging.consumer.retry import AbandonedError
 from audit_logging.consumer.s3 import S3Store
+from audit_logging.retry import AbandonedError
 
 _log = logging.getLogger("audit_logging.consumer")
 # Longer than an upload (one batch's file, retried) may take: until then a member that took

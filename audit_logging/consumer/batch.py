@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from audit_logging.consumer.dead_letter import DeadLetter, Stage
-from audit_logging.consumer.indexer import Refusal
+from audit_logging.indexer import Refusal
 from audit_logging.record import record_to_json
 
 

@@ -26,11 +26,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from audit_logging.consumer.batch import Batch
-from audit_logging.consumer.indexer import Indexer
 from audit_logging.consumer.options import ConsumerOptions
 from audit_logging.consumer.shutdown import Shutdown
-from audit_logging.consumer.write_once import stream_position
+from audit_logging.indexer import Indexer
 from audit_logging.settings import Settings
+from audit_logging.write_once import stream_position
 
 _log = logging.getLogger("audit_logging.consumer")
 

@@ -13,20 +13,13 @@ import logging
 from typing import TYPE_CHECKING
 
 from audit_logging.errors import describe_error
-from audit_logging.search_index import index_month, index_pattern
+from audit_logging.search_index import expired, index_pattern
 
 if TYPE_CHECKING:
     from opensearchpy import OpenSearch
 
 _log = logging.getLogger("audit_logging.consumer")
-
-
-def expired(prefix: str, index: str, months: int, today: dt.date) -> bool:
-    month = index_month(prefix, index)
-    if month is None:
-        return False
-    age = (today.year * 12 + today.month) - (month[0] * 12 + month[1])
-    return age > months
+__all__ = ["delete_expired", "expired", "run_retention"]
 
 
 def delete_expired(

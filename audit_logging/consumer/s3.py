@@ -17,8 +17,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from audit_logging.consumer.retry import Waiter
 from audit_logging.errors import ConfigurationError, describe_error
+from audit_logging.retry import Waiter
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -7,7 +7,7 @@ batches and talks to RabbitMQ, so heartbeats flow while a large batch is written
 The parts: :mod:`~audit_logging.consumer.session` (RabbitMQ, the group, offsets),
 :mod:`~audit_logging.consumer.admit` (each message to a record or a dead letter),
 :mod:`~audit_logging.consumer.batcher` (when batches close, what is indexed next),
-:mod:`~audit_logging.consumer.indexer` (OpenSearch), :mod:`~audit_logging.consumer.archiver`
+:mod:`~audit_logging.indexer` (OpenSearch), :mod:`~audit_logging.consumer.archiver`
 (S3). This module runs them, archives each closed batch (its offset is stored once S3 has it
 and OpenSearch has resolved every record) and owns the shutdown deadline.
 """
@@ -26,15 +26,15 @@ from audit_logging.consumer.archiver import Archiver
 from audit_logging.consumer.batch import Batch
 from audit_logging.consumer.batcher import Batcher
 from audit_logging.consumer.dedup import RecentIds
-from audit_logging.consumer.indexer import Indexer
 from audit_logging.consumer.options import ConsumerOptions
-from audit_logging.consumer.retry import AbandonedError
 from audit_logging.consumer.s3 import S3Store, make_s3_client
 from audit_logging.consumer.session import Session
 from audit_logging.consumer.shutdown import Shutdown, StreamPlace
 from audit_logging.consumer.startup import prepare_sinks
 from audit_logging.consumer.totals import Totals, log_batch
 from audit_logging.errors import ConfigurationError
+from audit_logging.indexer import Indexer
+from audit_logging.retry import AbandonedError
 from audit_logging.search_index import make_client
 
 if TYPE_CHECKING:

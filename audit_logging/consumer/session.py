@@ -21,10 +21,10 @@ from rstream import ConsumerOffsetSpecification, OffsetSpecification, OffsetType
 from rstream.exceptions import StreamDoesNotExist
 
 from audit_logging.consumer import stream
-from audit_logging.consumer.retry import Waiter
 from audit_logging.consumer.shutdown import Shutdown, StreamPlace
 from audit_logging.errors import ConfigurationError, describe_error
 from audit_logging.partitions import existing_partitions, single_is_super
+from audit_logging.retry import Waiter
 
 if TYPE_CHECKING:
     from rstream import Consumer, EventContext, MessageContext

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 from opensearchpy.exceptions import TransportError
 
 from audit_logging.consumer.groups import claim_archive
-from audit_logging.consumer.retry import Waiter, sleep_or_stop
 from audit_logging.consumer.s3 import S3Store
 from audit_logging.errors import ConfigurationError, describe_error
+from audit_logging.retry import Waiter, sleep_or_stop
 from audit_logging.search_index import install_template
 
 if TYPE_CHECKING:

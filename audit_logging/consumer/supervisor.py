@@ -20,10 +20,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from audit_logging.consumer import stream
-from audit_logging.consumer.retry import Waiter
 from audit_logging.consumer.service import ConsumerService
 from audit_logging.errors import ConfigurationError, describe_error
 from audit_logging.partitions import check_count, settled_partitions, single_is_not_super
+from audit_logging.retry import Waiter
 
 if TYPE_CHECKING:
     from audit_logging.consumer.options import ConsumerOptions

@@ -16,7 +16,7 @@ from audit_logging.api import create_app
 from audit_logging.api.auth import Caller
 from audit_logging.api.tiers import retained_since, split
 from audit_logging.record_filter import RecordFilter, TimeBound
-from audit_logging.search_index import index_for, install_template
+from audit_logging.search_index import expired, index_for, install_template
 from audit_logging.settings import Settings
 from tests.archive._archive import newest_first, put_archive, record_at
 
@@ -139,6 +139,13 @@ def test_detail_falls_back_to_the_archive_for_a_record_the_index_no_holds(tiers:
 def test_the_split_is_at_the_oldest_retained_month() -> None:
     assert retained_since(dt.date(2026, 3, 15), 12) == dt.datetime(2025, 3, 1, tzinfo=UTC)
     assert retained_since(dt.date(2026, 1, 1), 1) == dt.datetime(2025, 12, 1, tzinfo=UTC)
+    # The line is where the consumer's retention deletes: that month kept, the one before not.
+    for today in (dt.date(2026, 1, 31), dt.date(2026, 12, 1), dt.date(2027, 7, 15)):
+        for months in (1, 11, 12, 13, 120):
+            first = retained_since(today, months)
+            day_before = first - dt.timedelta(days=1)
+            assert not expired("p", index_for("p", first), months, today)
+            assert expired("p", index_for("p", day_before), months, today)
     line = dt.datetime(2025, 3, 1, tzinfo=UTC)
     parts = split(RecordFilter(), line)
     assert parts.index == RecordFilter(start=TimeBound(line))

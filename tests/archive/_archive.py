@@ -1,12 +1,16 @@
 """Helpers for the archive tests: records of a chosen time, written to the real S3 as the
-consumer writes them (one file per batch and day, keyed by stream offsets)."""
+consumer writes them (one file per batch and day, keyed by stream offsets), and the archive's
+commands run as a user runs them (a process started in this work tree)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from audit_logging.archive import layout, parquet
@@ -15,6 +19,7 @@ from audit_logging.record import build_record, format_timestamp
 from audit_logging.settings import Settings
 
 STREAM = "audit_logs_stream"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def uuid7_at(moment: dt.datetime) -> str:
@@ -62,3 +67,45 @@ def put_archive(
 
 def newest_first(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(records, key=lambda r: (r["timestamp"], r["log_id"]), reverse=True)
+
+
+def command_env(settings: Settings) -> dict[str, str]:
+    """The environment that points a command at this test's archive and indices."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AUDIT_LOG_", "AWS_", "OPENSEARCH_"))}
+    secret = settings.aws_secret_access_key
+    env.update({
+        "AUDIT_LOG_AWS_S3_BUCKET": str(settings.s3_bucket),
+        "AUDIT_LOG_S3_PREFIX": settings.s3_prefix,
+        "AWS_ENDPOINT_URL_S3": str(settings.aws_endpoint_url_s3),
+        "AWS_ACCESS_KEY_ID": str(settings.aws_access_key_id),
+        "AWS_SECRET_ACCESS_KEY": secret.get() if secret else "",
+        "AWS_REGION_NAME": settings.aws_region_name or "us-east-1",
+        "OPENSEARCH_HOST": settings.opensearch_host,
+        "OPENSEARCH_PORT": str(settings.opensearch_port),
+        "OPENSEARCH_INDEX_PREFIX": settings.opensearch_index_prefix,
+        "AUDIT_LOG_RETENTION_MONTHS": str(settings.retention_months),
+    })
+    return env
+
+
+def archive_command(
+    settings: Settings, *args: str, env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """``python -m audit_logging.archive ARGS`` run to its end."""
+    return subprocess.run(
+        [sys.executable, "-m", "audit_logging.archive", *args],
+        env=env if env is not None else command_env(settings), cwd=REPO,
+        capture_output=True, text=True, timeout=600, check=False,
+    )
+
+
+def start_archive_command(
+    settings: Settings, *args: str, stderr: Path | None = None,
+) -> subprocess.Popen[str]:
+    """The command started in the background; what it says on stderr goes to ``stderr``."""
+    with open(stderr or os.devnull, "w", encoding="utf-8") as errors:
+        return subprocess.Popen(
+            [sys.executable, "-m", "audit_logging.archive", *args], env=command_env(settings),
+            cwd=REPO, stdout=subprocess.DEVNULL, stderr=errors, text=True,
+        )

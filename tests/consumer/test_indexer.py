@@ -12,8 +12,8 @@ import pytest
 from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 from opensearchpy.exceptions import TransportError
 
-from audit_logging.consumer.indexer import Indexer
-from audit_logging.consumer.retry import AbandonedError
+from audit_logging.indexer import Indexer
+from audit_logging.retry import AbandonedError
 from tests.consumer._helpers import make_records
 
 Answer = Callable[[list[dict[str, Any]]], dict[str, Any]]

@@ -16,12 +16,12 @@ from rstream import AMQPMessage, Properties
 from audit_logging.consumer import retention
 from audit_logging.consumer.batch import Batch
 from audit_logging.consumer.dedup import RecentIds
-from audit_logging.consumer.indexer import Refusal
 from audit_logging.consumer.messages import NotARecord, decode
 from audit_logging.consumer.options import StartFrom, check_consumer_name, parse_start
-from audit_logging.consumer.retry import AbandonedError, Waiter
 from audit_logging.errors import ConfigurationError
+from audit_logging.indexer import Refusal
 from audit_logging.record import new_log_id, record_to_json
+from audit_logging.retry import AbandonedError, Waiter
 from tests.consumer._helpers import make_records
 
 
@@ -190,6 +190,25 @@ def test_the_waiter_gives_up_only_when_shutdown_abandons() -> None:
     abandon.set()
     with pytest.raises(AbandonedError, match="S3"):
         waiter.failed("down")
+
+
+def test_a_waiter_with_a_limit_gives_up_once_failing_for_that_long(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, "audit_logging.archive")
+    patient = Waiter("OpenSearch", initial=0.001, give_up_after=3600.0)
+    for _ in range(3):
+        patient.failed("connection refused")
+    assert patient.attempts == 3
+    log = logging.getLogger("audit_logging.archive")
+    waiter = Waiter("OpenSearch", initial=0.001, give_up_after=0.0, log=log,
+                    meanwhile="the records are sent again when it answers")
+    with pytest.raises(AbandonedError, match=r"OpenSearch after \d+ s \(connection refused\)"):
+        waiter.failed("connection refused")
+    assert [(r.name, r.getMessage()) for r in caplog.records][-1] == (
+        "audit_logging.archive",
+        "waiting for OpenSearch: connection refused; the records are sent again when it answers",
+    )
 
 
 def test_a_coroutine_pauses_on_the_event_loop_and_wakes_when_its_event_is_set(

@@ -1,8 +1,13 @@
-"""Waiting out an unreachable service: back off, say every 10 s what we wait for, never give up.
+"""Waiting out an unreachable service: back off, say every 10 s what we wait for.
 
 The consumer never drops a batch because a sink is down; it keeps the batch, does not
 advance the offset, and retries until the sink answers again. Only shutdown (its deadline
-passed, or a second signal) ends the wait, through :class:`AbandonedError`.
+passed, or a second signal) ends the wait, through :class:`AbandonedError`. A command run by
+hand or by cron (the archive's ``reindex``) gives up after a while instead (``give_up_after``),
+so a dead service ends it with a message rather than hanging it.
+
+The defaults are the consumer's, whose waits these mostly are: its logger, and its words for
+what waiting costs.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from audit_logging.errors import AuditLoggingError
 
 _log = logging.getLogger("audit_logging.consumer")
 REPORT_EVERY: Final = 10.0
+CONSUMER_MEANWHILE: Final = "the batch is kept and the offset not advanced"
 
 
 class AbandonedError(AuditLoggingError):
@@ -38,7 +44,12 @@ class Waiter:
         initial: float = 0.25,
         maximum: float = 5.0,
         report_every: float = REPORT_EVERY,
+        give_up_after: float | None = None,
+        log: logging.Logger = _log,
+        meanwhile: str = CONSUMER_MEANWHILE,
     ) -> None:
+        """``give_up_after``: seconds of failing without a success after which :meth:`failed`
+        raises :class:`AbandonedError` (None: wait until ``abandon`` is set)."""
         self.what = what
         # Only failed() and check() read it: a coroutine's pause() ends on its own event.
         self._abandon = abandon if abandon is not None else threading.Event()
@@ -48,12 +59,20 @@ class Waiter:
         self._delay = initial
         self._since: float | None = None
         self._reported_at = 0.0
+        self._give_up_after = give_up_after
+        self._log = log
+        self._meanwhile = meanwhile
         self.attempts = 0
 
     def failed(self, reason: str) -> None:
         """For a worker thread: sleep the next delay; shutdown giving up ends it early."""
         if self._abandon.wait(self._next_delay(reason)):
             raise AbandonedError(f"gave up waiting for {self.what} ({reason})")
+        waited = time.monotonic() - (self._since or time.monotonic())
+        if self._give_up_after is not None and waited >= self._give_up_after:
+            raise AbandonedError(
+                f"gave up waiting for {self.what} after {waited:.0f} s ({reason})"
+            )
 
     async def pause(self, reason: str, until: asyncio.Event) -> None:
         """For a coroutine: the same back-off on the event loop, no worker thread; it ends
@@ -67,14 +86,10 @@ class Waiter:
         if self._since is None:
             self._since = now
             self._reported_at = now
-            _log.warning(
-                "waiting for %s: %s; the batch is kept and the offset not advanced",
-                self.what,
-                reason,
-            )
+            self._log.warning("waiting for %s: %s; %s", self.what, reason, self._meanwhile)
         elif now - self._reported_at >= self._report_every:
             self._reported_at = now
-            _log.warning(
+            self._log.warning(
                 "still waiting for %s after %.0f s: %s", self.what, now - self._since, reason
             )
         # Full jitter keeps several retry loops from hammering a recovering service in step.
@@ -84,7 +99,7 @@ class Waiter:
 
     def succeeded(self) -> None:
         if self._since is not None:
-            _log.warning(
+            self._log.warning(
                 "%s answers again after %.1f s; resuming", self.what, time.monotonic() - self._since
             )
         self._since = None

@@ -1,5 +1,8 @@
 """Bulk indexing into the monthly indices, each item resolved: indexed, retried or refused.
 
+Used by the consumer (records read from the stream) and by the archive's ``reindex`` and
+``verify --repair`` (records read back from S3), so both write under the same rules.
+
 ``_id`` is the record's log_id and the op is ``create``: a log_id is written once, and what
 the index already holds under it is sorted out by :mod:`.write_once` (a replay after a crash
 counts as indexed; a resend or a reused log_id is returned to the caller).
@@ -21,15 +24,15 @@ from typing import TYPE_CHECKING, Any, Final
 from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 from opensearchpy.exceptions import TransportError
 
-from audit_logging.consumer import write_once
-from audit_logging.consumer.retry import Waiter
+from audit_logging import write_once
 from audit_logging.errors import describe_error
+from audit_logging.retry import Waiter
 from audit_logging.search_index import index_for, index_pattern
 
 if TYPE_CHECKING:
     from opensearchpy import OpenSearch
 
-_log = logging.getLogger("audit_logging.consumer")
+_log = logging.getLogger("audit_logging.indexer")
 _FILTER_PATH: Final = "errors,items.*.status,items.*.error.type,items.*.error.reason"
 _MAX_REASON: Final = 2000
 # log_ids per existence lookup: one terms query, well under OpenSearch's terms and
@@ -75,6 +78,12 @@ class Indexer:
     _: dataclasses.KW_ONLY
     max_docs: int = 5000
     max_bytes: int = 16 * 1024 * 1024
+    # How a wait for OpenSearch is reported and how long it lasts; None: the consumer's,
+    # until ``abandon`` is set.
+    waiter: Callable[[], Waiter] | None = None
+
+    def _waiter(self) -> Waiter:
+        return self.waiter() if self.waiter is not None else Waiter("OpenSearch", self.abandon)
 
     def _line(self, index: str, record: Mapping[str, Any], position: str | None) -> bytes:
         # Both are checked names (index prefix pattern, UUID): nothing to escape.
@@ -105,7 +114,7 @@ class Indexer:
                 refusals.append(Refusal(p, 0, text, "index_action"))
             else:
                 pending.append(p)
-        waiter = Waiter("OpenSearch", self.abandon)
+        waiter = self._waiter()
         stored = self._lookup([records[p]["log_id"] for p in pending], waiter)
         if stored:
             pending = self._screen(records, positions, pending, stored, refusals)
