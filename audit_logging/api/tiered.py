@@ -13,10 +13,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from audit_logging.api.cursor import Cursor
+from audit_logging.api.errors import UnavailableError
 from audit_logging.api.params import SearchParams
 from audit_logging.api.query import (
     DETAIL_FILTER_PATH,
@@ -27,6 +29,7 @@ from audit_logging.api.query import (
     search_indices,
 )
 from audit_logging.api.tiers import ARCHIVE, INDEX, archive_visibility, retained_since, split
+from audit_logging.errors import describe_error
 from audit_logging.record_filter import RecordFilter
 
 if TYPE_CHECKING:
@@ -34,6 +37,7 @@ if TYPE_CHECKING:
 
     from audit_logging.archive.search import ArchiveSearch
 
+_log = logging.getLogger("audit_logging.api")
 # No index yet is an empty answer; a failed shard is an error, never a silently partial one.
 INDEX_OPTIONS: Final = {
     "ignore_unavailable": True,
@@ -48,6 +52,15 @@ NOT_CONFIGURED: Final = (
 NOT_VISIBLE: Final = (
     "records before {boundary} are kept only in the archive, where this caller's visibility"
     " filter cannot be applied; they were not searched"
+)
+# Reading the archive costs a scan of every file in the range: only asked-for ranges.
+NO_START: Final = (
+    "records before {boundary} are kept only in the archive, which is searched when"
+    " start_time is given"
+)
+ARCHIVE_FAILED: Final = (
+    "records before {boundary} are kept only in the archive, which could not be read ({error});"
+    " they are missing from this answer"
 )
 
 
@@ -111,11 +124,13 @@ class TieredReads:
         parts = split(params.record_filter, boundary)
         when = boundary.date().isoformat()
         visible_exact = archive_visibility(visible)
-        if parts.archive is None or self.archive is None or visible_exact is None:
-            notes = []
+        no_start = params.record_filter.start is None
+        notes: list[str] = []
+        if parts.archive is None or self.archive is None or visible_exact is None or no_start:
             if parts.archive is not None:
-                notes.append((NOT_CONFIGURED if self.archive is None else NOT_VISIBLE)
-                             .format(boundary=when))
+                notice = (NOT_CONFIGURED if self.archive is None
+                          else NOT_VISIBLE if visible_exact is None else NO_START)
+                notes.append(notice.format(boundary=when))
             count, hits = await self._index(params, visible)
             return self._answer(params, count, [(h["_source"], h["sort"]) for h in hits],
                                 [INDEX], notes)
@@ -142,11 +157,17 @@ class TieredReads:
         tiers = [INDEX] if parts.index is not None else []
         archive_total, archived = 0, list[dict[str, Any]]()
         if archive_filter is not None:
-            archive_total, archived = await self._archive_page(
-                archive_filter, archive_offset, size - len(rows), after)
-            tiers.append(ARCHIVE)
+            try:
+                archive_total, archived = await self._archive_page(
+                    archive_filter, archive_offset, size - len(rows), after)
+            except Exception as exc:  # noqa: BLE001 - the index's part is still an answer
+                error = describe_error(exc)
+                _log.warning("archive search failed: %s", error)
+                notes.append(ARCHIVE_FAILED.format(boundary=when, error=error))
+            else:
+                tiers.append(ARCHIVE)
         rows.extend((r, [_nanos(r["timestamp"]), r["log_id"]]) for r in archived)
-        return self._answer(params, index_count + archive_total, rows, tiers, [])
+        return self._answer(params, index_count + archive_total, rows, tiers, notes)
 
     async def _archive_page(self, search: RecordFilter, offset: int, size: int,
                             after: Cursor | None) -> tuple[int, list[dict[str, Any]]]:
@@ -186,7 +207,13 @@ class TieredReads:
         visible_exact = archive_visibility(visible)
         if self.archive is None or visible_exact is None:
             return None, [INDEX]
-        record = await asyncio.to_thread(self.archive.find, log_id)
+        try:
+            record = await asyncio.to_thread(self.archive.find, log_id)
+        except Exception as exc:  # noqa: BLE001 - not found would be a lie: say unavailable
+            _log.warning("archive detail failed: %s", describe_error(exc))
+            raise UnavailableError(
+                "The archive could not be read to look for this record; try again later"
+            ) from None
         if record is None or any(record.get(k) != v for k, v in visible_exact.items()):
             return None, [INDEX, ARCHIVE]
         return _pick(record, fields), [INDEX, ARCHIVE]

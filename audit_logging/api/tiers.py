@@ -15,12 +15,18 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from audit_logging.record_filter import RecordFilter, TimeBound
-from audit_logging.schema import FIELD_NAMES
+from audit_logging.schema import FIELDS
 from audit_logging.search_index import first_retained_day
 
 INDEX: Final = "index"
 ARCHIVE: Final = "archive"
-ARCHIVE_COLUMNS: Final = frozenset(FIELD_NAMES)
+# The fields a visibility term means the same on in both tiers: the index's whole-value
+# (keyword) string fields, by name, and username through its keyword subfield. A term on a
+# text field matches one analysed word in the index, so the archive cannot apply it.
+_TERM_FIELDS: Final = {
+    **{f.name: f.name for f in FIELDS if f.search == "keyword" and f.kind in ("string", "uuid")},
+    "username.keyword": "username",
+}
 
 
 def retained_since(today: dt.date, months: int) -> dt.datetime:
@@ -94,7 +100,7 @@ def _term(clause: Any) -> tuple[str, str] | None:
     ((name, value),) = term.items()
     if isinstance(value, Mapping):
         value = value.get("value") if set(value) == {"value"} else None
-    field = str(name).removesuffix(".keyword")
-    if field not in ARCHIVE_COLUMNS or not isinstance(value, str):
+    field = _TERM_FIELDS.get(str(name))
+    if field is None or not isinstance(value, str):
         return None
     return field, value

@@ -15,6 +15,7 @@ import io
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, Final, Protocol
@@ -28,7 +29,6 @@ from audit_logging.archive.cli import (
     UsageError,
     add_filters,
     add_range,
-    days_of,
     record_filter,
 )
 from audit_logging.archive.parquet import ARROW_SCHEMA, records_from_table
@@ -129,10 +129,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     output = Path(args.output) if args.output not in (None, "-") else None
     if output is None and args.format == "parquet":
         raise UsageError("--format parquet needs --output FILE (it is not a stream format)")
-    if output is not None and output.exists():
+    if output is not None and (output.exists() or output.is_symlink()):
         raise UsageError(f"--output {output} exists: remove it or choose another name")
+    if output is not None and not output.parent.is_dir():
+        raise UsageError(f"--output {output}: there is no folder {output.parent}")
     searcher = ArchiveSearch(ArchiveStore(settings))
-    files = searcher.store.files(*days_of(search))
+    days = searcher.day_range(search)  # within the archive's days: no listing of empty years
+    files = searcher.store.files(*days) if days is not None else []
     progress = Progress("export", days=len({f.day for f in files}))
     with _destination(output) as out:
         writer = _WRITERS[args.format](out)
@@ -158,9 +161,12 @@ def _destination(output: Path | None) -> Iterator[IO[bytes]]:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise SystemExit(EXIT_FAILED) from None
         return
-    partial = output.with_name(f".{output.name}.partial")
+    # A name of its own beside the target (mkstemp: readable by its owner only), removed
+    # whatever happens; another export to the same target meanwhile is not touched.
+    fd, name = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".partial")
+    partial = Path(name)
     try:
-        with open(partial, "xb") as handle:
+        with os.fdopen(fd, "wb") as handle:
             yield handle
         os.link(partial, output)  # never over a file made meanwhile
     finally:

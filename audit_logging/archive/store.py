@@ -104,7 +104,8 @@ class ArchiveStore:
             base = info.base_name
             if info.type == pafs.FileType.Directory and base.startswith(name):
                 value = base[len(name):]
-                if value.isdigit():
+                # A stray folder (month=13) is not the archive's: passed over, not fatal.
+                if value.isdigit() and (name != "month=" or 1 <= int(value) <= 12):
                     values.append(value)
         return sorted(values)
 

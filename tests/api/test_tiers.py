@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 
 from audit_logging.api import create_app
 from audit_logging.api.auth import Caller
-from audit_logging.api.tiers import retained_since, split
+from audit_logging.api.tiers import archive_visibility, retained_since, split
 from audit_logging.record_filter import RecordFilter, TimeBound
 from audit_logging.search_index import expired, index_for, install_template
 from audit_logging.settings import Settings
@@ -74,19 +74,21 @@ def test_a_search_across_the_boundary_pages_through_both_tiers_in_one_order(
     tiers: Tiers,
 ) -> None:
     expected = ids(newest_first(tiers.records))
-    first = tiers.client.get(SEARCH, params={"page_size": 100})
+    since = {"start_time": "2000-01-01"}  # the archive is read for ranges that ask for it
+    first = tiers.client.get(SEARCH, params={**since, "page_size": "100"})
     body = first.json()
     assert first.status_code == 200, body
     assert body["count"] == len(expected)
     assert body["tiers"] == ["index", "archive"]
     by_offset = []
     for offset in range(0, len(expected), 37):
-        page = tiers.client.get(SEARCH, params={"page_size": 37, "from_offset": offset}).json()
+        page = tiers.client.get(SEARCH, params={**since, "page_size": "37",
+                                                "from_offset": str(offset)}).json()
         by_offset.extend(ids(page["results"]))
     assert by_offset == expected
     by_cursor, cursor = [], None
     while True:
-        params: dict[str, Any] = {"page_size": 23}
+        params: dict[str, Any] = {**since, "page_size": 23}
         if cursor:
             params["cursor"] = cursor
         page = tiers.client.get(SEARCH, params=params).json()
@@ -110,13 +112,15 @@ def test_filters_apply_in_both_tiers_alike(tiers: Tiers) -> None:
     ]
     for params, keep in cases:
         expected = ids(newest_first([r for r in tiers.records if keep(r)]))
-        page = tiers.client.get(SEARCH, params={**params, "page_size": "100"}).json()
+        page = tiers.client.get(SEARCH, params={**params, "start_time": "2000-01-01",
+                                                "page_size": "100"}).json()
         assert (page["count"], ids(page["results"])) == (len(expected), expected), params
 
 
 def test_a_search_before_the_retained_months_reads_the_archive_alone(tiers: Tiers) -> None:
     line = boundary()
-    params = {"end_time": (line - dt.timedelta(microseconds=1)).isoformat(), "page_size": "100"}
+    params = {"start_time": "2000-01-01",
+              "end_time": (line - dt.timedelta(microseconds=1)).isoformat(), "page_size": "100"}
     page = tiers.client.get(SEARCH, params=params).json()
     assert page["tiers"] == ["archive"]
     old = [r for r in tiers.records if dt.datetime.fromisoformat(r["timestamp"]) < line]
@@ -169,14 +173,15 @@ def test_a_caller_whose_visibility_the_archive_cannot_apply_is_told(
     def by_user(headers: Any) -> Caller:
         return Caller("c", "c", {"term": {"user_id": "u2"}})
 
+    since = {"start_time": "2000-01-01"}
     with TestClient(create_app(settings, authenticator=restricted)) as client:
-        page = client.get(SEARCH, params={"page_size": 5}).json()
+        page = client.get(SEARCH, params={**since, "page_size": "5"}).json()
         assert page["tiers"] == ["index"] and page["count"] == len(tiers.indexed)
         assert "visibility filter" in page["notices"][0]
         hidden = next(r for r in tiers.records if r not in tiers.indexed)
         assert client.get(DETAIL.format(hidden["log_id"])).status_code == 404
     with TestClient(create_app(settings, authenticator=by_user)) as client:
-        page = client.get(SEARCH, params={"page_size": 100}).json()
+        page = client.get(SEARCH, params={**since, "page_size": "100"}).json()
         expected = ids(newest_first([r for r in tiers.records if r["user_id"] == "u2"]))
         assert page["tiers"] == ["index", "archive"] and ids(page["results"]) == expected
         other = next(r for r in tiers.records if r not in tiers.indexed and r["user_id"] != "u2")
@@ -217,7 +222,8 @@ def test_a_second_engine_reads_the_archive_as_the_api_answers(
     api: list[str] = []
     cursor = None
     while True:
-        params = {"user_id": "u1", "page_size": "100", **({"cursor": cursor} if cursor else {})}
+        params = {"user_id": "u1", "start_time": "2000-01-01", "page_size": "100",
+                  **({"cursor": cursor} if cursor else {})}
         page = tiers.client.get(SEARCH, params=params).json()
         api.extend(ids(page["results"]))
         cursor = page["next"]
@@ -228,3 +234,37 @@ def test_a_second_engine_reads_the_archive_as_the_api_answers(
     # The folders are partitions an engine sees as columns: each row's day is its record's.
     assert all(f"{year}-{int(month):02d}-{int(day):02d}" == day_of
                for _, year, month, day, day_of in rows)
+
+
+def test_without_start_time_the_archive_is_not_scanned_and_the_answer_says_so(
+    tiers: Tiers,
+) -> None:
+    page = tiers.client.get(SEARCH, params={"page_size": "100"}).json()
+    assert page["tiers"] == ["index"] and page["count"] == len(tiers.indexed)
+    assert "start_time" in page["notices"][0]
+
+
+def test_visibility_terms_the_archive_cannot_mean_alike_are_not_applied_to_it() -> None:
+    assert archive_visibility({"term": {"user_id": "u1"}}) == {"user_id": "u1"}
+    assert archive_visibility({"term": {"username.keyword": "Alice"}}) == {"username": "Alice"}
+    assert archive_visibility({"bool": {"filter": [{"term": {"source": {"value": "b"}}}]}}) == {
+        "source": "b"}
+    # A text field matches one analysed word in the index; other subfields, objects, dates,
+    # numbers and lists mean something else or nothing there.
+    for field in ("username", "object_repr", "change_message", "object_id.keyword",
+                  "changes", "extra", "timestamp", "schema_version", "truncated", "ip_address"):
+        assert archive_visibility({"term": {field: "x"}}) is None, field
+
+
+def test_an_unreadable_archive_leaves_the_index_answer_with_a_notice(
+    api_settings: Settings, token: str, tiers: Tiers,
+) -> None:
+    settings = dataclasses.replace(api_settings, retention_months=RETENTION,
+                                   aws_endpoint_url_s3="http://127.0.0.1:9")
+    with TestClient(create_app(settings), headers={"Authorization": f"Bearer {token}"}) as client:
+        page = client.get(SEARCH, params={"start_time": "2000-01-01"}).json()
+        assert page["tiers"] == ["index"] and page["count"] == len(tiers.indexed)
+        assert "could not be read" in page["notices"][0]
+        hidden = next(r for r in tiers.records if r not in tiers.indexed)
+        response = client.get(DETAIL.format(hidden["log_id"]))
+        assert response.status_code == 503 and "Retry-After" in response.headers

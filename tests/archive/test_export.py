@@ -166,3 +166,20 @@ def test_an_unreachable_archive_exits_3_and_leaves_no_file(
     assert done.returncode == cli.EXIT_FAILED, done.stderr
     assert b"failed" in done.stderr and b"Traceback" not in done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_another_exports_temporary_file_is_left_alone_and_a_missing_folder_is_named(
+    settings: Settings, tmp_path: Path,
+) -> None:
+    put_archive(settings, [record_at(START, object_id="a")])
+    target = tmp_path / "out.ndjson"
+    other = tmp_path / ".out.ndjson.partial"  # an export to the same name, under way
+    other.write_text("theirs")
+    done = export(settings, "--since", "2025-01-30", "--until", "2025-01-30", "-o", str(target))
+    assert done.returncode == 0, done.stderr.decode()
+    assert other.read_text() == "theirs"
+    assert [json.loads(line)["object_id"] for line in target.read_bytes().splitlines()] == ["a"]
+    assert target.stat().st_mode & 0o077 == 0  # the owner's alone, like the records it holds
+    done = export(settings, "--since", "2025-01-30", "--until", "2025-01-30",
+                  "-o", str(tmp_path / "nowhere" / "out.ndjson"))
+    assert done.returncode == cli.EXIT_USAGE and b"there is no folder" in done.stderr

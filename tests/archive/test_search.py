@@ -14,6 +14,7 @@ from audit_logging.archive import search as archive_search
 from audit_logging.archive.matching import words
 from audit_logging.archive.search import After, ArchiveSearch
 from audit_logging.archive.store import ArchiveStore
+from audit_logging.consumer.s3 import make_s3_client
 from audit_logging.record_filter import RecordFilter, TimeBound
 from audit_logging.search_index import index_for, index_pattern, install_template
 from audit_logging.settings import Settings
@@ -197,3 +198,10 @@ def test_footers_are_read_once_and_the_cache_is_bounded(
     searcher = ArchiveSearch(store)
     assert searcher.page(RecordFilter(), offset=0, size=10).total == 120
     assert store.footers_kept() == 5
+
+
+def test_a_stray_folder_under_the_prefix_is_passed_over(settings: Settings) -> None:
+    put_archive(settings, spread(3, dt.timedelta(hours=1)))
+    make_s3_client(settings).put_object(Bucket=str(settings.s3_bucket),
+                                        Key=f"{settings.s3_prefix}year=2020/month=13/x", Body=b"")
+    assert ArchiveSearch(ArchiveStore(settings)).page(RecordFilter(), offset=0, size=10).total == 3
