@@ -32,6 +32,7 @@ from audit_logging.errors import (
 from audit_logging.record_filter import (
     END_TIME,
     FILTER_PARAMS,
+    SESSION,
     START_TIME,
     RecordFilter,
     parse_filter,
@@ -96,6 +97,11 @@ def add_filters(parser: argparse.ArgumentParser) -> None:
             continue
         parser.add_argument(option(param.name), dest=param.name, metavar="VALUE",
                             help=param.doc)
+        if param is SESSION:
+            parser.add_argument(
+                "--session-file", metavar="FILE", dest="session_file",
+                help="the raw session key read from FILE ('-': standard input); unlike"
+                " --session, it is not shown to other users in the list of processes")
 
 
 def record_filter(args: argparse.Namespace, settings: Settings) -> RecordFilter:
@@ -104,11 +110,31 @@ def record_filter(args: argparse.Namespace, settings: Settings) -> RecordFilter:
         given = getattr(args, param.name, None)
         if given is not None and param not in (START_TIME, END_TIME):
             values[param.name] = given
+    session_file = getattr(args, "session_file", None)
+    if session_file is not None:
+        if SESSION.name in values:
+            raise UsageError("give --session or --session-file, not both")
+        values[SESSION.name] = _read_session(session_file)
     try:
         return parse_filter(values, session_lookup(settings))
     except FilterError as exc:
         names = {START_TIME.name: "--since", END_TIME.name: "--until"}
         raise UsageError(f"{names.get(exc.name, option(exc.name))} {exc.reason}") from None
+
+
+def _read_session(source: str) -> str:
+    """The first line of ``source`` (a file, or '-' for standard input), never echoed."""
+    limit = SESSION.limit + 2  # the key and its line end; anything longer is refused below
+    try:
+        if source == "-":
+            text = sys.stdin.readline(limit)
+        else:
+            with open(source, encoding="utf-8") as handle:
+                text = handle.readline(limit)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--session-file {shown(source)}: cannot be read "
+                         f"({type(exc).__name__})") from None
+    return text.removesuffix("\n").removesuffix("\r")
 
 
 def days_of(search: RecordFilter) -> tuple[dt.date, dt.date]:

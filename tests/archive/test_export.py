@@ -183,3 +183,28 @@ def test_another_exports_temporary_file_is_left_alone_and_a_missing_folder_is_na
     done = export(settings, "--since", "2025-01-30", "--until", "2025-01-30",
                   "-o", str(tmp_path / "nowhere" / "out.ndjson"))
     assert done.returncode == cli.EXIT_USAGE and b"there is no folder" in done.stderr
+
+
+def test_the_session_key_can_come_from_a_file_or_standard_input(
+    settings: Settings, tmp_path: Path,
+) -> None:
+    raw = "sess-from-file-91c2"
+    stored = stored_session_key(raw, settings.session_key_mode, settings.hash_key)
+    put_archive(settings, [record_at(START, object_id="s", session_key=stored),
+                           record_at(START, object_id="other")])
+    key_file = tmp_path / "key"
+    key_file.write_text(raw + "\n")
+    span = ("--since", "2025-01-30", "--until", "2025-01-30")
+    by_file = export(settings, *span, "--session-file", str(key_file))
+    by_stdin = subprocess.run(
+        [sys.executable, "-m", "audit_logging.archive", "export", *span, "--session-file", "-"],
+        input=(raw + "\n").encode(), env=env_of(settings), cwd=REPO, capture_output=True,
+        timeout=300, check=False)
+    for done in (by_file, by_stdin):
+        assert done.returncode == 0, done.stderr.decode()
+        assert [json.loads(line)["object_id"] for line in done.stdout.splitlines()] == ["s"]
+        assert raw.encode() not in done.stderr
+    both = export(settings, *span, "--session", raw, "--session-file", str(key_file))
+    assert both.returncode == cli.EXIT_USAGE and b"not both" in both.stderr
+    missing = export(settings, *span, "--session-file", str(tmp_path / "none"))
+    assert missing.returncode == cli.EXIT_USAGE and b"--session-file" in missing.stderr
