@@ -1,9 +1,10 @@
 """Searching the archive: a page of matching records, newest first, with the total; one record
 by its log_id; every matching record, day by day, for an export.
 
-Memory stays bounded whatever the range: counting keeps one number per day, and a page or an
-export holds at most one day's matching rows at a time (sorted there, newest first with
-``log_id`` breaking ties, the order the index answers in).
+Memory stays bounded whatever the range: a page holds at most twice ``offset + size`` rows
+(the newest kept so far) and the rows of one gathering for free text; an export holds one
+day's matching rows at a time, sorted there, newest first with ``log_id`` breaking ties (the
+order the index answers in).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ Order = list[tuple[str, Literal["ascending", "descending"]]]
 NEWEST_FIRST: Final[Order] = [("timestamp", "descending"), ("log_id", "descending")]
 OLDEST_FIRST: Final[Order] = [("timestamp", "ascending"), ("log_id", "ascending")]
 ALL_COLUMNS: Final = tuple(ARROW_SCHEMA.names)
+# Rows the cheap filters kept, gathered before free text is evaluated on them.
+_RESIDUAL_ROWS: Final = 16_384
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,28 +85,38 @@ class ArchiveSearch:
         search: matching.Filter,
         files: Sequence[ArchiveFile],
         columns: Sequence[str],
-        extra: ds.Expression | None = None,
-    ) -> Iterator[tuple[dt.date, pa.Table]]:
-        """The matching rows of ``files`` (and ``extra``), batch by batch, each with its
-        file's day. The cheap filters go to the scan; free text and networks are then
-        evaluated on the rows those kept only."""
-        day_of_path = {self.store.path(f.key): f.day for f in files}
+    ) -> Iterator[pa.Table]:
+        """The matching rows of ``files``, a table at a time. The cheap filters go to the
+        scan; free text and networks are then evaluated on the rows those kept only, gathered
+        into tables of up to :data:`_RESIDUAL_ROWS` (each evaluation compiles its regular
+        expressions once)."""
         pushed = matching.pushed_down(search)
-        if extra is not None:
-            pushed = extra if pushed is None else pushed & extra
         text = matching.residual(search)
         mask = matching.ip_mask(search)
         read = list(dict.fromkeys([*columns, *matching.residual_columns(search)]))
-        scanner = self.store.dataset(files).scanner(columns=read, filter=pushed)
-        for tagged in scanner.scan_batches():
-            table = pa.Table.from_batches([tagged.record_batch])
+        wanted = list(columns)
+
+        def finish(batches: list[pa.RecordBatch]) -> pa.Table:
+            # One chunk: Arrow compiles an expression's regular expressions once per chunk.
+            table = pa.Table.from_batches(batches, schema=batches[0].schema).combine_chunks()
             if table.num_rows and text is not None:
                 table = table.filter(text)
             if table.num_rows and mask is not None:
                 table = table.filter(mask(table.column("ip_address")))
-            fragment = tagged.fragment
-            assert isinstance(fragment, ds.FileFragment)
-            yield day_of_path[fragment.path], table.select(list(columns))
+            return table.select(wanted)
+
+        held: list[pa.RecordBatch] = []
+        rows = 0
+        for batch in self.store.scan(files, read, pushed):
+            if not batch.num_rows:
+                continue
+            held.append(batch)
+            rows += batch.num_rows
+            if rows >= _RESIDUAL_ROWS or (text is None and mask is None):
+                yield finish(held)
+                held, rows = [], 0
+        if held:
+            yield finish(held)
 
     def page(
         self,
@@ -119,34 +132,24 @@ class ArchiveSearch:
         ``after``, the ``size`` records below it (``offset`` is then ignored). ``window``
         narrows the days read (the part of a search the archive answers).
 
-        One scan counts every match and keeps the keys (timestamp, log_id) of the newest
-        ``offset + size`` below the cursor, at most that many at a time; a second reads
-        the page's rows from the days they are in."""
+        One scan counts every match and keeps the newest ``offset + size`` rows below the
+        cursor, at most twice that many at a time: every file is read once, in one request
+        where the store can (requests, not bytes, are what reading S3 costs most)."""
         days = window or self.day_range(search)
         if days is None:
             return Page(0, [])
         files = self.store.files(*days)
         keep = size + (0 if after is not None else offset)
         below = None if after is None else matching.before(after.timestamp, after.log_id)
+        read = list(dict.fromkeys([*columns, "timestamp", "log_id"]))
         total = 0
         best = _Newest(keep)
-        for day, table in self._matches(search, files, ("timestamp", "log_id")):
+        for table in self._matches(search, files, read):
             total += table.num_rows
             if keep and table.num_rows:
-                best.add(day, table if below is None else table.filter(below))
-        keys = best.result().slice(0 if after is not None else offset, size)
-        if not keys.num_rows:
-            return Page(total, [])
-        wanted_days = set(keys.column("day").to_pylist())
-        ids = keys.column("log_id")
-        rows = pa.concat_tables(
-            [t for _, t in self._matches(
-                search, [f for f in files if f.day in wanted_days],
-                list(dict.fromkeys([*columns, "timestamp", "log_id"])),
-                ds.field("log_id").isin(ids))]
-        ).sort_by(NEWEST_FIRST)
-        # A log_id written twice (a known archive fault) must not push the page over.
-        return Page(total, records_from_table(rows.slice(0, size).select(list(columns))))
+                best.add(table if below is None else table.filter(below))
+        rows = best.result().slice(0 if after is not None else offset, size)
+        return Page(total, records_from_table(rows.select(list(columns))))
 
     def find(self, log_id: str) -> dict[str, Any] | None:
         """The archived record of ``log_id``, from the files of the day its UUIDv7 names
@@ -177,23 +180,22 @@ class ArchiveSearch:
             by_day.setdefault(file.day, []).append(file)
         read = list(dict.fromkeys([*columns, "timestamp", "log_id"]))
         for day in sorted(by_day):
-            parts = [t for _, t in self._matches(search, by_day[day], read)]
+            parts = list(self._matches(search, by_day[day], read))
             table = pa.concat_tables(parts) if parts else ARROW_SCHEMA.empty_table().select(read)
             yield day, table.sort_by(OLDEST_FIRST).select(list(columns))
 
 
 class _Newest:
-    """The ``keep`` newest keys seen (timestamp, log_id, day), merged a table at a time: memory
-    holds at most twice that many."""
+    """The ``keep`` newest rows seen, merged a table at a time: memory holds at most twice
+    that many."""
 
     def __init__(self, keep: int) -> None:
         self.keep = keep
         self.parts: list[pa.Table] = []
         self.rows = 0
 
-    def add(self, day: dt.date, table: pa.Table) -> None:
-        days = pa.array([day] * table.num_rows, pa.date32())
-        self.parts.append(table.append_column("day", days))
+    def add(self, table: pa.Table) -> None:
+        self.parts.append(table)
         self.rows += table.num_rows
         if self.rows > 2 * self.keep:
             merged = self.result()
@@ -201,7 +203,5 @@ class _Newest:
 
     def result(self) -> pa.Table:
         if not self.parts:
-            return pa.table({"timestamp": pa.array([], pa.timestamp("us", tz="UTC")),
-                             "log_id": pa.array([], pa.string()),
-                             "day": pa.array([], pa.date32())})
+            return ARROW_SCHEMA.empty_table()
         return pa.concat_tables(self.parts).sort_by(NEWEST_FIRST).slice(0, self.keep)

@@ -13,9 +13,10 @@ import collections
 import concurrent.futures
 import datetime as dt
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Final
 
+import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
@@ -30,6 +31,13 @@ if TYPE_CHECKING:
 FOOTERS_KEPT: Final = 4096  # files whose footer stays in memory (a few KiB each)
 FOOTER_READERS: Final = 8
 _FORMAT: Final = ds.ParquetFileFormat()
+# Each request to S3 costs far more than the bytes it brings (tens of milliseconds against
+# megabytes per second), and archive files are small: the columns a scan needs from one row
+# group are fetched in one request, gaps between them included, up to 64 MiB.
+_ONE_REQUEST: Final = pa.CacheOptions(hole_size_limit=64 << 20, range_size_limit=64 << 20,
+                                       lazy=False)
+_SCAN_OPTIONS: Final = ds.ParquetFragmentScanOptions(pre_buffer=True, cache_options=_ONE_REQUEST)
+FILES_READ_AT_ONCE: Final = 16
 
 
 def s3_filesystem(settings: Settings) -> pafs.S3FileSystem:
@@ -118,6 +126,24 @@ class ArchiveStore:
         else:
             fragments = [self._fragment(file) for file in files]
         return ds.FileSystemDataset(fragments, ARROW_SCHEMA, _FORMAT, self.fs)
+
+    def scan(
+        self,
+        files: Sequence[ArchiveFile],
+        columns: Sequence[str],
+        where: ds.Expression | None = None,
+    ) -> Iterator[pa.RecordBatch]:
+        """The rows of ``files`` that ``where`` keeps, ``columns`` only, a batch at a time in
+        no particular order. Row groups whose statistics rule ``where`` out are not read; the
+        others come in one request each."""
+        scanner = self.dataset(files).scanner(
+            columns=list(columns),
+            filter=where,
+            fragment_scan_options=_SCAN_OPTIONS,
+            fragment_readahead=FILES_READ_AT_ONCE,
+        )
+        for tagged in scanner.scan_batches():
+            yield tagged.record_batch
 
     def _fragment(self, file: ArchiveFile) -> ds.Fragment:
         cache_key = (file.key, file.size)
