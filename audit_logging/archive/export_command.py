@@ -133,7 +133,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError(f"--output {output} exists: remove it or choose another name")
     if output is not None and not output.parent.is_dir():
         raise UsageError(f"--output {output}: there is no folder {output.parent}")
-    searcher = ArchiveSearch(ArchiveStore(settings))
+    # An export reads each file once: nothing to keep.
+    searcher = ArchiveSearch(ArchiveStore(settings, cache_bytes=0))
     days = searcher.day_range(search)  # within the archive's days: no listing of empty years
     files = searcher.store.files(*days) if days is not None else []
     progress = Progress("export", days=len({f.day for f in files}))

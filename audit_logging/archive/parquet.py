@@ -50,6 +50,14 @@ _DICTIONARY_COLUMNS: Final = [
     "truncated",
 ]
 
+# Rows are in this order in a file; the consumer's batches arrive in stream order, which says
+# nothing of who acted, and investigations mostly start from a user.
+SORTED_BY: Final = ("user_id", "timestamp", "log_id")
+ROWS_PER_GROUP: Final = 512
+_SORTING: Final = pq.SortingColumn.from_ordering(
+    ARROW_SCHEMA, [(name, "ascending") for name in SORTED_BY]
+)
+
 
 def _json_text(value: Any) -> str | None:
     if value is None:
@@ -100,6 +108,11 @@ def records_table_checked(
 
 
 def parquet_bytes(table: pa.Table, metadata: Mapping[str, str] | None = None) -> bytes:
+    """The file of ``table``'s rows, sorted by :data:`SORTED_BY` and cut into row groups of
+    :data:`ROWS_PER_GROUP`: each group's statistics then name a narrow range of users, and a
+    search for one user decodes the groups that can hold them only (every engine that reads
+    Parquet statistics gains, not only this package's)."""
+    table = table.sort_by([(name, "ascending") for name in SORTED_BY])
     if metadata:
         merged = dict(table.schema.metadata or {})
         merged.update({k.encode(): v.encode() for k, v in metadata.items()})
@@ -113,6 +126,8 @@ def parquet_bytes(table: pa.Table, metadata: Mapping[str, str] | None = None) ->
         # pyarrow takes a list of columns here; its stubs only know bool.
         use_dictionary=_DICTIONARY_COLUMNS,  # type: ignore[arg-type]
         write_statistics=["log_id", "timestamp", "action", "object_type", "user_id"],
+        row_group_size=ROWS_PER_GROUP,
+        sorting_columns=_SORTING,
     )
     return sink.getvalue()
 

@@ -62,10 +62,10 @@ class ArchiveSearch:
         self.store = store
 
     def day_range(self, search: matching.Filter) -> tuple[dt.date, dt.date] | None:
-        """The days a search can touch: its time bounds, narrowed to the archive's first day
+        """The days a search can touch: its time bounds, narrowed to the archive's first month
         and to tomorrow (a record's clock may run ahead a little), so a far-away bound costs
         no listing. None when no day can match."""
-        found = self.store.first_day()
+        found = self.store.first_month()
         if found is None:
             return None
         first = found

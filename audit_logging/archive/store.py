@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import datetime as dt
+import itertools
 import threading
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Final
@@ -21,6 +22,7 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from audit_logging.archive.file_cache import FileCache
 from audit_logging.archive.layout import ArchiveFile, parse_key
 from audit_logging.archive.parquet import ARROW_SCHEMA
 from audit_logging.errors import ConfigurationError
@@ -31,13 +33,9 @@ if TYPE_CHECKING:
 FOOTERS_KEPT: Final = 4096  # files whose footer stays in memory (a few KiB each)
 FOOTER_READERS: Final = 8
 _FORMAT: Final = ds.ParquetFileFormat()
-# Each request to S3 costs far more than the bytes it brings (tens of milliseconds against
-# megabytes per second), and archive files are small: the columns a scan needs from one row
-# group are fetched in one request, gaps between them included, up to 64 MiB.
-_ONE_REQUEST: Final = pa.CacheOptions(hole_size_limit=64 << 20, range_size_limit=64 << 20,
-                                       lazy=False)
-_SCAN_OPTIONS: Final = ds.ParquetFragmentScanOptions(pre_buffer=True, cache_options=_ONE_REQUEST)
 FILES_READ_AT_ONCE: Final = 16
+# Whole archive files kept in memory (a month of a million records is about 40 MiB).
+FILE_BYTES_KEPT: Final = 128 * 1024 * 1024
 
 
 def s3_filesystem(settings: Settings) -> pafs.S3FileSystem:
@@ -64,7 +62,13 @@ def _month_starts(first: dt.date, last: dt.date) -> list[dt.date]:
 class ArchiveStore:
     """One archive: a bucket and the key prefix its files are under."""
 
-    def __init__(self, settings: Settings, filesystem: pafs.FileSystem | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        filesystem: pafs.FileSystem | None = None,
+        *,
+        cache_bytes: int = FILE_BYTES_KEPT,
+    ) -> None:
         if settings.s3_bucket is None:
             raise ConfigurationError("AUDIT_LOG_AWS_S3_BUCKET", "is not set: where is the archive?")
         self.bucket = settings.s3_bucket
@@ -74,6 +78,12 @@ class ArchiveStore:
             collections.OrderedDict()
         )
         self._lock = threading.Lock()
+        self._cache = FileCache(cache_bytes)
+        # Shared by every scan of this store: the files read at once stay bounded however
+        # many searches run side by side.
+        self._readers = concurrent.futures.ThreadPoolExecutor(
+            FILES_READ_AT_ONCE, thread_name_prefix="archive-read"
+        )
 
     def path(self, key: str) -> str:
         return f"{self.bucket}/{key}"
@@ -93,16 +103,13 @@ class ArchiveStore:
                     found.append(file)
         return sorted(found, key=lambda f: (f.day, f.stream, f.first_offset))
 
-    def first_day(self) -> dt.date | None:
-        """The earliest day the archive holds a folder for (None for an empty archive)."""
-        years = self._folders(f"{self.bucket}/{self.prefix}", "year=")
-        for year in years:
+    def first_month(self) -> dt.date | None:
+        """The first day of the earliest month the archive has a folder for (None for an
+        empty archive): two short listings, however many files the archive holds."""
+        for year in self._folders(f"{self.bucket}/{self.prefix}", "year="):
             months = self._folders(f"{self.bucket}/{self.prefix}year={year}/", "month=")
-            for month in months:
-                files = self.files(dt.date(int(year), int(month), 1),
-                                   _last_of_month(int(year), int(month)))
-                if files:
-                    return files[0].day
+            if months:
+                return dt.date(int(year), int(months[0]), 1)
         return None
 
     def _folders(self, under: str, name: str) -> list[str]:
@@ -133,17 +140,54 @@ class ArchiveStore:
         columns: Sequence[str],
         where: ds.Expression | None = None,
     ) -> Iterator[pa.RecordBatch]:
-        """The rows of ``files`` that ``where`` keeps, ``columns`` only, a batch at a time in
-        no particular order. Row groups whose statistics rule ``where`` out are not read; the
-        others come in one request each."""
-        scanner = self.dataset(files).scanner(
-            columns=list(columns),
-            filter=where,
-            fragment_scan_options=_SCAN_OPTIONS,
-            fragment_readahead=FILES_READ_AT_ONCE,
+        """The rows of ``files`` that ``where`` keeps, ``columns`` only, a batch at a time.
+
+        Each file is read whole, in one request (a request costs far more than the bytes of
+        one of these small files), or taken from the cache of files kept; only its row
+        groups whose statistics do not rule ``where`` out are decoded.
+        :data:`FILES_READ_AT_ONCE` files are read and decoded side by side."""
+        wanted = list(columns)
+        queue = iter(files)
+        pending = collections.deque(
+            self._readers.submit(self._rows_of, file, wanted, where)
+            for file in itertools.islice(queue, FILES_READ_AT_ONCE)
         )
-        for tagged in scanner.scan_batches():
-            yield tagged.record_batch
+        try:
+            while pending:
+                table = pending.popleft().result()
+                following = next(queue, None)
+                if following is not None:
+                    pending.append(self._readers.submit(self._rows_of, following, wanted, where))
+                yield from table.to_batches()
+        finally:
+            for left in pending:  # a scan stopped early (an error, a closed generator)
+                left.cancel()
+
+    def _rows_of(
+        self, file: ArchiveFile, columns: list[str], where: ds.Expression | None
+    ) -> pa.Table:
+        data = self._bytes_of(file)
+        # pyarrow reads a fragment from any file object; its stubs know only paths.
+        fragment = _FORMAT.make_fragment(pa.BufferReader(data))  # type: ignore[arg-type]
+        assert isinstance(fragment, ds.ParquetFileFragment)
+        if where is not None:
+            kept = fragment.subset(where, schema=ARROW_SCHEMA)
+            assert isinstance(kept, ds.ParquetFileFragment)
+            if not kept.num_row_groups:
+                return ARROW_SCHEMA.empty_table().select(columns)
+            fragment = kept
+        # Files are decoded side by side already: threads within one would only compete.
+        return fragment.to_table(schema=ARROW_SCHEMA, columns=columns, filter=where,
+                                 use_threads=False)
+
+    def _bytes_of(self, file: ArchiveFile) -> pa.Buffer:
+        kept = self._cache.get(file.key, file.size)
+        if kept is not None:
+            return kept
+        with self.fs.open_input_file(self.path(file.key)) as stream:
+            data = stream.read_buffer()
+        self._cache.put(file.key, file.size, data)
+        return data
 
     def _fragment(self, file: ArchiveFile) -> ds.Fragment:
         cache_key = (file.key, file.size)
@@ -169,6 +213,10 @@ class ArchiveStore:
         fragment = self._fragment(file)
         assert isinstance(fragment, ds.ParquetFileFragment)
         return fragment.metadata
+
+    def bytes_kept(self) -> int:
+        """The bytes of whole files the cache holds."""
+        return self._cache.bytes_kept()
 
     def footers_kept(self) -> int:
         with self._lock:

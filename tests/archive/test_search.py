@@ -189,14 +189,57 @@ def test_an_empty_or_missing_range_answers_nothing(settings: Settings) -> None:
     assert searcher.page(RecordFilter(), offset=0, size=10).total == 3
 
 
-def test_footers_are_read_once_and_the_cache_is_bounded(
+class _CountingFileSystem:
+    """The store's S3 filesystem, counting the files opened (each open is a request)."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.opened: list[str] = []
+
+    def open_input_file(self, path: str) -> Any:
+        self.opened.append(path)
+        return self.real.open_input_file(path)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+def test_files_are_read_once_while_kept_and_the_cache_is_bounded(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    put_archive(settings, spread(120, dt.timedelta(minutes=30)), per_file=10)
+    store = ArchiveStore(settings)
+    files = store.files(DAY0.date(), (DAY0 + dt.timedelta(days=3)).date())
+    assert len(files) > 10  # split by day too
+    counting = _CountingFileSystem(store.fs)
+    monkeypatch.setattr(store, "fs", counting)
+    searcher = ArchiveSearch(store)
+    assert searcher.page(RecordFilter(), offset=0, size=10).total == 120
+    assert sorted(counting.opened) == sorted(store.path(f.key) for f in files)
+    # Another page, another filter: the same files, from memory.
+    assert searcher.page(RecordFilter(exact={"object_id": "obj_7"}), offset=0, size=10).total == 1
+    assert searcher.page(RecordFilter(), offset=110, size=10).total == 120
+    assert len(counting.opened) == len(files)
+
+    # One file may take an eighth of the cache: room for eight or so of the files.
+    limit = 8 * max(f.size for f in files)
+    small = ArchiveStore(settings, cache_bytes=limit)
+    counting = _CountingFileSystem(small.fs)
+    monkeypatch.setattr(small, "fs", counting)
+    for _ in range(2):
+        assert ArchiveSearch(small).page(RecordFilter(), offset=0, size=10).total == 120
+        assert 0 < small.bytes_kept() <= limit
+    assert len(counting.opened) > len(files)  # not all could be kept: some were read again
+
+
+def test_footers_are_kept_up_to_the_bound(
     settings: Settings, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     put_archive(settings, spread(120, dt.timedelta(minutes=30)), per_file=10)
     store = ArchiveStore(settings)
     monkeypatch.setattr("audit_logging.archive.store.FOOTERS_KEPT", 5)
-    searcher = ArchiveSearch(store)
-    assert searcher.page(RecordFilter(), offset=0, size=10).total == 120
+    files = store.files(DAY0.date(), (DAY0 + dt.timedelta(days=3)).date())
+    assert sum(store.footer(f).num_rows for f in files) == 120
     assert store.footers_kept() == 5
 
 
