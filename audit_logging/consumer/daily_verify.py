@@ -153,6 +153,9 @@ class DailyVerify:
         """``active``: whether this process is the one that checks (see the module's doc)."""
         self._env = verify_environ(settings, os.environ if environ is None else environ)
         self._every = every
+        # A run that is still going when the next is due has hung (or the day is too large
+        # for the interval): it is stopped and said so, rather than left to pile up.
+        self._limit = max(every, MINIMUM_EVERY)
         self._settle = settle_delay(settings.flush_interval)
         self._active = active
 
@@ -176,10 +179,11 @@ class DailyVerify:
         """Check ``day`` and log one line; never raises (but is cancelled)."""
         began = time.monotonic()
         try:
-            done = await asyncio.wait_for(self._child(day), self._every)
+            done = await asyncio.wait_for(self._child(day), self._limit)
         except TimeoutError:
-            _log.warning("verify %s did not finish within %s (--verify-every) and was stopped; "
-                         "the next run checks again", day, _duration(self._every))
+            _log.warning("verify %s did not finish within %s and was stopped (a run may take "
+                         "as long as --verify-every, at least a minute); the next run checks "
+                         "again", day, _duration(self._limit))
             return
         except OSError as exc:
             _log.warning("verify %s could not start: %s", day, exc)
