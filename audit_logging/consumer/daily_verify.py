@@ -104,8 +104,9 @@ def verify_environ(settings: Settings, base: Mapping[str, str]) -> dict[str, str
     for field in _VERIFY_FIELDS:
         value: Any = getattr(settings, field)
         if value is None:
-            continue
-        if isinstance(value, Secret):
+            # Set and empty means "not set", and keeps a .env file from setting it instead.
+            value = ""
+        elif isinstance(value, Secret):
             value = value.get()
         elif isinstance(value, bool):
             value = "true" if value else "false"

@@ -158,6 +158,9 @@ def test_the_check_gets_the_settings_it_reads_and_no_other_secret() -> None:
     ):
         assert getattr(again, field) == getattr(settings, field), field
     assert again.opensearch_port == 9202
+    # A setting that is not set stays unset in the check, whatever a .env file there says.
+    bare = verify_environ(Settings.load(environ={}, env_file=None), {})
+    assert bare["OPENSEARCH_USERNAME"] == "" and bare["AWS_SECRET_ACCESS_KEY"] == ""
 
 
 def answer(**day: Any) -> dict[str, Any]:
