@@ -170,6 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("opensearch").setLevel(logging.CRITICAL)
     args = parser().parse_args(argv)
     run: Command = args.run
+    settings: Settings | None = None
     try:
         settings = Settings.load()
         return run(args, settings)
@@ -180,5 +181,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{args.command}: interrupted", file=sys.stderr)
         return EXIT_FAILED
     except Exception as exc:  # noqa: BLE001 - a service failed: say which, exit 3
-        print(f"{args.command}: failed: {describe_error(exc)}", file=sys.stderr)
+        print(f"{args.command}: failed: {failed_service(exc, settings)}{describe_error(exc)}",
+              file=sys.stderr)
         return EXIT_FAILED
+
+
+def failed_service(exc: BaseException, settings: Settings | None) -> str:
+    """Which service an error came from, to name it in the one line a failure prints (the
+    clients' own messages often do not): "OpenSearch (URL): ", "S3 (s3://BUCKET/PREFIX): "
+    or nothing. Neither holds a credential (a host cannot hold one)."""
+    if settings is None:
+        return ""
+    module = type(exc).__module__
+    if module.startswith(("opensearchpy", "urllib3")):
+        scheme = "https" if settings.opensearch_use_ssl else "http"
+        return f"OpenSearch ({scheme}://{settings.opensearch_host}:{settings.opensearch_port}): "
+    # pyarrow's S3 errors are plain OSErrors that say "AWS Error ...".
+    if module.startswith(("botocore", "boto3", "pyarrow")) or "AWS Error" in str(exc):
+        return f"S3 (s3://{settings.s3_bucket}/{settings.s3_prefix}): "
+    return ""

@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 
+from audit_logging.consumer.daily_verify import MINIMUM_EVERY, parse_every
 from audit_logging.consumer.options import (
     DEFAULT_CONSUMER_NAME,
     ConsumerOptions,
@@ -105,6 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
         "after SIGTERM, how long the last flush may wait for OpenSearch and S3",
     )
     parser.add_argument(
+        "--verify-every",
+        metavar="DURATION",
+        help="check that the index and the archive agree on the last complete UTC day this "
+        "often (3600, 30m, 1h, 24h; at least 60 s) and log one line about it (default: never)",
+    )
+    parser.add_argument(
         "--log-level",
         default="INFO",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -113,7 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[Settings, ConsumerOptions]:
+def _load(
+    args: argparse.Namespace, environ: Mapping[str, str], verify_minimum: float = MINIMUM_EVERY
+) -> tuple[Settings, ConsumerOptions]:
     overrides = {}
     if args.batch_size is not None:
         overrides["batch_size"] = args.batch_size
@@ -134,6 +143,11 @@ def _load(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[Setting
         start=parse_start(args.start),
         index_delay=args.index_delay,
         shutdown_timeout=args.shutdown_timeout,
+        verify_every=(
+            None
+            if args.verify_every is None
+            else parse_every(args.verify_every, minimum=verify_minimum)
+        ),
     )
     return settings, options
 
@@ -155,9 +169,11 @@ def main(
     environ: Mapping[str, str] | None = None,
     *,
     on_uploaded: Callable[[str], None] | None = None,
+    verify_minimum: float = MINIMUM_EVERY,
 ) -> int:
     """The consumer's command line; ``on_uploaded`` is called with each archive key right
-    after its upload (the crash tests end the process there)."""
+    after its upload (the crash tests end the process there); ``verify_minimum``: the
+    shortest ``--verify-every`` (tests check in seconds, not minutes)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=args.log_level,
@@ -173,7 +189,9 @@ def main(
         logging.getLogger(noisy).setLevel(level)
     try:
         _require_extras()
-        settings, options = _load(args, os.environ if environ is None else environ)
+        settings, options = _load(
+            args, os.environ if environ is None else environ, verify_minimum
+        )
     except (ConfigurationError, MissingExtraError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2

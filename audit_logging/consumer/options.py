@@ -85,3 +85,5 @@ class ConsumerOptions:
     multipart_threshold: int = 64 * 1024 * 1024
     multipart_part_size: int = 16 * 1024 * 1024
     retention_interval: float = 24 * 3600.0
+    # --verify-every: seconds between checks of the last complete day (None: never).
+    verify_every: float | None = None

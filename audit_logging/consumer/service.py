@@ -166,6 +166,10 @@ class ConsumerService:
     def stopping(self) -> bool:
         return self._shutdown.stopping.is_set()
 
+    @property
+    def active(self) -> bool:
+        """The broker makes this the consumer group's active member on its stream."""
+        return self._session.active and not self.stopping
 
     def _give_up(self, code: int) -> None:
         self._exit_code = self._exit_code or code

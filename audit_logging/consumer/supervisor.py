@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from audit_logging.consumer import stream
+from audit_logging.consumer.daily_verify import DailyVerify
 from audit_logging.consumer.service import ConsumerService
 from audit_logging.errors import ConfigurationError, describe_error
 from audit_logging.partitions import check_count, settled_partitions, single_is_not_super
@@ -46,6 +47,7 @@ class Supervisor:
         self._services: list[ConsumerService] = []
         self._stopping = asyncio.Event()
         self._signals = 0
+        self._verify: asyncio.Task[None] | None = None
 
     async def run(self) -> int:
         """Consume until SIGTERM/SIGINT; the process exit code (0, 1 or 2 for a setting)."""
@@ -84,6 +86,9 @@ class Supervisor:
 
     def stop(self) -> None:
         self._stopping.set()
+        if self._verify is not None:
+            # A check in progress is killed, never waited for: the flush needs nothing of it.
+            self._verify.cancel()
         for service in self._services:
             service.stop()
 
@@ -100,15 +105,30 @@ class Supervisor:
 
     async def _run_services(self) -> int:
         tasks = {asyncio.create_task(service.run()): service for service in self._services}
+        self._start_verify()
         pending = set(tasks)
-        while pending:
-            _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            if pending and not self._stopping.is_set():
-                # One partition's service ended by itself (a fault or a refused setting): the
-                # process stops with it, the others flushing first.
-                _log.error("stopping every partition: one of them stopped on its own")
-                self.stop()
+        try:
+            while pending:
+                _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                if pending and not self._stopping.is_set():
+                    # One partition's service ended by itself (a fault or a refused setting):
+                    # the process stops with it, the others flushing first.
+                    _log.error("stopping every partition: one of them stopped on its own")
+                    self.stop()
+        finally:
+            if self._verify is not None:
+                self._verify.cancel()
+                await asyncio.gather(self._verify, return_exceptions=True)
         return max(task.result() for task in tasks)
+
+    def _start_verify(self) -> None:
+        every = self._options.verify_every
+        if every is None:
+            return
+        # The process active on the first stream checks: one check per group, not per member.
+        first = self._services[0]
+        daily = DailyVerify(self._settings, every, lambda: first.active)
+        self._verify = asyncio.create_task(daily.run(), name="verify")
 
     async def _partitions(self) -> list[str | None] | None:
         """[None] for a single stream (its service reads ``RABBITMQ_STREAM_NAME``), or the
