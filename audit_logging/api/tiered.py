@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from audit_logging.api.cursor import Cursor
-from audit_logging.api.errors import UnavailableError
+from audit_logging.api.errors import InternalError, UnavailableError
 from audit_logging.api.params import SearchParams
 from audit_logging.api.query import (
     DETAIL_FILTER_PATH,
@@ -35,7 +35,7 @@ from audit_logging.record_filter import RecordFilter
 if TYPE_CHECKING:
     from opensearchpy import AsyncOpenSearch
 
-    from audit_logging.archive.search import ArchiveSearch
+    from audit_logging.archive.search import ArchiveSearch, Page
 
 _log = logging.getLogger("audit_logging.api")
 # No index yet is an empty answer; a failed shard is an error, never a silently partial one.
@@ -61,6 +61,11 @@ NO_START: Final = (
 ARCHIVE_FAILED: Final = (
     "records before {boundary} are kept only in the archive, which could not be read ({error});"
     " they are missing from this answer"
+)
+
+UNREADABLE: Final = (
+    "{count} archive file(s) of the range cannot be read (damaged, or not an archive file) and"
+    " were passed over: records in them are missing from this answer; the API's log names them"
 )
 
 
@@ -158,7 +163,7 @@ class TieredReads:
         archive_total, archived = 0, list[dict[str, Any]]()
         if archive_filter is not None:
             try:
-                archive_total, archived = await self._archive_page(
+                page = await self._archive_page(
                     archive_filter, archive_offset, size - len(rows), after)
             except Exception as exc:  # noqa: BLE001 - the index's part is still an answer
                 error = describe_error(exc)
@@ -166,18 +171,20 @@ class TieredReads:
                 notes.append(ARCHIVE_FAILED.format(boundary=when, error=error))
             else:
                 tiers.append(ARCHIVE)
+                archive_total, archived = page.total, page.records
+                if page.unreadable:
+                    notes.append(UNREADABLE.format(count=len(page.unreadable)))
         rows.extend((r, [_nanos(r["timestamp"]), r["log_id"]]) for r in archived)
         return self._answer(params, index_count + archive_total, rows, tiers, notes)
 
     async def _archive_page(self, search: RecordFilter, offset: int, size: int,
-                            after: Cursor | None) -> tuple[int, list[dict[str, Any]]]:
+                            after: Cursor | None) -> Page:
         from audit_logging.archive.search import After
 
         assert self.archive is not None
         below = None if after is None else After(_moment(after.timestamp_ns), after.log_id)
-        page = await asyncio.to_thread(self.archive.page, search, offset=offset,
+        return await asyncio.to_thread(self.archive.page, search, offset=offset,
                                        size=max(0, size), after=below, columns=SUMMARY_FIELDS)
-        return page.total, page.records
 
     def _answer(self, params: SearchParams, count: int,
                 rows: list[tuple[dict[str, Any], list[Any]]], tiers: list[str],
@@ -207,8 +214,16 @@ class TieredReads:
         visible_exact = archive_visibility(visible)
         if self.archive is None or visible_exact is None:
             return None, [INDEX]
+        from audit_logging.archive.store import UnreadableFileError
+
         try:
             record = await asyncio.to_thread(self.archive.find, log_id)
+        except UnreadableFileError as exc:  # waiting will not mend it: no Retry-After
+            _log.warning("archive detail: %s", exc)
+            raise InternalError(
+                "An archive file of this record's day cannot be read (damaged, or not an"
+                " archive file); the record may be in it"
+            ) from None
         except Exception as exc:  # noqa: BLE001 - not found would be a lie: say unavailable
             _log.warning("archive detail failed: %s", describe_error(exc))
             raise UnavailableError(

@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from audit_logging.archive.cli import (
+    EXIT_DIFFERENCES,
     EXIT_FAILED,
     EXIT_OK,
     UsageError,
@@ -34,7 +35,7 @@ from audit_logging.archive.cli import (
 from audit_logging.archive.parquet import ARROW_SCHEMA, records_from_table
 from audit_logging.archive.progress import Progress
 from audit_logging.archive.search import ArchiveSearch
-from audit_logging.archive.store import ArchiveStore
+from audit_logging.archive.store import ArchiveStore, UnreadableFileError
 from audit_logging.record import record_to_json
 from audit_logging.schema import FIELD_NAMES as FIELDS
 from audit_logging.settings import Settings
@@ -138,9 +139,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     days = searcher.day_range(search)  # within the archive's days: no listing of empty years
     files = searcher.store.files(*days) if days is not None else []
     progress = Progress("export", days=len({f.day for f in files}))
+    skipped: list[UnreadableFileError] = []
     with _destination(output) as out:
         writer = _WRITERS[args.format](out)
-        for _, table in searcher.each_day(search, files, COLUMNS):
+        for _, table in searcher.each_day(search, files, COLUMNS, skipped):
             writer.write(table)
             progress.add(records=table.num_rows, days=1)
         writer.close()
@@ -148,6 +150,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     where = str(output) if output is not None else "standard output"
     print(f"export: {progress.records:,} records from {progress.days_done} days in "
           f"{progress.elapsed():.1f} s to {where}", file=sys.stderr)
+    if skipped:
+        # The rest is exported: an auditor gets what can be read, and is told what cannot.
+        for unreadable in skipped:
+            print(f"export: passed over: {unreadable}", file=sys.stderr)
+        print(f"export: {len(skipped)} archive file(s) could not be read; records in them "
+              "are not in the export", file=sys.stderr)
+        return EXIT_DIFFERENCES
     return EXIT_OK
 
 

@@ -21,7 +21,7 @@ import pyarrow.dataset as ds
 from audit_logging.archive import matching
 from audit_logging.archive.layout import ArchiveFile
 from audit_logging.archive.parquet import ARROW_SCHEMA, records_from_table
-from audit_logging.archive.store import ArchiveStore
+from audit_logging.archive.store import ArchiveStore, UnreadableFileError
 
 Order = list[tuple[str, Literal["ascending", "descending"]]]
 NEWEST_FIRST: Final[Order] = [("timestamp", "descending"), ("log_id", "descending")]
@@ -35,6 +35,9 @@ _RESIDUAL_ROWS: Final = 16_384
 class Page:
     total: int  # every match in the range, whatever page this is
     records: list[dict[str, Any]]
+    # Keys of files in the range that are no readable archive file: their records, if
+    # any, are in neither the total nor the records.
+    unreadable: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,6 +88,7 @@ class ArchiveSearch:
         search: matching.Filter,
         files: Sequence[ArchiveFile],
         columns: Sequence[str],
+        skipped: list[UnreadableFileError],
     ) -> Iterator[pa.Table]:
         """The matching rows of ``files``, a table at a time. The cheap filters go to the
         scan; free text and networks are then evaluated on the rows those kept only, gathered
@@ -107,7 +111,7 @@ class ArchiveSearch:
 
         held: list[pa.RecordBatch] = []
         rows = 0
-        for batch in self.store.scan(files, read, pushed):
+        for batch in self.store.scan(files, read, pushed, skipped):
             if not batch.num_rows:
                 continue
             held.append(batch)
@@ -144,27 +148,34 @@ class ArchiveSearch:
         read = list(dict.fromkeys([*columns, "timestamp", "log_id"]))
         total = 0
         best = _Newest(keep)
-        for table in self._matches(search, files, read):
+        skipped: list[UnreadableFileError] = []
+        for table in self._matches(search, files, read, skipped):
             total += table.num_rows
             if keep and table.num_rows:
                 best.add(table if below is None else table.filter(below))
         rows = best.result().slice(0 if after is not None else offset, size)
-        return Page(total, records_from_table(rows.select(list(columns))))
+        return Page(total, records_from_table(rows.select(list(columns))),
+                    tuple(s.key for s in skipped))
 
     def find(self, log_id: str) -> dict[str, Any] | None:
         """The archived record of ``log_id``, from the files of the day its UUIDv7 names
-        (and the days beside it: a record logged at midnight may carry the day before)."""
+        (and the days beside it: a record logged at midnight may carry the day before).
+        Raises :class:`UnreadableFileError` when it is not found and one of those files
+        cannot be read: the record may be in it, so "none" would not be known."""
         day = log_id_day(log_id)
         if day is None:
             return None
         one_day = dt.timedelta(days=1)
+        skipped: list[UnreadableFileError] = []
         for near in (day, day - one_day, day + one_day):
             files = self.store.files(near, near)
-            if not files:
-                continue
-            table = self.store.dataset(files).to_table(filter=ds.field("log_id") == log_id)
-            if table.num_rows:
-                return records_from_table(table.slice(0, 1))[0]
+            tables = [pa.Table.from_batches([b]) for b in self.store.scan(
+                files, ALL_COLUMNS, ds.field("log_id") == log_id, skipped)]
+            for table in tables:
+                if table.num_rows:
+                    return records_from_table(table.slice(0, 1))[0]
+        if skipped:
+            raise skipped[0]
         return None
 
     def each_day(
@@ -172,15 +183,22 @@ class ArchiveSearch:
         search: matching.Filter,
         files: Sequence[ArchiveFile],
         columns: Sequence[str] = ALL_COLUMNS,
+        skipped: list[UnreadableFileError] | None = None,
     ) -> Iterator[tuple[dt.date, pa.Table]]:
         """Every match in ``files``, one day's table at a time, oldest first (an export's
-        memory holds one day of matches)."""
+        memory holds one day of matches). A file that cannot be read is added to
+        ``skipped`` and passed over, or, without ``skipped``, raises."""
         by_day: dict[dt.date, list[ArchiveFile]] = {}
         for file in files:
             by_day.setdefault(file.day, []).append(file)
         read = list(dict.fromkeys([*columns, "timestamp", "log_id"]))
         for day in sorted(by_day):
-            parts = list(self._matches(search, by_day[day], read))
+            found: list[UnreadableFileError] = []
+            parts = list(self._matches(search, by_day[day], read, found))
+            if found and skipped is None:
+                raise found[0]
+            if skipped is not None:
+                skipped.extend(found)
             table = pa.concat_tables(parts) if parts else ARROW_SCHEMA.empty_table().select(read)
             yield day, table.sort_by(OLDEST_FIRST).select(list(columns))
 

@@ -13,6 +13,7 @@ import collections
 import concurrent.futures
 import datetime as dt
 import itertools
+import logging
 import threading
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Final
@@ -25,11 +26,12 @@ import pyarrow.parquet as pq
 from audit_logging.archive.file_cache import FileCache
 from audit_logging.archive.layout import ArchiveFile, parse_key
 from audit_logging.archive.parquet import ARROW_SCHEMA
-from audit_logging.errors import ConfigurationError
+from audit_logging.errors import AuditLoggingError, ConfigurationError, describe_error, shown
 
 if TYPE_CHECKING:
     from audit_logging.settings import Settings
 
+_log = logging.getLogger("audit_logging.archive")
 FOOTERS_KEPT: Final = 4096  # files whose footer stays in memory (a few KiB each)
 FOOTER_READERS: Final = 8
 _FORMAT: Final = ds.ParquetFileFormat()
@@ -57,6 +59,15 @@ def _month_starts(first: dt.date, last: dt.date) -> list[dt.date]:
         months.append(month)
         month = (month + dt.timedelta(days=32)).replace(day=1)
     return months
+
+
+class UnreadableFileError(AuditLoggingError):
+    """A file under the archive's prefix that is no archive file this package can read."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"archive file {shown(key, 300)} cannot be read: {reason}")
+        self.key = key
+        self.reason = reason
 
 
 class ArchiveStore:
@@ -139,13 +150,18 @@ class ArchiveStore:
         files: Sequence[ArchiveFile],
         columns: Sequence[str],
         where: ds.Expression | None = None,
+        skipped: list[UnreadableFileError] | None = None,
     ) -> Iterator[pa.RecordBatch]:
         """The rows of ``files`` that ``where`` keeps, ``columns`` only, a batch at a time.
 
         Each file is read whole, in one request (a request costs far more than the bytes of
         one of these small files), or taken from the cache of files kept; only its row
         groups whose statistics do not rule ``where`` out are decoded.
-        :data:`FILES_READ_AT_ONCE` files are read and decoded side by side."""
+        :data:`FILES_READ_AT_ONCE` files are read and decoded side by side.
+
+        A file that S3 gives but that is no archive file (damaged, cut short, another
+        schema) is added to ``skipped`` and passed over, or, without ``skipped``, raises
+        :class:`UnreadableFileError`. S3 failing raises as it comes."""
         wanted = list(columns)
         queue = iter(files)
         pending = collections.deque(
@@ -154,10 +170,18 @@ class ArchiveStore:
         )
         try:
             while pending:
-                table = pending.popleft().result()
+                future = pending.popleft()
                 following = next(queue, None)
                 if following is not None:
                     pending.append(self._readers.submit(self._rows_of, following, wanted, where))
+                try:
+                    table = future.result()
+                except UnreadableFileError as unreadable:
+                    if skipped is None:
+                        raise
+                    _log.warning("%s", unreadable)
+                    skipped.append(unreadable)
+                    continue
                 yield from table.to_batches()
         finally:
             for left in pending:  # a scan stopped early (an error, a closed generator)
@@ -167,18 +191,11 @@ class ArchiveStore:
         self, file: ArchiveFile, columns: list[str], where: ds.Expression | None
     ) -> pa.Table:
         data = self._bytes_of(file)
-        # pyarrow reads a fragment from any file object; its stubs know only paths.
-        fragment = _FORMAT.make_fragment(pa.BufferReader(data))  # type: ignore[arg-type]
-        assert isinstance(fragment, ds.ParquetFileFragment)
-        if where is not None:
-            kept = fragment.subset(where, schema=ARROW_SCHEMA)
-            assert isinstance(kept, ds.ParquetFileFragment)
-            if not kept.num_row_groups:
-                return ARROW_SCHEMA.empty_table().select(columns)
-            fragment = kept
-        # Files are decoded side by side already: threads within one would only compete.
-        return fragment.to_table(schema=ARROW_SCHEMA, columns=columns, filter=where,
-                                 use_threads=False)
+        # Whatever goes wrong from here is the bytes' fault: they are all in memory.
+        try:
+            return _decode(data, columns, where)
+        except Exception as exc:  # noqa: BLE001 - any fault of a damaged file
+            raise UnreadableFileError(file.key, describe_error(exc, limit=200)) from None
 
     def _bytes_of(self, file: ArchiveFile) -> pa.Buffer:
         kept = self._cache.get(file.key, file.size)
@@ -221,6 +238,21 @@ class ArchiveStore:
     def footers_kept(self) -> int:
         with self._lock:
             return len(self._footers)
+
+
+def _decode(data: pa.Buffer, columns: list[str], where: ds.Expression | None) -> pa.Table:
+    # pyarrow reads a fragment from any file object; its stubs know only paths.
+    fragment = _FORMAT.make_fragment(pa.BufferReader(data))  # type: ignore[arg-type]
+    assert isinstance(fragment, ds.ParquetFileFragment)
+    if where is not None:
+        kept = fragment.subset(where, schema=ARROW_SCHEMA)
+        assert isinstance(kept, ds.ParquetFileFragment)
+        if not kept.num_row_groups:
+            return ARROW_SCHEMA.empty_table().select(columns)
+        fragment = kept
+    # Files are decoded side by side already: threads within one would only compete.
+    return fragment.to_table(schema=ARROW_SCHEMA, columns=columns, filter=where,
+                             use_threads=False)
 
 
 def _last_of_month(year: int, month: int) -> dt.date:

@@ -15,10 +15,12 @@ from starlette.testclient import TestClient
 from audit_logging.api import create_app
 from audit_logging.api.auth import Caller
 from audit_logging.api.tiers import archive_visibility, retained_since, split
+from audit_logging.archive import layout
+from audit_logging.consumer.s3 import make_s3_client
 from audit_logging.record_filter import RecordFilter, TimeBound
 from audit_logging.search_index import expired, index_for, install_template
 from audit_logging.settings import Settings
-from tests.archive._archive import newest_first, put_archive, record_at
+from tests.archive._archive import STREAM, newest_first, put_archive, record_at, uuid7_at
 
 pytestmark = pytest.mark.services
 
@@ -268,3 +270,26 @@ def test_an_unreadable_archive_leaves_the_index_answer_with_a_notice(
         hidden = next(r for r in tiers.records if r not in tiers.indexed)
         response = client.get(DETAIL.format(hidden["log_id"]))
         assert response.status_code == 503 and "Retry-After" in response.headers
+
+
+def test_a_damaged_archive_file_is_passed_over_with_a_notice(
+    api_settings: Settings, tiers: Tiers,
+) -> None:
+    archived_only = next(r for r in tiers.records if r not in tiers.indexed)
+    moment = dt.datetime.fromisoformat(archived_only["timestamp"])
+    key = layout.archive_key(api_settings.s3_prefix, STREAM, layout.day_of(archived_only),
+                             10**9, 10**9 + 2)
+    make_s3_client(api_settings).put_object(Bucket=str(api_settings.s3_bucket), Key=key,
+                                            Body=b"not parquet" * 50)
+    page = tiers.client.get(SEARCH, params={"start_time": "2000-01-01", "page_size": "1"})
+    body = page.json()
+    assert page.status_code == 200, body
+    assert body["count"] == len(tiers.records) and body["tiers"] == ["index", "archive"]
+    assert any("1 archive file(s)" in notice and "cannot be read" in notice
+               for notice in body["notices"])
+    assert key not in page.text  # the bucket's keys stay in the API's log
+    found = tiers.client.get(DETAIL.format(archived_only["log_id"]))
+    assert found.status_code == 200 and found.json() == archived_only
+    missing = tiers.client.get(DETAIL.format(uuid7_at(moment + dt.timedelta(seconds=1))))
+    assert missing.status_code == 500 and "Retry-After" not in missing.headers
+    assert "may be in it" in missing.json()["error"]["message"]
