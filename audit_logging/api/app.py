@@ -67,6 +67,7 @@ def create_app(
     allow_no_auth: bool = False,
     client: AsyncOpenSearch | None = None,
     opensearch_timeout: float = 10.0,
+    archive_timeout: float = 30.0,
     audit_logger: logging.Logger | None = None,
 ) -> Starlette:
     """The query API as an ASGI app.
@@ -77,7 +78,8 @@ def create_app(
 
     ``client`` is used as given and left open; without it the app makes its own from
     ``settings`` and closes it when the app's lifespan ends. Reads are audited through
-    ``audit_logger`` (default: the ``audit`` logger).
+    ``audit_logger`` (default: the ``audit`` logger). A search's archive part stops after
+    ``archive_timeout`` seconds (the answer then says so in its notices).
     """
     if authenticator is None:
         tokens = configured_tokens(settings)
@@ -109,7 +111,7 @@ def create_app(
         session_key=session_lookup(settings),
         reads=TieredReads(client, settings.opensearch_index_prefix, archive=_archive(settings),
                           retention_months=settings.retention_months,
-                          timeout=opensearch_timeout),
+                          timeout=opensearch_timeout, archive_seconds=archive_timeout),
     )
 
     @contextlib.asynccontextmanager

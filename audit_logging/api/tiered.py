@@ -100,6 +100,7 @@ class TieredReads:
         archive: ArchiveSearch | None,
         retention_months: int,
         timeout: float,
+        archive_seconds: float = 30.0,
         today: Callable[[], dt.date] = lambda: dt.datetime.now(dt.UTC).date(),
     ) -> None:
         self.client = client
@@ -107,6 +108,7 @@ class TieredReads:
         self.archive = archive
         self.retention_months = retention_months
         self.timeout = timeout
+        self.archive_seconds = archive_seconds
         self.today = today
 
     def boundary(self) -> dt.datetime:
@@ -184,7 +186,8 @@ class TieredReads:
         assert self.archive is not None
         below = None if after is None else After(_moment(after.timestamp_ns), after.log_id)
         return await asyncio.to_thread(self.archive.page, search, offset=offset,
-                                       size=max(0, size), after=below, columns=SUMMARY_FIELDS)
+                                       size=max(0, size), after=below, columns=SUMMARY_FIELDS,
+                                       seconds=self.archive_seconds)
 
     def _answer(self, params: SearchParams, count: int,
                 rows: list[tuple[dict[str, Any], list[Any]]], tiers: list[str],

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any, Final, Literal
@@ -22,6 +23,7 @@ from audit_logging.archive import matching
 from audit_logging.archive.layout import ArchiveFile
 from audit_logging.archive.parquet import ARROW_SCHEMA, records_from_table
 from audit_logging.archive.store import ArchiveStore, UnreadableFileError
+from audit_logging.errors import AuditLoggingError
 
 Order = list[tuple[str, Literal["ascending", "descending"]]]
 NEWEST_FIRST: Final[Order] = [("timestamp", "descending"), ("log_id", "descending")]
@@ -38,6 +40,10 @@ class Page:
     # Keys of files in the range that are no readable archive file: their records, if
     # any, are in neither the total nor the records.
     unreadable: tuple[str, ...] = ()
+
+
+class SearchTooLongError(AuditLoggingError):
+    """A search of the archive that passed its deadline; what it read is dropped."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,6 +95,7 @@ class ArchiveSearch:
         files: Sequence[ArchiveFile],
         columns: Sequence[str],
         skipped: list[UnreadableFileError],
+        deadline: float | None = None,
     ) -> Iterator[pa.Table]:
         """The matching rows of ``files``, a table at a time. The cheap filters go to the
         scan; free text and networks are then evaluated on the rows those kept only, gathered
@@ -112,6 +119,10 @@ class ArchiveSearch:
         held: list[pa.RecordBatch] = []
         rows = 0
         for batch in self.store.scan(files, read, pushed, skipped):
+            if deadline is not None and time.monotonic() > deadline:
+                raise SearchTooLongError(
+                    f"the archive search passed its deadline over {len(files)} files: "
+                    "narrow the time range or add filters")
             if not batch.num_rows:
                 continue
             held.append(batch)
@@ -131,14 +142,17 @@ class ArchiveSearch:
         after: After | None = None,
         columns: Sequence[str] = ALL_COLUMNS,
         window: tuple[dt.date, dt.date] | None = None,
+        seconds: float | None = None,
     ) -> Page:
         """Records ``offset`` to ``offset + size`` of the matches, newest first; with
         ``after``, the ``size`` records below it (``offset`` is then ignored). ``window``
-        narrows the days read (the part of a search the archive answers).
+        narrows the days read (the part of a search the archive answers). After
+        ``seconds``, the search stops with :class:`SearchTooLongError`.
 
         One scan counts every match and keeps the newest ``offset + size`` rows below the
         cursor, at most twice that many at a time: every file is read once, in one request
         where the store can (requests, not bytes, are what reading S3 costs most)."""
+        deadline = None if seconds is None else time.monotonic() + seconds
         days = window or self.day_range(search)
         if days is None:
             return Page(0, [])
@@ -149,7 +163,7 @@ class ArchiveSearch:
         total = 0
         best = _Newest(keep)
         skipped: list[UnreadableFileError] = []
-        for table in self._matches(search, files, read, skipped):
+        for table in self._matches(search, files, read, skipped, deadline):
             total += table.num_rows
             if keep and table.num_rows:
                 best.add(table if below is None else table.filter(below))

@@ -293,3 +293,15 @@ def test_a_damaged_archive_file_is_passed_over_with_a_notice(
     missing = tiers.client.get(DETAIL.format(uuid7_at(moment + dt.timedelta(seconds=1))))
     assert missing.status_code == 500 and "Retry-After" not in missing.headers
     assert "may be in it" in missing.json()["error"]["message"]
+
+
+def test_an_archive_part_past_its_deadline_leaves_the_index_answer_with_a_notice(
+    api_settings: Settings, token: str, tiers: Tiers,
+) -> None:
+    settings = dataclasses.replace(api_settings, retention_months=RETENTION)
+    app = create_app(settings, archive_timeout=0.0)
+    with TestClient(app, headers={"Authorization": f"Bearer {token}"}) as client:
+        page = client.get(SEARCH, params={"start_time": "2000-01-01"}).json()
+    assert page["tiers"] == ["index"] and page["count"] == len(tiers.indexed)
+    assert any("deadline" in notice and "narrow the time range" in notice
+               for notice in page["notices"])

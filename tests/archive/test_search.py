@@ -248,3 +248,11 @@ def test_a_stray_folder_under_the_prefix_is_passed_over(settings: Settings) -> N
     make_s3_client(settings).put_object(Bucket=str(settings.s3_bucket),
                                         Key=f"{settings.s3_prefix}year=2020/month=13/x", Body=b"")
     assert ArchiveSearch(ArchiveStore(settings)).page(RecordFilter(), offset=0, size=10).total == 3
+
+
+def test_a_search_stops_at_its_deadline(settings: Settings) -> None:
+    put_archive(settings, spread(30, dt.timedelta(hours=1)), per_file=5)
+    searcher = ArchiveSearch(ArchiveStore(settings))
+    with pytest.raises(archive_search.SearchTooLongError, match="deadline over 7 files"):
+        searcher.page(RecordFilter(), offset=0, size=10, seconds=0.0)
+    assert searcher.page(RecordFilter(), offset=0, size=10, seconds=60.0).total == 30
