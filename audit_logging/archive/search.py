@@ -9,11 +9,13 @@ order the index answers in).
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime as dt
+import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from typing import Any, Final, Literal
 
 import pyarrow as pa
@@ -69,6 +71,7 @@ def log_id_day(log_id: str) -> dt.date | None:
 class ArchiveSearch:
     def __init__(self, store: ArchiveStore) -> None:
         self.store = store
+        self._totals = _Totals()
 
     def day_range(self, search: matching.Filter) -> tuple[dt.date, dt.date] | None:
         """The days a search can touch: its time bounds, narrowed to the archive's first month
@@ -95,13 +98,17 @@ class ArchiveSearch:
         files: Sequence[ArchiveFile],
         columns: Sequence[str],
         skipped: list[UnreadableFileError],
+        *,
         deadline: float | None = None,
+        extra: ds.Expression | None = None,
     ) -> Iterator[pa.Table]:
         """The matching rows of ``files``, a table at a time. The cheap filters go to the
         scan; free text and networks are then evaluated on the rows those kept only, gathered
         into tables of up to :data:`_RESIDUAL_ROWS` (each evaluation compiles its regular
         expressions once)."""
         pushed = matching.pushed_down(search)
+        if extra is not None:
+            pushed = extra if pushed is None else pushed & extra
         text = matching.residual(search)
         mask = matching.ip_mask(search)
         read = list(dict.fromkeys([*columns, *matching.residual_columns(search)]))
@@ -160,13 +167,22 @@ class ArchiveSearch:
         keep = size + (0 if after is not None else offset)
         below = None if after is None else matching.before(after.timestamp, after.log_id)
         read = list(dict.fromkeys([*columns, "timestamp", "log_id"]))
+        # The next pages of a cursor share the first one's total: with it known, the scan
+        # skips the row groups above the cursor instead of counting them again.
+        counted = (repr(search), tuple((f.key, f.size) for f in files))
+        known = self._totals.get(counted) if below is not None else None
         total = 0
         best = _Newest(keep)
         skipped: list[UnreadableFileError] = []
-        for table in self._matches(search, files, read, skipped, deadline):
+        for table in self._matches(search, files, read, skipped, deadline=deadline,
+                                   extra=below if known is not None else None):
             total += table.num_rows
             if keep and table.num_rows:
                 best.add(table if below is None else table.filter(below))
+        if known is None:
+            self._totals.put(counted, total)
+        else:
+            total = known
         rows = best.result().slice(0 if after is not None else offset, size)
         return Page(total, records_from_table(rows.select(list(columns))),
                     tuple(s.key for s in skipped))
@@ -215,6 +231,30 @@ class ArchiveSearch:
                 skipped.extend(found)
             table = pa.concat_tables(parts) if parts else ARROW_SCHEMA.empty_table().select(read)
             yield day, table.sort_by(OLDEST_FIRST).select(list(columns))
+
+
+class _Totals:
+    """The totals of recent searches, by filter and the exact files read (a file added to
+    the range makes another key)."""
+
+    KEPT: Final = 256
+
+    def __init__(self) -> None:
+        self._totals: collections.OrderedDict[Hashable, int] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> int | None:
+        with self._lock:
+            found = self._totals.get(key)
+            if found is not None:
+                self._totals.move_to_end(key)
+            return found
+
+    def put(self, key: Hashable, total: int) -> None:
+        with self._lock:
+            self._totals[key] = total
+            while len(self._totals) > self.KEPT:
+                self._totals.popitem(last=False)
 
 
 class _Newest:

@@ -256,3 +256,21 @@ def test_a_search_stops_at_its_deadline(settings: Settings) -> None:
     with pytest.raises(archive_search.SearchTooLongError, match="deadline over 7 files"):
         searcher.page(RecordFilter(), offset=0, size=10, seconds=0.0)
     assert searcher.page(RecordFilter(), offset=0, size=10, seconds=60.0).total == 30
+
+
+def test_a_cursor_page_counts_again_when_the_range_gains_a_file(settings: Settings) -> None:
+    put_archive(settings, spread(20, dt.timedelta(hours=1)), per_file=5)
+    searcher = ArchiveSearch(ArchiveStore(settings))
+    first = searcher.page(RecordFilter(), offset=0, size=5)
+    last = first.records[-1]
+    after = After(dt.datetime.fromisoformat(last["timestamp"]), last["log_id"])
+    assert searcher.page(RecordFilter(), offset=0, size=5, after=after).total == 20
+    late = [record_at(DAY0 + dt.timedelta(minutes=7 + 60 * i), object_id=f"late_{i}")
+            for i in range(3)]
+    put_archive(settings, late, first_offset=1000)
+    second = searcher.page(RecordFilter(), offset=0, size=5, after=after)
+    assert second.total == 23
+    everything = newest_first([*spread(20, dt.timedelta(hours=1)), *late])
+    below = [r["object_id"] for r in everything if (r["timestamp"], r["log_id"])
+             < (last["timestamp"], last["log_id"])]
+    assert [r["object_id"] for r in second.records] == below[:5]
