@@ -7,7 +7,8 @@ A file holds ``params`` (``[[name, value], ...]``, sent encoded as any client se
 ``query`` (a raw query string, sent as it is, with ``secrets``: strings of it that must not
 appear). A value is a string or, for big ones, ``{"repeat", "times", "prefix", "suffix"}``;
 ``{"stored_form_of": raw}`` is the stored form of a raw session key under the API's settings.
-The index holds one record of session :data:`KNOWN_SESSION` with request id ``req-known``.
+The index holds one record of session :data:`KNOWN_SESSION` with request id ``req-known``,
+from ``::ffff:1.2.3.4``.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def settings(api_settings: Settings, index_records: IndexRecords) -> Settings:
             {
                 "action": "LOGIN",
                 "request_id": "req-known",
+                "ip_address": "::ffff:1.2.3.4",  # kept in IPv6 form, as capture keeps it
                 "session_key": stored_session_key(KNOWN_SESSION, "hash", api_settings.hash_key),
             },
             {"action": "LOGIN", "request_id": "req-other"},
