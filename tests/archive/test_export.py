@@ -51,13 +51,22 @@ def export(settings: Settings, *args: str) -> subprocess.CompletedProcess[bytes]
                           check=False)
 
 
+# What a spreadsheet runs as a formula (OWASP's CSV injection list), stated here rather than
+# taken from the code under test.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# Values a spreadsheet would run as a formula, and one that starts with the escape itself.
+FORMULAS = ("=HYPERLINK(\"http://evil.example\",\"x\")", "+1+1", "-2+3", "@SUM(A1)",
+            "\t=1+1", "\r=1+1", "'=kept as typed")
+
+
 def many(count: int) -> list[dict[str, Any]]:
     # About 3 days: several day files, and records with every kind of field.
     return [
         record_at(START + dt.timedelta(seconds=2.5 * i), object_id=f"obj_{i}",
                   user_id=f"u{i % 3}", changes={"n": [i, i + 1]} if i % 2 else None,
                   extra={"i": i, "tags": ["a", "é"]} if i % 5 == 0 else None,
-                  object_repr=f'Quote "{i}", comma', request_id=f"req-{i}")
+                  object_repr=f'Quote "{i}", comma' if i % 4 else FORMULAS[i // 4 % 7] + str(i),
+                  request_id=f"req-{i}")
         for i in range(count)
     ]
 
@@ -82,12 +91,15 @@ def read_back(path: Path, form: str) -> list[dict[str, Any]]:
         return [json.loads(line) for line in path.read_bytes().splitlines()]
     if form == "parquet":
         return records_from_table(pq.read_table(path))
-    rows = list(csv.reader(io.StringIO(path.read_text("utf-8"), newline="")))
+    rows = list(csv.reader(io.StringIO(path.read_bytes().decode("utf-8"), newline="")))
     assert rows[0] == list(FIELDS)
     records = []
     for row in rows[1:]:
         record: dict[str, Any] = {}
-        for name, cell in zip(FIELDS, row, strict=True):
+        for name, escaped in zip(FIELDS, row, strict=True):
+            # No cell a spreadsheet would run; one leading ' comes off to give the value.
+            assert not escaped.startswith(FORMULA_STARTS), escaped
+            cell = escaped.removeprefix("'")
             if cell == "":
                 record[name] = None
             elif name in ("changes", "extra", "truncated"):
