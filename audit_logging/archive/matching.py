@@ -67,13 +67,6 @@ def _moment(value: dt.datetime) -> pa.Scalar[Any]:
     return pa.scalar(value.astimezone(dt.UTC), _TIMESTAMP)
 
 
-def expression(search: Filter) -> ds.Expression | None:
-    """The filters as one expression, or None when nothing is filtered. An IP network is
-    not in it: see :func:`ip_mask`."""
-    parts = [p for p in (pushed_down(search), residual(search)) if p is not None]
-    return _all(parts)
-
-
 def pushed_down(search: Filter) -> ds.Expression | None:
     """The cheap part of the filters (whole values, time bounds): given to the scan, it
     lets row-group statistics skip data and keeps the rows the rest is evaluated on few."""
