@@ -16,12 +16,13 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from audit_logging.archive import cli
+from audit_logging.archive import cli, layout
 from audit_logging.archive.parquet import records_from_table
+from audit_logging.consumer.s3 import make_s3_client
 from audit_logging.schema import FIELD_NAMES as FIELDS
 from audit_logging.session_key import stored_session_key
 from audit_logging.settings import Settings
-from tests.archive._archive import put_archive, record_at
+from tests.archive._archive import STREAM, put_archive, record_at
 
 pytestmark = pytest.mark.services
 
@@ -165,9 +166,11 @@ def test_an_existing_file_is_never_overwritten(settings: Settings, tmp_path: Pat
     assert target.read_text() == "mine"
 
 
-def test_an_unreachable_archive_exits_3_and_leaves_no_file(
+def test_an_unreachable_archive_exits_3_naming_the_failure(
     settings: Settings, tmp_path: Path,
 ) -> None:
+    # The listing fails, before any output is opened: see the test below for a failure
+    # after records were written.
     env = env_of(settings)
     env["AWS_ENDPOINT_URL_S3"] = "http://127.0.0.1:9"  # nothing listens there
     target = tmp_path / "out.ndjson"
@@ -178,6 +181,31 @@ def test_an_unreachable_archive_exits_3_and_leaves_no_file(
     assert done.returncode == cli.EXIT_FAILED, done.stderr
     assert b"failed" in done.stderr and b"Traceback" not in done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_archive_failing_midway_exits_3_and_leaves_no_file(
+    settings: Settings, tmp_path: Path,
+) -> None:
+    first_day = [record_at(START + dt.timedelta(minutes=i), object_id=f"a{i}") for i in range(50)]
+    put_archive(settings, first_day)
+    # The next day's file is listed like any other, but S3 answers bytes that are no Parquet:
+    # the export fails on it, after the first day's records were written.
+    broken = layout.archive_key(settings.s3_prefix, STREAM, "2025-01-31", 1000, 1049)
+    make_s3_client(settings).put_object(Bucket=str(settings.s3_bucket), Key=broken,
+                                        Body=b"not parquet " * 1000)
+    span = ("--since", "2025-01-30", "--until", "2025-01-31")
+    streamed = export(settings, *span)
+    assert streamed.returncode == cli.EXIT_FAILED, streamed.stderr.decode()
+    # The failure comes midway: the first day is out (on standard output, nothing can
+    # take that back) before the export stops.
+    assert len(streamed.stdout.splitlines()) == len(first_day)
+
+    target = tmp_path / "out.ndjson"
+    done = export(settings, *span, "-o", str(target))
+    assert done.returncode == cli.EXIT_FAILED, done.stderr.decode()
+    assert b"failed" in done.stderr and b"Traceback" not in done.stderr
+    assert not target.exists()
+    assert list(tmp_path.iterdir()) == []  # no temporary file left beside it either
 
 
 def test_another_exports_temporary_file_is_left_alone_and_a_missing_folder_is_named(
