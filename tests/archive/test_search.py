@@ -3,6 +3,7 @@ record by its log_id, and an export's day-by-day reading."""
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 from typing import Any
 
@@ -12,6 +13,7 @@ from opensearchpy import helpers
 from audit_logging.api.query import filter_clauses
 from audit_logging.api.query import free_text as free_text_query
 from audit_logging.archive import search as archive_search
+from audit_logging.archive import store as archive_store
 from audit_logging.archive.matching import words
 from audit_logging.archive.search import After, ArchiveSearch
 from audit_logging.archive.store import ArchiveStore
@@ -242,12 +244,33 @@ def test_an_empty_or_missing_range_answers_nothing(settings: Settings) -> None:
 def test_footers_are_read_once_and_the_cache_is_bounded(
     settings: Settings, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    put_archive(settings, spread(120, dt.timedelta(minutes=30)), per_file=10)
+    keys = put_archive(settings, spread(120, dt.timedelta(minutes=30)), per_file=10)
+    reads: collections.Counter[str] = collections.Counter()
+    read_footer = archive_store._read_footer
+
+    def counted(path: str, fs: Any, size: int | None) -> Any:
+        reads[path.removeprefix(f"{settings.s3_bucket}/")] += 1
+        return read_footer(path, fs, size)
+
+    monkeypatch.setattr(archive_store, "_read_footer", counted)
     store = ArchiveStore(settings)
-    monkeypatch.setattr("audit_logging.archive.store.FOOTERS_KEPT", 5)
     searcher = ArchiveSearch(store)
+    # A search reads every file's footer, each once (its two scans share them) ...
     assert searcher.page(RecordFilter(), offset=0, size=10).total == 120
-    assert store.footers_kept() == 5
+    assert reads == dict.fromkeys(keys, 1)
+    # ... and another search over the same files reads none again.
+    assert searcher.page(RecordFilter(exact={"user_id": "u1"}), offset=5, size=10).total == 120
+    assert searcher.find(spread(1, dt.timedelta())[0]["log_id"]) is None  # a day's files
+    assert reads == dict.fromkeys(keys, 1)
+
+    # Bounded: a store keeping 5 footers keeps 5, and reads the others again when asked.
+    monkeypatch.setattr(archive_store, "FOOTERS_KEPT", 5)
+    reads.clear()
+    small = ArchiveStore(settings)
+    assert ArchiveSearch(small).page(RecordFilter(), offset=0, size=10).total == 120
+    assert small.footers_kept() == 5
+    assert ArchiveSearch(small).page(RecordFilter(), offset=0, size=10).total == 120
+    assert small.footers_kept() == 5 and sum(reads.values()) > len(keys)
 
 
 def test_a_stray_folder_under_the_prefix_is_passed_over(settings: Settings) -> None:
