@@ -8,11 +8,11 @@ import datetime as dt
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from audit_logging._uuid7 import uuid7_at
 from audit_logging.archive import layout, parquet
 from audit_logging.consumer.s3 import make_s3_client
 from audit_logging.record import build_record, format_timestamp
@@ -21,15 +21,6 @@ from audit_logging.settings import Settings
 
 STREAM = "audit_logs_stream"
 REPO = Path(__file__).resolve().parents[2]
-
-
-def uuid7_at(moment: dt.datetime) -> str:
-    """A UUIDv7 made at ``moment``, as the capture side would have made it then."""
-    millis = int(moment.timestamp() * 1000)
-    rand = int.from_bytes(os.urandom(10), "big")
-    value = (millis << 80) | (0x7 << 76) | ((rand >> 64) & 0xFFF) << 64
-    value |= (0b10 << 62) | (rand & ((1 << 62) - 1))
-    return str(uuid.UUID(int=value))
 
 
 def record_at(moment: dt.datetime, **fields: Any) -> dict[str, Any]:
