@@ -5,9 +5,11 @@ Python 3.11 has no ``uuid.uuid7``; this keeps producer installs free of another 
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import threading
 import time
+from collections.abc import Callable
 
 _lock = threading.Lock()
 _last_ms = 0
@@ -16,7 +18,27 @@ _last_counter = 0
 
 def uuid7_str() -> str:
     """A UUIDv7 in its canonical string form (made without a UUID object: faster)."""
-    text = f"{_uuid7_int():032x}"
+    return _canonical(_uuid7_int())
+
+
+def uuid7_at(moment: dt.datetime, random_bits: Callable[[int], int] | None = None) -> str:
+    """A UUIDv7 as if made at ``moment`` (aware), for records made after the fact (tests,
+    benchmarks): its 48-bit millisecond prefix says when, the other 74 bits come from
+    ``random_bits(n)`` (default: the operating system's randomness; a seeded
+    ``random.Random().getrandbits`` makes the same ids on every run). Not monotonic."""
+    bits = random_bits if random_bits is not None else _os_random_bits
+    millis = int(moment.timestamp() * 1000)
+    value = (millis & ((1 << 48) - 1)) << 80 | 0x7 << 76 | bits(12) << 64
+    value |= 0b10 << 62 | bits(62)
+    return _canonical(value)
+
+
+def _os_random_bits(count: int) -> int:
+    return int.from_bytes(os.urandom((count + 7) // 8), "big") & ((1 << count) - 1)
+
+
+def _canonical(value: int) -> str:
+    text = f"{value:032x}"
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 

@@ -146,7 +146,9 @@ SESSION: Final = Param(
 IP_ADDRESS: Final = Param(
     "ip_address",
     "ip",
-    "IPv4 or IPv6 address, or a CIDR network such as 10.0.0.0/8 (every address in it).",
+    "IPv4 or IPv6 address, or a CIDR network such as 10.0.0.0/8 (every address in it)."
+    " An IPv4-mapped IPv6 address (::ffff:1.2.3.4) is the IPv4 address it is; a network in"
+    " that form needs a prefix of at least 96 (::ffff:1.2.3.0/120 is 1.2.3.0/24).",
     MAX_IP_LENGTH,
 )
 START_TIME: Final = Param("start_time", "time", "Earliest timestamp. " + _TIME_DOC, MAX_TIME_LENGTH)
@@ -292,15 +294,49 @@ def _ip(param: Param, value: str) -> str:
     # records never hold one, and OpenSearch's ip type would reject the query.
     if len(value) <= param.limit and "%" not in value:
         try:
-            if "/" in value:
-                # A network with host bits set (10.1.2.3/16) means the network it lies in.
-                return str(ipaddress.ip_network(value, strict=False))
-            return str(ipaddress.ip_address(value))
+            if "/" not in value:
+                return str(_unmapped(ipaddress.ip_address(value)))
+            given = ipaddress.ip_interface(value)  # the address as written, and its network
         except ValueError:
             pass
+        else:
+            return _network(param, value, given)
     raise FilterError(
         param.name, f"must be an IPv4 or IPv6 address or CIDR network, got '{shown(value)}'"
     )
+
+
+def _unmapped(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    # OpenSearch's ip type holds an IPv4-mapped IPv6 address (::ffff:1.2.3.4) as the IPv4
+    # address it is: both spellings find the same records, so the filter says the plain one.
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _network(
+    param: Param, value: str, given: ipaddress.IPv4Interface | ipaddress.IPv6Interface
+) -> str:
+    """A CIDR network, normalised; one written in IPv4-mapped form as the IPv4 network it is
+    (OpenSearch refuses that form, since its prefix could be meant for either)."""
+    # A network with host bits set (10.1.2.3/16) means the network it lies in.
+    network, written = given.network, given.ip
+    if isinstance(written, ipaddress.IPv6Address) and written.ipv4_mapped is not None:
+        if network.prefixlen < 96:
+            # ::ffff:1.2.3.0/24 is ::/24 to IPv6, which holds far more than IPv4 addresses:
+            # the likely meaning (1.2.3.0/24) is not what it says, so neither is guessed.
+            raise FilterError(
+                param.name,
+                f"is an IPv4-mapped address with a prefix shorter than 96, got '{shown(value)}':"
+                " write the IPv4 network (such as 1.2.3.0/24) or an IPv6 one",
+            )
+        first = network.network_address  # its first 96 bits are the given address's
+        assert isinstance(first, ipaddress.IPv6Address)
+        assert first.ipv4_mapped is not None
+        return str(ipaddress.IPv4Network((first.ipv4_mapped, network.prefixlen - 96)))
+    return str(network)
 
 
 def _start(param: Param, value: str) -> TimeBound:

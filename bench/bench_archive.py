@@ -26,6 +26,7 @@ from typing import Any, Final
 
 from opensearchpy import OpenSearch, helpers
 
+from audit_logging._uuid7 import uuid7_at
 from audit_logging.archive import layout, parquet
 from audit_logging.consumer.s3 import make_s3_client
 from audit_logging.record import format_timestamp
@@ -43,13 +44,6 @@ GOAL: Final = 0.7
 STREAM: Final = "audit_logs_stream"
 
 
-def _uuid7_at(moment: dt.datetime, rng: random.Random) -> str:
-    millis = int(moment.timestamp() * 1000)
-    value = (millis << 80) | (0x7 << 76) | (rng.getrandbits(12) << 64)
-    value |= (0b10 << 62) | rng.getrandbits(62)
-    return str(uuid.UUID(int=value))
-
-
 def _records(count: int) -> list[dict[str, Any]]:
     """Realistic records spread over the last ``DAYS`` days (kept by any index retention)."""
     rng = random.Random(20261201)
@@ -60,7 +54,7 @@ def _records(count: int) -> list[dict[str, Any]]:
     for i, record in enumerate(records):
         moment = start + step * i
         record["timestamp"] = format_timestamp(moment)
-        record["log_id"] = _uuid7_at(moment, rng)
+        record["log_id"] = uuid7_at(moment, rng.getrandbits)
     return records
 
 

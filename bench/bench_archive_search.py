@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from audit_logging._uuid7 import uuid7_at
 from audit_logging.archive import layout, parquet
 from audit_logging.archive.search import ArchiveSearch
 from audit_logging.archive.store import ArchiveStore, s3_filesystem
@@ -52,7 +53,7 @@ def _day_table(day: int, count: int, rng: random.Random) -> pa.Table:
     start = MONTH + dt.timedelta(days=day)
     micros = sorted(rng.randrange(86_400_000_000) for _ in range(count))
     stamps = [start + dt.timedelta(microseconds=m) for m in micros]
-    ids = [_uuid7(s, rng) for s in stamps]
+    ids = [uuid7_at(s, rng.getrandbits) for s in stamps]
     users = [f"user_{rng.randrange(USERS)}" for _ in range(count)]
     words = [rng.choice(WORDS) for _ in range(count)]
     columns: dict[str, Any] = {
@@ -77,14 +78,6 @@ def _day_table(day: int, count: int, rng: random.Random) -> pa.Table:
     }
     arrays = [pa.array(columns[f.name], f.type) for f in parquet.ARROW_SCHEMA]
     return pa.Table.from_arrays(arrays, schema=parquet.ARROW_SCHEMA)
-
-
-def _uuid7(moment: dt.datetime, rng: random.Random) -> str:
-    millis = int(moment.timestamp() * 1000)
-    value = (millis << 80) | (0x7 << 76) | (rng.getrandbits(12) << 64)
-    value |= (0b10 << 62) | rng.getrandbits(62)
-    text = f"{value:032x}"
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def _load(settings: Any) -> float:

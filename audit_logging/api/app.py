@@ -36,7 +36,7 @@ from audit_logging.api.tiered import TieredReads
 from audit_logging.errors import ConfigurationError, MissingExtraError, shown
 from audit_logging.record import FIELDS
 from audit_logging.record_filter import SessionLookup, session_lookup
-from audit_logging.search_index import index_pattern, make_async_client
+from audit_logging.search_index import make_async_client
 
 if TYPE_CHECKING:
     from opensearchpy import AsyncOpenSearch
@@ -51,12 +51,6 @@ TIER_HEADER: Final = "X-Audit-Log-Tier"  # which tier a detail came from: index 
 _UUID_RE: Final = re.compile(
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 )
-# No index yet is an empty answer; a failed shard is an error, never a silently partial one.
-_INDEX_OPTIONS: Final = {
-    "ignore_unavailable": True,
-    "allow_no_indices": True,
-    "allow_partial_search_results": False,
-}
 _HEALTH_TIMEOUT: Final = 2.0
 
 
@@ -105,9 +99,7 @@ def create_app(
     api = _Api(
         client=client,
         authenticator=authenticator,
-        prefix=settings.opensearch_index_prefix,
         audit=audit_logger if audit_logger is not None else logging.getLogger("audit"),
-        timeout=opensearch_timeout,
         session_key=session_lookup(settings),
         reads=TieredReads(client, settings.opensearch_index_prefix, archive=_archive(settings),
                           retention_months=settings.retention_months,
@@ -167,18 +159,13 @@ class _Api:
         *,
         client: AsyncOpenSearch,
         authenticator: Authenticator,
-        prefix: str,
         audit: logging.Logger,
-        timeout: float,
         session_key: SessionLookup,
         reads: TieredReads,
     ) -> None:
         self.client = client
         self.authenticator = authenticator
-        self.prefix = prefix
-        self.index = index_pattern(prefix)
         self.audit = audit
-        self.timeout = timeout
         self.session_key = session_key
         self.reads = reads
         self._openapi = openapi_document(OPERATIONS)
@@ -282,7 +269,3 @@ class _Api:
         if object_id is not None:
             fields["object_id"] = object_id
         self.audit.info(message, extra=fields)
-
-
-def _pick(source: Mapping[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
-    return {name: source.get(name) for name in fields}

@@ -31,6 +31,7 @@ from audit_logging.api.query import (
 from audit_logging.api.tiers import ARCHIVE, INDEX, archive_visibility, retained_since, split
 from audit_logging.errors import describe_error
 from audit_logging.record_filter import RecordFilter
+from audit_logging.search_index import index_pattern
 
 if TYPE_CHECKING:
     from opensearchpy import AsyncOpenSearch
@@ -205,7 +206,7 @@ class TieredReads:
         """The record of ``log_id`` (None if no tier has it, or the caller may not see it)
         and the tiers looked in, the last being where it was found."""
         result = await self.client.search(
-            index=f"{self.prefix}-*",
+            index=index_pattern(self.prefix),
             body=detail_body(log_id, visible),
             filter_path=DETAIL_FILTER_PATH,
             request_timeout=self.timeout,

@@ -62,9 +62,20 @@ class NdjsonWriter:
         self.out.flush()
 
 
+# A spreadsheet takes a cell starting with one of these as a formula (or, for tab and CR,
+# may drop them and read the rest so): OWASP's CSV injection guidance. A ' in front makes
+# the cell text; a cell starting with ' itself gets one more, so one leading ' always comes
+# off to give the value back.
+FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
+_TEXT_MARK: Final = "'"
+
+
 class CsvWriter:
     """A header of the record's fields, then a row per record; ``changes``, ``extra`` and
-    ``truncated`` as compact JSON, an absent value as an empty cell."""
+    ``truncated`` as compact JSON, an absent value as an empty cell. Always escaped against
+    formula injection (:func:`spreadsheet_safe`): the values are whatever the audited app's
+    users typed, and a CSV file is for opening in a spreadsheet (NDJSON and Parquet are the
+    raw forms, for programs)."""
 
     def __init__(self, out: IO[bytes]) -> None:
         self.out = out
@@ -73,12 +84,20 @@ class CsvWriter:
         self.rows.writerow(FIELDS)
 
     def write(self, table: pa.Table) -> None:
-        self.rows.writerows([_cell(r.get(name)) for name in FIELDS]
+        self.rows.writerows([spreadsheet_safe(_cell(r.get(name))) for name in FIELDS]
                             for r in records_from_table(table))
 
     def close(self) -> None:
         self.text.flush()
         self.text.detach()
+
+
+def spreadsheet_safe(cell: str) -> str:
+    """``cell`` with a ' in front if a spreadsheet would run it as a formula (or if it starts
+    with ' already, so that removing one leading ' always gives the value back)."""
+    if cell.startswith((*FORMULA_STARTS, _TEXT_MARK)):
+        return _TEXT_MARK + cell
+    return cell
 
 
 def _cell(value: Any) -> str:
@@ -118,7 +137,8 @@ def add_parser(commands: Any) -> None:
     add_range(parser)
     add_filters(parser)
     parser.add_argument("--format", choices=FORMATS, default="ndjson",
-                        help="ndjson (default): one JSON record per line; csv; parquet")
+                        help="ndjson (default): one JSON record per line; csv (cells escaped"
+                        " against spreadsheet formulas); parquet")
     parser.add_argument("-o", "--output", metavar="FILE",
                         help="write to FILE, which must not exist (default: standard output;"
                         " parquet needs a file)")

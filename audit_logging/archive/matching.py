@@ -67,19 +67,12 @@ def _moment(value: dt.datetime) -> pa.Scalar[Any]:
     return pa.scalar(value.astimezone(dt.UTC), _TIMESTAMP)
 
 
-def expression(search: Filter) -> ds.Expression | None:
-    """The filters as one expression, or None when nothing is filtered. An IP network is
-    not in it: see :func:`ip_mask`."""
-    parts = [p for p in (pushed_down(search), residual(search)) if p is not None]
-    return _all(parts)
-
-
 def pushed_down(search: Filter) -> ds.Expression | None:
     """The cheap part of the filters (whole values, time bounds): given to the scan, it
     lets row-group statistics skip data and keeps the rows the rest is evaluated on few."""
     parts: list[ds.Expression] = [ds.field(name) == value for name, value in search.exact.items()]
     if search.ip_address is not None and "/" not in search.ip_address:
-        parts.append(ds.field("ip_address") == search.ip_address)
+        parts.append(ds.field("ip_address").isin(_spellings(search.ip_address)))
     if search.start is not None:
         parts.append(ds.field("timestamp") >= _moment(search.start.moment))
     if search.end is not None:
@@ -163,7 +156,7 @@ def ip_mask(search: Filter) -> Callable[[Column], Column] | None:
     value = search.ip_address
     if value is None or "/" not in value:
         return None
-    network = ipaddress.ip_network(value, strict=False)
+    network = _as_ipv6(ipaddress.ip_network(value, strict=False))
 
     def inside(column: Column) -> Column:
         kept = [a for a in pc.unique(column).to_pylist() if _in(a, network)]
@@ -179,9 +172,34 @@ def _in(address: Any, network: ipaddress.IPv4Network | ipaddress.IPv6Network) ->
     if not isinstance(address, str):
         return False
     try:
-        return ipaddress.ip_address(address) in network
+        found = ipaddress.ip_address(address)
     except ValueError:  # the archive holds checked addresses; a damaged file matches nothing
         return False
+    return _as_ipv6(ipaddress.ip_network(found)).network_address in _as_ipv6(network)
+
+
+# The index's ip type holds every address in 16 bytes, an IPv4 address as IPv4-mapped IPv6
+# (::ffff:1.2.3.4): 1.2.3.4 and ::ffff:1.2.3.4 are one address there, 0.0.0.0/0 holds both,
+# and so does an IPv6 network over ::ffff:0:0/96 (::/80). Compared in that space, as there.
+_MAPPED: Final = 0xFFFF << 32
+
+
+def _as_ipv6(network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> ipaddress.IPv6Network:
+    if isinstance(network, ipaddress.IPv6Network):
+        return network
+    return ipaddress.IPv6Network((_MAPPED | int(network.network_address), network.prefixlen + 96))
+
+
+def _spellings(value: str) -> list[str]:
+    """Every way a record may hold the address ``value``: an IPv4 address also as
+    IPv4-mapped IPv6, as capture keeps one given so, in the form each Python writes it
+    (``::ffff:102:304`` until 3.12, ``::ffff:1.2.3.4`` since 3.13)."""
+    address = ipaddress.ip_address(value)
+    v4 = address if isinstance(address, ipaddress.IPv4Address) else address.ipv4_mapped
+    if v4 is None:
+        return [str(address)]
+    mapped = ipaddress.IPv6Address(_MAPPED | int(v4))
+    return list(dict.fromkeys([str(v4), str(mapped), f"::ffff:{v4}"]))
 
 
 def _all(parts: list[ds.Expression]) -> ds.Expression | None:

@@ -215,10 +215,7 @@ class ArchiveStore:
                 return cached
         # The listing's size spares a request per file; the footer is read once, for the
         # row groups' statistics.
-        made = _FORMAT.make_fragment(self.path(file.key), self.fs, file_size=file.size or None)
-        assert isinstance(made, ds.ParquetFileFragment)
-        made.ensure_complete_metadata()
-        fragment: ds.Fragment = made
+        fragment: ds.Fragment = _read_footer(self.path(file.key), self.fs, file.size or None)
         with self._lock:
             self._footers[cache_key] = fragment
             while len(self._footers) > FOOTERS_KEPT:
@@ -253,6 +250,15 @@ def _decode(data: pa.Buffer, columns: list[str], where: ds.Expression | None) ->
     # Files are decoded side by side already: threads within one would only compete.
     return fragment.to_table(schema=ARROW_SCHEMA, columns=columns, filter=where,
                              use_threads=False)
+
+
+def _read_footer(path: str, fs: pafs.FileSystem, size: int | None) -> ds.ParquetFileFragment:
+    """The file at ``path`` as a fragment, its footer read (a request to S3). A function of
+    its own so that tests can count the reads."""
+    made = _FORMAT.make_fragment(path, fs, file_size=size)
+    assert isinstance(made, ds.ParquetFileFragment)
+    made.ensure_complete_metadata()
+    return made
 
 
 def _last_of_month(year: int, month: int) -> dt.date:

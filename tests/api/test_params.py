@@ -203,10 +203,23 @@ def test_start_after_end_is_refused_and_equal_is_fine() -> None:
         ("2001:DB8:0::1", "2001:db8::1"),
         ("10.1.2.3/16", "10.1.0.0/16"),
         ("2001:db8::/32", "2001:db8::/32"),
+        # IPv4-mapped IPv6 is the IPv4 address it is, as in the index's ip type.
+        ("::ffff:1.2.3.4", "1.2.3.4"),
+        ("::ffff:102:304", "1.2.3.4"),
+        ("::ffff:1.2.3.4/120", "1.2.3.0/24"),
+        ("::ffff:0:0/96", "0.0.0.0/0"),
+        ("::/80", "::/80"),
     ],
 )
 def test_ip_address_takes_an_address_or_a_network(value: str, normalised: str) -> None:
     assert parse(ip_address=value).ip_address == normalised
+
+
+def test_an_ipv4_mapped_network_with_a_short_prefix_is_refused_not_guessed() -> None:
+    # ::/24 to IPv6, very likely meant as 1.2.3.0/24: neither is assumed.
+    error = refused([("ip_address", "::ffff:1.2.3.0/24")])
+    assert error.field == "ip_address"
+    assert "'::ffff:1.2.3.0/24'" in error.message and "96" in error.message
 
 
 @pytest.mark.parametrize(

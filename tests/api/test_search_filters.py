@@ -23,6 +23,7 @@ from audit_logging.session_key import stored_session_key
 from audit_logging.settings import Secret, Settings
 from tests.api.conftest import Capture, IndexRecords
 from tests.api.test_main import environment, serve
+from tests.archive._archive import before_the_index, put_archive, twins_at
 
 pytestmark = pytest.mark.services
 
@@ -148,6 +149,39 @@ def test_session_finds_the_records_of_that_session_and_never_shows_the_key(
     assert raw not in said and raw[:-1] not in said
     # The OpenSearch client's request bodies were seen (and held the stored form only).
     assert records[0]["session_key"] in said
+
+
+def test_session_reaches_archived_records_and_never_shows_the_key(
+    client: TestClient,
+    api_settings: Settings,
+    *,
+    session_records: tuple[str, list[dict[str, Any]]],
+    audit_capture: Capture,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A search reaching past the index's retention finds the session's records in the
+    archive too: the raw key is hashed before the archive is read, as for the index."""
+    raw, records = session_records
+    archived = twins_at(before_the_index(api_settings), records)
+    put_archive(api_settings, archived)
+    caplog.set_level(logging.DEBUG)
+    since = {"start_time": "2000-01-01"}
+    found = client.get(SEARCH, params={"session": raw, **since})
+    narrowed = client.get(SEARCH, params={"session": raw, "action": "LOGIN", **since})
+    wrong = client.get(SEARCH, params={"session": raw[:-1], **since})
+    forged = client.get(SEARCH, params={"session": archived[0]["session_key"], **since})
+
+    assert found.json()["tiers"] == ["index", "archive"] and found.json()["notices"] == []
+    assert ids(found) == log_ids(records, 0, 1) | log_ids(archived, 0, 1)
+    assert ids(narrowed) == log_ids(records, 0) | log_ids(archived, 0)
+    assert ids(wrong) == ids(forged) == set()
+    assert [read.extra["filters"]["session"]  # type: ignore[attr-defined]
+            for read in audit_capture.records] == ["given"] * 4
+    said = everything_said(audit_capture, caplog, "".join(capsys.readouterr()))
+    for response in (found, narrowed, wrong, forged):
+        said += response.text + repr(response.headers)
+    assert raw not in said and raw[:-1] not in said
 
 
 def test_session_under_raw_mode_looks_up_the_key_as_stored(

@@ -12,6 +12,7 @@ import pytest
 from opensearchpy import OpenSearch, helpers
 from starlette.testclient import TestClient
 
+from audit_logging._uuid7 import uuid7_at
 from audit_logging.api import create_app
 from audit_logging.api.auth import Caller
 from audit_logging.api.tiers import archive_visibility, retained_since, split
@@ -20,7 +21,7 @@ from audit_logging.consumer.s3 import make_s3_client
 from audit_logging.record_filter import RecordFilter, TimeBound
 from audit_logging.search_index import expired, index_for, install_template
 from audit_logging.settings import Settings
-from tests.archive._archive import STREAM, newest_first, put_archive, record_at, uuid7_at
+from tests.archive._archive import STREAM, newest_first, put_archive, record_at
 
 pytestmark = pytest.mark.services
 

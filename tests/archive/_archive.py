@@ -8,27 +8,19 @@ import datetime as dt
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from audit_logging._uuid7 import uuid7_at
 from audit_logging.archive import layout, parquet
 from audit_logging.consumer.s3 import make_s3_client
 from audit_logging.record import build_record, format_timestamp
+from audit_logging.search_index import first_retained_day
 from audit_logging.settings import Settings
 
 STREAM = "audit_logs_stream"
 REPO = Path(__file__).resolve().parents[2]
-
-
-def uuid7_at(moment: dt.datetime) -> str:
-    """A UUIDv7 made at ``moment``, as the capture side would have made it then."""
-    millis = int(moment.timestamp() * 1000)
-    rand = int.from_bytes(os.urandom(10), "big")
-    value = (millis << 80) | (0x7 << 76) | ((rand >> 64) & 0xFFF) << 64
-    value |= (0b10 << 62) | (rand & ((1 << 62) - 1))
-    return str(uuid.UUID(int=value))
 
 
 def record_at(moment: dt.datetime, **fields: Any) -> dict[str, Any]:
@@ -40,6 +32,26 @@ def record_at(moment: dt.datetime, **fields: Any) -> dict[str, Any]:
     given.setdefault("log_id", uuid7_at(moment))
     given.setdefault("timestamp", format_timestamp(moment))
     return build_record(given, require_ids=True)
+
+
+def before_the_index(settings: Settings) -> dt.datetime:
+    """A moment the index no longer holds (before its oldest retained month): a search
+    reaching it reads the archive."""
+    first = first_retained_day(settings.retention_months, dt.datetime.now(dt.UTC).date())
+    return dt.datetime(first.year, first.month, first.day, tzinfo=dt.UTC) - dt.timedelta(days=20)
+
+
+def twins_at(moment: dt.datetime, records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A copy of each of ``records`` (every field alike) logged at ``moment`` (a microsecond
+    apart, in order), with a log_id of its own."""
+    made = []
+    for i, record in enumerate(records):
+        at = moment + dt.timedelta(microseconds=i)
+        fields = {k: v for k, v in record.items()
+                  if v is not None and k not in ("log_id", "timestamp", "truncated")}
+        made.append(build_record({**fields, "log_id": uuid7_at(at),
+                                  "timestamp": format_timestamp(at)}, require_ids=True))
+    return made
 
 
 def put_archive(

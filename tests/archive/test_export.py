@@ -18,10 +18,12 @@ import pytest
 
 from audit_logging.archive import cli
 from audit_logging.archive.parquet import records_from_table
+from audit_logging.archive.store import ArchiveStore
+from audit_logging.consumer.s3 import make_s3_client
 from audit_logging.schema import FIELD_NAMES as FIELDS
 from audit_logging.session_key import stored_session_key
 from audit_logging.settings import Settings
-from tests.archive._archive import put_archive, record_at
+from tests.archive._archive import command_env, put_archive, record_at
 
 pytestmark = pytest.mark.services
 
@@ -51,13 +53,22 @@ def export(settings: Settings, *args: str) -> subprocess.CompletedProcess[bytes]
                           check=False)
 
 
+# What a spreadsheet runs as a formula (OWASP's CSV injection list), stated here rather than
+# taken from the code under test.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# Values a spreadsheet would run as a formula, and one that starts with the escape itself.
+FORMULAS = ("=HYPERLINK(\"http://evil.example\",\"x\")", "+1+1", "-2+3", "@SUM(A1)",
+            "\t=1+1", "\r=1+1", "'=kept as typed")
+
+
 def many(count: int) -> list[dict[str, Any]]:
     # About 3 days: several day files, and records with every kind of field.
     return [
         record_at(START + dt.timedelta(seconds=2.5 * i), object_id=f"obj_{i}",
                   user_id=f"u{i % 3}", changes={"n": [i, i + 1]} if i % 2 else None,
                   extra={"i": i, "tags": ["a", "é"]} if i % 5 == 0 else None,
-                  object_repr=f'Quote "{i}", comma', request_id=f"req-{i}")
+                  object_repr=f'Quote "{i}", comma' if i % 4 else FORMULAS[i // 4 % 7] + str(i),
+                  request_id=f"req-{i}")
         for i in range(count)
     ]
 
@@ -82,12 +93,15 @@ def read_back(path: Path, form: str) -> list[dict[str, Any]]:
         return [json.loads(line) for line in path.read_bytes().splitlines()]
     if form == "parquet":
         return records_from_table(pq.read_table(path))
-    rows = list(csv.reader(io.StringIO(path.read_text("utf-8"), newline="")))
+    rows = list(csv.reader(io.StringIO(path.read_bytes().decode("utf-8"), newline="")))
     assert rows[0] == list(FIELDS)
     records = []
     for row in rows[1:]:
         record: dict[str, Any] = {}
-        for name, cell in zip(FIELDS, row, strict=True):
+        for name, escaped in zip(FIELDS, row, strict=True):
+            # No cell a spreadsheet would run; one leading ' comes off to give the value.
+            assert not escaped.startswith(FORMULA_STARTS), escaped
+            cell = escaped.removeprefix("'")
             if cell == "":
                 record[name] = None
             elif name in ("changes", "extra", "truncated"):
@@ -153,9 +167,11 @@ def test_an_existing_file_is_never_overwritten(settings: Settings, tmp_path: Pat
     assert target.read_text() == "mine"
 
 
-def test_an_unreachable_archive_exits_3_and_leaves_no_file(
+def test_an_unreachable_archive_exits_3_naming_the_failure(
     settings: Settings, tmp_path: Path,
 ) -> None:
+    # The listing fails, before any output is opened: see the test below for a failure
+    # after records were written.
     env = env_of(settings)
     env["AWS_ENDPOINT_URL_S3"] = "http://127.0.0.1:9"  # nothing listens there
     target = tmp_path / "out.ndjson"
@@ -166,6 +182,42 @@ def test_an_unreachable_archive_exits_3_and_leaves_no_file(
     assert done.returncode == cli.EXIT_FAILED, done.stderr
     assert b"failed" in done.stderr and b"Traceback" not in done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_archive_failing_midway_exits_3_and_leaves_no_file(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capfdbinary: pytest.CaptureFixture[bytes],
+) -> None:
+    first_day = [record_at(START + dt.timedelta(minutes=i), object_id=f"a{i}") for i in range(50)]
+    next_day = [record_at(START + dt.timedelta(days=1, minutes=i)) for i in range(5)]
+    put_archive(settings, [*first_day, *next_day], per_file=50)
+    # S3 fails midway for real: once the export has listed the files, the next day's is
+    # deleted, and its GET is refused after the first day's records were written.
+    listed = ArchiveStore.files
+
+    def list_then_lose_the_next_day(store: ArchiveStore, first: Any, last: Any) -> Any:
+        found = listed(store, first, last)
+        client = make_s3_client(settings)
+        for file in found:
+            if file.day > START.date():
+                client.delete_object(Bucket=str(settings.s3_bucket), Key=file.key)
+        return found
+
+    monkeypatch.setattr(ArchiveStore, "files", list_then_lose_the_next_day)
+    for name, value in command_env(settings).items():
+        monkeypatch.setenv(name, value)
+    span = ["export", "--since", "2025-01-30", "--until", "2025-01-31"]
+    assert cli.main(span) == cli.EXIT_FAILED
+    out, err = capfdbinary.readouterr()
+    # Midway: the first day is out (on standard output nothing can take it back).
+    assert len(out.splitlines()) == len(first_day)
+    assert b"failed" in err and b"Traceback" not in err
+
+    put_archive(settings, next_day, per_file=50, first_offset=50)
+    target = tmp_path / "out.ndjson"
+    assert cli.main([*span, "-o", str(target)]) == cli.EXIT_FAILED
+    assert not target.exists()
+    assert list(tmp_path.iterdir()) == []  # no temporary file left beside it either
 
 
 def test_another_exports_temporary_file_is_left_alone_and_a_missing_folder_is_named(

@@ -3,19 +3,27 @@ record by its log_id, and an export's day-by-day reading."""
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 from typing import Any
 
 import pytest
 from opensearchpy import helpers
 
+from audit_logging.api.query import filter_clauses
 from audit_logging.api.query import free_text as free_text_query
 from audit_logging.archive import search as archive_search
+from audit_logging.archive import store as archive_store
 from audit_logging.archive.matching import words
 from audit_logging.archive.search import After, ArchiveSearch
 from audit_logging.archive.store import ArchiveStore
 from audit_logging.consumer.s3 import make_s3_client
-from audit_logging.record_filter import RecordFilter, TimeBound
+from audit_logging.record_filter import (
+    RecordFilter,
+    TimeBound,
+    parse_filter,
+    stores_no_session_keys,
+)
 from audit_logging.search_index import index_for, index_pattern, install_template
 from audit_logging.settings import Settings
 from tests._stack import opensearch_client
@@ -180,6 +188,50 @@ def test_ip_address_and_network_filters(settings: Settings) -> None:
     assert searcher.page(RecordFilter(ip_address="10.0.0.0/8"), offset=0, size=1).total == 3
 
 
+def test_ip_filters_match_what_the_index_matches(settings: Settings) -> None:
+    """The same records in the archive and in a real index, some holding an IPv4 address in
+    IPv4-mapped form (as capture keeps one given so): every address or network, as the API
+    parses it, finds the same records in both, and the index treats both forms as one."""
+    addresses = {
+        "v4": "1.2.3.4", "mapped": "::ffff:1.2.3.5", "mapped-same": "::ffff:1.2.3.4",
+        "other-v4": "1.2.4.1", "loopback6": "::1", "v6": "2001:db8::1", "none": None,
+    }
+    records = [record_at(DAY0 + dt.timedelta(minutes=i), object_id=name, ip_address=address)
+               for i, (name, address) in enumerate(addresses.items())]
+    assert records[1]["ip_address"] != "1.2.3.5"  # kept in its IPv6 form
+    put_archive(settings, records)
+    searcher = ArchiveSearch(ArchiveStore(settings))
+    client = opensearch_client(settings)
+    prefix = settings.opensearch_index_prefix
+    install_template(client, prefix)
+    actions = [{"_index": index_for(prefix, r["timestamp"]), "_id": r["log_id"], "_source": r}
+               for r in records]
+    assert helpers.bulk(client, actions, refresh="wait_for")[0] == len(records)
+
+    def found(value: str) -> set[str]:
+        wanted = parse_filter({"ip_address": value}, stores_no_session_keys)
+        page = searcher.page(wanted, offset=0, size=50)
+        in_archive = {r["object_id"] for r in page.records}
+        hits = client.search(index=index_pattern(prefix), body={
+            "query": {"bool": {"filter": filter_clauses(wanted)}}, "size": 50,
+            "_source": ["object_id"]})
+        in_index = {hit["_source"]["object_id"] for hit in hits["hits"]["hits"]}
+        assert in_archive == in_index, f"{value!r}: archive {in_archive}, index {in_index}"
+        assert page.total == len(in_archive)
+        return in_archive
+
+    v4s = {"v4", "mapped", "mapped-same", "other-v4"}
+    assert found("1.2.3.4") == found("::ffff:1.2.3.4") == {"v4", "mapped-same"}
+    assert found("1.2.3.5") == found("::ffff:102:305") == {"mapped"}
+    assert found("1.2.3.0/24") == found("::ffff:1.2.3.0/120") == {"v4", "mapped", "mapped-same"}
+    assert found("::ffff:1.2.3.4/128") == {"v4", "mapped-same"}
+    assert found("0.0.0.0/0") == found("::ffff:0:0/96") == v4s
+    assert found("::/0") == {*v4s, "loopback6", "v6"}
+    assert found("::/80") == {*v4s, "loopback6"}  # holds ::ffff:0:0/96
+    assert found("::/96") == {"loopback6"}  # does not
+    assert found("2001:db8::/32") == found("2001:db8::1") == {"v6"}
+
+
 def test_an_empty_or_missing_range_answers_nothing(settings: Settings) -> None:
     searcher = ArchiveSearch(ArchiveStore(settings))
     assert searcher.page(RecordFilter(), offset=0, size=10) == archive_search.Page(0, [])
@@ -235,12 +287,32 @@ def test_files_are_read_once_while_kept_and_the_cache_is_bounded(
 def test_footers_are_kept_up_to_the_bound(
     settings: Settings, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    put_archive(settings, spread(120, dt.timedelta(minutes=30)), per_file=10)
+    keys = put_archive(settings, spread(120, dt.timedelta(minutes=30)), per_file=10)
+    reads: collections.Counter[str] = collections.Counter()
+    read_footer = archive_store._read_footer
+
+    def counted(path: str, fs: Any, size: int | None) -> Any:
+        reads[path.removeprefix(f"{settings.s3_bucket}/")] += 1
+        return read_footer(path, fs, size)
+
+    monkeypatch.setattr(archive_store, "_read_footer", counted)
     store = ArchiveStore(settings)
-    monkeypatch.setattr("audit_logging.archive.store.FOOTERS_KEPT", 5)
     files = store.files(DAY0.date(), (DAY0 + dt.timedelta(days=3)).date())
+    # The footers a reader of single files asks for (verify, reindex), each read once ...
     assert sum(store.footer(f).num_rows for f in files) == 120
-    assert store.footers_kept() == 5
+    assert reads == dict.fromkeys(keys, 1)
+    # ... and not again while kept.
+    assert sum(store.footer(f).num_rows for f in files) == 120
+    assert reads == dict.fromkeys(keys, 1)
+
+    # Bounded: a store keeping 5 footers keeps 5, and reads the others again when asked.
+    monkeypatch.setattr(archive_store, "FOOTERS_KEPT", 5)
+    reads.clear()
+    small = ArchiveStore(settings)
+    for _ in range(2):
+        assert sum(small.footer(f).num_rows for f in files) == 120
+        assert small.footers_kept() == 5
+    assert sum(reads.values()) > len(keys)
 
 
 def test_a_stray_folder_under_the_prefix_is_passed_over(settings: Settings) -> None:
