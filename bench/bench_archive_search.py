@@ -156,9 +156,10 @@ def run(settings: Any) -> list[Result]:
     ids = [str(i) for i in
            pc.unique(dataset.to_table(columns=["log_id"]).column("log_id")).to_pylist()]
     details: list[float] = []
+    fresh = ArchiveSearch(ArchiveStore(settings))  # nothing kept from the searches above
     for log_id in rng.sample(ids, DETAILS):
         started = time.perf_counter()
-        assert searcher.find(log_id) is not None
+        assert fresh.find(log_id) is not None
         details.append((time.perf_counter() - started) * 1000)
     p50, p99 = median(ours), percentile(ours, 99)
     b50, b99 = median(base), percentile(base, 99)
@@ -179,6 +180,6 @@ def run(settings: Any) -> list[Result]:
                f"answers one request at a time"),
         Result(AREA, "archive detail p99 (one record by log_id)", d99, None, "ms",
                f"<= {DETAIL_P99_GOAL_MS:g} ms", d99 <= DETAIL_P99_GOAL_MS,
-               f"{DETAILS} random log_ids; the UUIDv7's day's files only; p50 "
+               f"{DETAILS} random log_ids, a store of its own; the UUIDv7's day's files only; p50 "
                f"{median(details):.0f} ms"),
     ]

@@ -36,6 +36,8 @@ FOOTERS_KEPT: Final = 4096  # files whose footer stays in memory (a few KiB each
 FOOTER_READERS: Final = 8
 _FORMAT: Final = ds.ParquetFileFormat()
 FILES_READ_AT_ONCE: Final = 16
+# Ranges shorter than this are listed a day folder at a time, longer ones a month at a time.
+DAYS_LISTED_ONE_BY_ONE: Final = 4
 # Whole archive files kept in memory (a month of a million records is about 40 MiB).
 FILE_BYTES_KEPT: Final = 128 * 1024 * 1024
 
@@ -101,11 +103,18 @@ class ArchiveStore:
 
     def files(self, first: dt.date, last: dt.date) -> list[ArchiveFile]:
         """The archive files of the days from ``first`` to ``last`` (both included), by day
-        and offset. One listing per month, never one for the whole archive."""
+        and offset. One listing per month (per day for a few days, as a detail reads),
+        never one for the whole archive."""
+        if (last - first).days < DAYS_LISTED_ONE_BY_ONE:
+            count = (last - first).days + 1
+            days = [first + dt.timedelta(days=i) for i in range(count)]
+            folders = [f"{self.prefix}year={d:%Y}/month={d:%m}/day={d:%d}" for d in days]
+        else:
+            folders = [f"{self.prefix}year={m:%Y}/month={m:%m}" for m in _month_starts(first, last)]
         found: list[ArchiveFile] = []
-        for month in _month_starts(first, last):
-            folder = f"{self.bucket}/{self.prefix}year={month:%Y}/month={month:%m}"
-            selector = pafs.FileSelector(folder, recursive=True, allow_not_found=True)
+        for folder in folders:
+            selector = pafs.FileSelector(f"{self.bucket}/{folder}", recursive=True,
+                                         allow_not_found=True)
             for info in self.fs.get_file_info(selector):
                 if info.type != pafs.FileType.File:
                     continue

@@ -331,7 +331,8 @@ def test_a_search_stops_at_its_deadline(settings: Settings) -> None:
 
 
 def test_a_cursor_page_counts_again_when_the_range_gains_a_file(settings: Settings) -> None:
-    put_archive(settings, spread(20, dt.timedelta(hours=1)), per_file=5)
+    early = spread(20, dt.timedelta(hours=1))
+    put_archive(settings, early, per_file=5)
     searcher = ArchiveSearch(ArchiveStore(settings))
     first = searcher.page(RecordFilter(), offset=0, size=5)
     last = first.records[-1]
@@ -342,7 +343,7 @@ def test_a_cursor_page_counts_again_when_the_range_gains_a_file(settings: Settin
     put_archive(settings, late, first_offset=1000)
     second = searcher.page(RecordFilter(), offset=0, size=5, after=after)
     assert second.total == 23
-    everything = newest_first([*spread(20, dt.timedelta(hours=1)), *late])
+    everything = newest_first([*early, *late])
     below = [r["object_id"] for r in everything if (r["timestamp"], r["log_id"])
              < (last["timestamp"], last["log_id"])]
     assert [r["object_id"] for r in second.records] == below[:5]
