@@ -2,20 +2,20 @@
 index matches, so a search answers the same whichever tier holds the records.
 
 Exact filters compare whole values (case-sensitive, as the index's keyword fields do). Free
-text follows the index's query, case-insensitively: every word of the term, whole, in any of
-the text fields; or every word in one text field, the last one possibly only a word's start;
-or the whole term equal to one of the keyword fields. The index cuts text into words with
-Unicode's rules (UAX #29); here a word is a run of letters, digits and ``_``, joined across a
-single ``.``, ``'`` or ``:`` (so ``example.com`` and ``don't`` are one word each, as there),
-and each Han or Hiragana character is a word of its own, as the index's tokenizer makes it.
-Unicode's finer rules (``1,000`` is one word there, two here) are not followed.
+text follows the index's query: every word of the term, whole, in any of the text fields;
+or every word in one text field, the last one possibly only a word's start; or the whole
+term equal to one of the keyword fields. Words are what the index's analyzer makes of a
+text (Lucene's standard tokenizer, then a lowercase filter): the term is cut in Python
+(:mod:`audit_logging.archive.word_break`) and each word is found in the stored text by an
+RE2 pattern that checks the boundaries around it and matches exactly the cases the
+lowercase filter folds together (:mod:`audit_logging.archive.word_patterns`). What is
+left over is listed in word_break's docstring.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import re
 from collections.abc import Callable
 from typing import Any, Final, Protocol, TypeAlias
 
@@ -24,20 +24,12 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from audit_logging import schema
+from audit_logging.archive.word_break import lower, spans
+from audit_logging.archive.word_patterns import whole_word, word_start
 
 TEXT_FIELDS: Final = schema.TEXT_FIELDS
 KEYWORD_FIELDS: Final = ("username", "object_type", "object_id")
 _TIMESTAMP: Final[pa.DataType] = pa.timestamp("us", tz="UTC")
-_JOINERS: Final = ".'\u2019:"  # one of these between two word characters joins them
-_WORD_RE: Final = re.compile(rf"\w+(?:[{_JOINERS}]\w+)*")
-# Characters the index's tokenizer makes one word each.
-_ONE_CHAR_WORD_RE: Final = re.compile(r"[\u3040-\u309f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-# RE2 has no look-behind: a word starts at the text's start, after a character that is not
-# part of a word, or after a joiner that is not itself after a word character; it ends
-# likewise.
-_NOT_WORD: Final = r"[^\pL\pN_]"
-_STARTS: Final = rf"(?:^|[^\pL\pN_{_JOINERS}]|(?:^|{_NOT_WORD})[{_JOINERS}])"
-_ENDS: Final = rf"(?:$|[^\pL\pN_{_JOINERS}]|[{_JOINERS}](?:$|{_NOT_WORD}))"
 
 
 class Bound(Protocol):
@@ -107,43 +99,40 @@ def before(timestamp: dt.datetime, log_id: str) -> ds.Expression:
 
 
 def words(term: str) -> list[str]:
-    found: list[str] = []
-    for word in _WORD_RE.findall(term):
-        # A run such as 'ab你好' is the words 'ab', '你', '好' to the index's tokenizer.
-        start = 0
-        for char in _ONE_CHAR_WORD_RE.finditer(word):
-            if char.start() > start:
-                found.append(word[start:char.start()])
-            found.append(char.group())
-            start = char.end()
-        if start < len(word):
-            found.append(word[start:])
-    return found
+    """The words the index makes of ``term``, as given (the index holds them lowercase)."""
+    return [term[start:end] for start, end in spans(term)]
 
 
 def _word_pattern(word: str, *, prefix: bool) -> str:
-    if _ONE_CHAR_WORD_RE.fullmatch(word):
-        return re.escape(word)
-    return _STARTS + re.escape(word) + ("" if prefix else _ENDS)
+    folded = "".join(map(lower, word))
+    return word_start(folded) if prefix else whole_word(folded)
 
 
 def free_text(term: str) -> ds.Expression:
     """As the index's query: every word, whole, each in any of the text fields; or every
-    word in one text field, the last one possibly a word's start; or the term equal to a
-    keyword field."""
-    found = words(term)
+    word in one text field, the last one possibly a word's start (only when the term ends
+    with it: ``stat`` finds ``status``, ``stat.`` does not); or the term equal to a
+    keyword field. For n words and f text fields: 2·n·f regular expressions (n·f when the
+    last word is whole)."""
+    cut = spans(term)
+    found = [term[start:end] for start, end in cut]
     equal = [ds.field(name) == term for name in KEYWORD_FIELDS]
     if not found:
         return _any(equal)
     whole = [_word_pattern(word, prefix=False) for word in found]
-    started = [*whole[:-1], _word_pattern(found[-1], prefix=True)]
     across_fields = _all([_any([_regex(name, p) for name in TEXT_FIELDS]) for p in whole])
+    assert across_fields is not None
+    if cut[-1][1] < len(term):
+        # Every word whole in one field is every word whole in some field: nothing to add.
+        return _any([*equal, across_fields])
+    started = [*whole[:-1], _word_pattern(found[-1], prefix=True)]
     in_one_field = [_all([_regex(name, p) for p in started]) for name in TEXT_FIELDS]
-    return _any([*equal, *[e for e in (across_fields, *in_one_field) if e is not None]])
+    return _any([*equal, across_fields, *[e for e in in_one_field if e is not None]])
 
 
 def _regex(name: str, pattern: str) -> ds.Expression:
-    return pc.match_substring_regex(ds.field(name), pattern, ignore_case=True)
+    # Case is in the pattern: RE2's own case folding is not the index's lowercase filter.
+    return pc.match_substring_regex(ds.field(name), pattern)
 
 
 Column: TypeAlias = "pa.Array[Any] | pa.ChunkedArray[Any]"
