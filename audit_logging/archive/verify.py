@@ -33,6 +33,7 @@ small entry per archive file of the range.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import datetime as dt
 from collections.abc import Callable, Iterator, Sequence
@@ -41,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Final
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 from opensearchpy import helpers
 
 from audit_logging.archive import layout
@@ -48,7 +50,7 @@ from audit_logging.archive.layout import ArchiveFile
 from audit_logging.archive.offsets import FileSpan, named_offsets, offset_problems
 from audit_logging.archive.parquet import ARROW_SCHEMA, records_from_table
 from audit_logging.archive.reindex import PART_RECORDS, Notes, Tally, index_records, month_index
-from audit_logging.archive.store import ArchiveStore, UnreadableFileError
+from audit_logging.archive.store import FOOTER_READERS, ArchiveStore, UnreadableFileError
 from audit_logging.indexer import Indexer
 from audit_logging.search_index import index_pattern
 
@@ -198,18 +200,27 @@ class Verifier:
             chunks.append(batch.column("log_id"))
         check.passed_over(skipped)
         unreadable = {u.key for u in skipped}
+        # Each readable file was just read whole, so its footer is sound: reading it fails
+        # only if S3 does. Its row count is the one the scan decoded.
+        readable = [f for f in files if f.key not in unreadable]
+        footers = dict(zip((f.key for f in readable), self._footers(readable), strict=True))
         for file in files:
-            if file.key in unreadable:
+            footer = footers.get(file.key)
+            if footer is None:
                 # Its name still claims offsets, which the name-only checks use; its rows
                 # and metadata are unknown: counted as none, they can hide an offset archived
                 # twice across it and another file, never invent one.
                 spans.append(FileSpan(file, 0))
-                continue
-            # The file was just read whole, so its footer is sound: reading it fails only if
-            # S3 does. Its row count is the one the scan decoded.
-            footer = self.store.footer(file)
-            spans.append(FileSpan(file, footer.num_rows, named_offsets(footer.metadata)))
+            else:
+                spans.append(FileSpan(file, footer.num_rows, named_offsets(footer.metadata)))
         return pa.chunked_array(chunks, pa.string()).combine_chunks() if chunks else _EMPTY
+
+    def _footers(self, files: Sequence[ArchiveFile]) -> list[pq.FileMetaData]:
+        """The footers of ``files``, side by side: each is a round trip to S3."""
+        if len(files) < 2:
+            return [self.store.footer(file) for file in files]
+        with concurrent.futures.ThreadPoolExecutor(FOOTER_READERS) as pool:
+            return list(pool.map(self.store.footer, files))
 
     def _index_ids(self, day: dt.date) -> pa.Array[Any]:
         """The ``_id`` of every document of ``day``, in every monthly index."""
