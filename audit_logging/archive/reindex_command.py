@@ -166,7 +166,7 @@ def _notes(total: Tally, reindexer: Reindexer, checkpoint: Checkpoint) -> None:
         # Every one named, as export does: each is a file to restore (or to remove).
         for unreadable in reindexer.unreadable:
             print(f"reindex: passed over: {unreadable}", file=sys.stderr)
-        print(f"reindex: {len(reindexer.unreadable):,} archive files could not be read "
+        print(f"reindex: {len(reindexer.unreadable):,} archive file(s) could not be read "
               "(damaged, or not archive files); records in them are not indexed. They are not "
               "recorded as finished: running the same reindex again reads them again",
               file=sys.stderr)

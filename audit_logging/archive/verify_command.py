@@ -192,10 +192,10 @@ def _print_report(checks: Sequence[DayCheck], done: _Run, verifier: Verifier) ->
                     print(f"{check.day} {label}: {'; '.join(found.sample)}{tail}")
             _print_unreadable(check)
     if totals[UNREADABLE]:
-        print(f"verify: {totals[UNREADABLE]:,} archive files could not be read (damaged, or not "
-              "archive files): their records are neither counted nor compared, log_ids of their "
-              "days that the index holds show as missing in the archive, and --repair does not "
-              "read them; restore them from a copy, or remove them if they are not yours")
+        print(f"verify: {totals[UNREADABLE]:,} archive file(s) could not be read (damaged, or "
+              "not archive files): their records are neither counted nor compared (one the "
+              "index holds shows as missing in the archive) and --repair does not read them; "
+              "restore them from a copy, or remove them if they are not archive files")
     rate = totals["archived"] / done.seconds if done.seconds > 0 else 0.0
     print(f"verify: {len(checks)} days from {done.first} to {done.last}: {totals['archived']:,} "
           f"archived records in {totals['files']:,} files of {done.archive}, "

@@ -113,7 +113,7 @@ def test_reindex_and_verify_check_the_good_files_and_name_the_hostile_one(
     named_once(done.stderr, hostile, "reindex: passed over: ")
     assert "6 records of 2 archive files" in done.stdout
     assert "6 indexed, 0 already there, 0 refused, 1 unreadable files passed over" in done.stdout
-    assert "1 archive files could not be read" in done.stderr
+    assert "1 archive file(s) could not be read" in done.stderr
     bounded(done.stdout, done.stderr)
     assert indexed_ids(opensearch, prefix) == ids(records)
     # Never recorded as finished: a second run reads it again and names it again.
@@ -146,7 +146,7 @@ def test_reindex_and_verify_check_the_good_files_and_name_the_hostile_one(
     assert human.returncode == cli.EXIT_DIFFERENCES, human.stderr
     assert "unreadable files" in human.stdout.splitlines()[0]  # the table's header
     named_once(human.stdout, hostile, f"{DAY} unreadable file: ")
-    assert "1 archive files could not be read" in human.stdout
+    assert "1 archive file(s) could not be read" in human.stdout
     assert "differences on 1 of 1 days" in human.stdout
     bounded(human.stdout, human.stderr)
 
