@@ -14,6 +14,9 @@ Why this is enough to skip a file:
 * an index deleted since (by hand, or by retention) and made again has another uuid: the
   line then no longer counts, and the file is indexed again.
 
+An archive file that cannot be read (damaged, not an archive file) gets no line: a resumed
+run, like any other, reads it again and names it again, so it is never hidden as done.
+
 A line is appended with a single ``write`` on a file opened for appending, then synced to
 disk; a kill can leave at most a last, partial line, which reading ignores. The file is
 locked while a run uses it, so two runs of the same reindex cannot both write it; a run that

@@ -5,8 +5,9 @@ Exit codes, for cron jobs and scripts:
 * 0: done, and (verify) the tiers agree;
 * 1: done, and verify found records missing, extra or twice (with ``--repair``: some are
   left that it could not repair), or reindex could not index some records (the index
-  refused them; the report names them), or export passed over archive files it could not
-  read (damaged, or not archive files; each is named on standard error, the rest exported);
+  refused them; the report names them), or verify, reindex or export passed over archive
+  files it could not read (damaged, or not archive files; each is named, the rest checked,
+  indexed or exported);
 * 2: bad usage or a bad setting (the message names it); nothing was done;
 * 3: a service failed (S3, OpenSearch) or the command was interrupted; what was done is
   kept (a reindex resumes, an export leaves no file behind).

@@ -24,6 +24,13 @@ and records of days outside the range checked. Nor is the stream's stored offset
 RabbitMQ's, and this check talks only to S3): records the consumer has not yet archived are
 not a difference here. A stream deleted and made again under the same name restarts its
 offsets, which these checks then report as overlaps.
+
+A file whose name claims offsets but whose bytes cannot be read (damaged, not an archive file:
+``verify`` names it as unreadable) takes part by its name alone: a name whose offsets run
+backwards, and two files of one day claiming the same offsets, are found as for any file. Its
+rows and metadata are unknown and count as none (``FileSpan(file, 0)``): the row checks are
+then lower bounds, which can miss offsets archived twice across it and another file but never
+report what is not so.
 """
 
 from __future__ import annotations

@@ -13,6 +13,10 @@ bytes. Memory holds a few tens of thousands of records whatever the range. Once 
 of a file is acknowledged, the file is written to the :class:`~.checkpoint.Checkpoint`, so a
 run that is killed and started again skips it.
 
+A file that is no archive file this package can read (damaged, not Parquet, another schema;
+read as export reads it, which sets it apart from S3 failing) is passed over and kept in
+``unreadable``; it is never written to the checkpoint, so every later run reads it again.
+
 OpenSearch is waited for as the consumer waits, but not forever: after ``give_up_after``
 seconds without an answer the run fails (a cron job gets its exit code, not a hang).
 """
@@ -28,13 +32,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from opensearchpy.exceptions import TransportError
 
 from audit_logging.archive.checkpoint import COUNTS, Checkpoint
 from audit_logging.archive.layout import ArchiveFile
-from audit_logging.archive.parquet import records_from_table
-from audit_logging.archive.store import ArchiveStore
+from audit_logging.archive.parquet import ARROW_SCHEMA, records_from_table
+from audit_logging.archive.store import ArchiveStore, UnreadableFileError
 from audit_logging.errors import AuditLoggingError, describe_error
 from audit_logging.indexer import Indexer, Refusal
 from audit_logging.retry import Waiter
@@ -49,6 +52,7 @@ PART_RECORDS: Final = 1000  # records cut from a file and queued together
 BULK_RECORDS: Final = 5000  # records of several parts (files) sent together
 SAMPLES: Final = 5  # examples of records kept for each kind of note
 _POLL: Final = 0.2  # seconds between checks for a failure while waiting on the queue
+_ALL_COLUMNS: Final = tuple(ARROW_SCHEMA.names)
 
 
 class ArchiveFileError(AuditLoggingError):
@@ -67,6 +71,7 @@ class Tally:
     differing: int = 0
     refused: int = 0
     resumed_files: int = 0  # finished by an earlier run (the checkpoint's)
+    unreadable: int = 0  # files passed over: they could not be read (not in ``files``)
 
     def add(self, other: Tally) -> None:
         for field in dataclasses.fields(self):
@@ -207,6 +212,7 @@ class Reindexer:
         self.days: dict[dt.date, Tally] = {}
         self.notes = Notes()
         self.touched: set[str] = set()
+        self.unreadable: list[UnreadableFileError] = []  # files passed over, by key once run
         # Enough parts queued for each sender to gather a full bulk request.
         self._queue: queue.Queue[_Part | None] = queue.Queue(
             maxsize=senders * (BULK_RECORDS // part_records + 1)
@@ -239,6 +245,7 @@ class Reindexer:
             self._pipeline(todo)
         finally:
             self.stop.set()
+        self.unreadable.sort(key=lambda u: u.key)
         if self.touched:
             # What was written is searchable when the command returns.
             self.client.indices.refresh(index=",".join(sorted(self.touched)),
@@ -295,6 +302,9 @@ class Reindexer:
                 return
             try:
                 table = self._fetch(file)
+            except UnreadableFileError as unreadable:
+                self._passed_over(file, unreadable)
+                continue
             except Exception as exc:
                 raise ArchiveFileError(
                     f"reading s3://{self.store.path(file.key)}: {describe_error(exc)}"
@@ -307,11 +317,22 @@ class Reindexer:
                 self._put(_Part(file, records_from_table(pa.Table.from_batches([batch]))))
 
     def _fetch(self, file: ArchiveFile) -> pa.Table:
-        # One GET for the whole object: archive files are small (about 80 bytes a record),
-        # and ranged reads of the footer and each column would cost a request each.
-        with self.store.fs.open_input_stream(self.store.path(file.key)) as stream:
-            data = stream.read()
-        return pq.read_table(pa.BufferReader(data))
+        # One GET for the whole object (the store's scan): archive files are small (about 80
+        # bytes a record), and ranged reads of the footer and each column would cost a request
+        # each. Bytes that are no archive file raise UnreadableFileError; S3 failing, its own.
+        batches = list(self.store.scan([file], _ALL_COLUMNS))
+        if not batches:
+            return ARROW_SCHEMA.empty_table()
+        return pa.Table.from_batches(batches)
+
+    def _passed_over(self, file: ArchiveFile, unreadable: UnreadableFileError) -> None:
+        """Count ``file`` as done for its day, never as finished: no checkpoint line."""
+        with self._lock:
+            self.unreadable.append(unreadable)
+            self.days[file.day].unreadable += 1
+            self._files_left[file.day] -= 1
+            if self.on_progress is not None:
+                self.on_progress(0, int(self._files_left[file.day] == 0))
 
     def _put(self, part: _Part | None) -> None:
         while not self.stop.is_set():

@@ -2,6 +2,11 @@
 days; write-once (a record already in the index is counted, never overwritten) and resumable
 (a run killed midway skips, when started again, the archive files it had finished).
 
+An archive file that cannot be read (damaged, or not an archive file) is named on standard
+error and counted per day; every other file is indexed, and the run exits 1. Such a file is
+never recorded as finished, so running the same reindex again reads it again: once it is
+restored, its records go in; until then, it is named again.
+
 Days before the oldest month the index keeps (AUDIT_LOG_RETENTION_MONTHS) are skipped: the
 consumer's retention would delete their indices again, and the search API and ``export``
 read them from the archive anyway.
@@ -74,7 +79,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     readers = bounded(args.readers, "--readers", 1, 32)
     bulk_bytes = bounded(args.bulk_mib, "--bulk-mib", 1, 100) * _MIB
     directory = state_dir(args.state_dir)
-    store = ArchiveStore(settings)
+    store = ArchiveStore(settings, cache_bytes=0)  # each file is read once: none kept
     today = dt.datetime.now(dt.UTC).date()
     kept_from = first_retained_day(settings.retention_months, today)
     if first < kept_from:
@@ -117,7 +122,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         client.close()
     total = _report(days, prefix, progress.records, progress.elapsed())
     _notes(total, reindexer, checkpoint)
-    return EXIT_DIFFERENCES if total.refused else EXIT_OK
+    return EXIT_DIFFERENCES if total.refused or total.unreadable else EXIT_OK
 
 
 def _adder(progress: Progress) -> Any:
@@ -132,16 +137,17 @@ def _report(days: Mapping[dt.date, Tally], prefix: str, sent: int, elapsed: floa
     for day, tally in days.items():
         total.add(tally)
         rows.append([day.isoformat(), tally.files, tally.records, tally.indexed, tally.present,
-                     tally.refused])
+                     tally.refused, tally.unreadable])
     rows.append(["total", total.files, total.records, total.indexed, total.present,
-                 total.refused])
-    header = ["day", "files", "records", "indexed", "already there", "refused"]
+                 total.refused, total.unreadable])
+    header = ["day", "files", "records", "indexed", "already there", "refused", "unreadable"]
     print(table(header, rows))
     rate = sent / elapsed if elapsed > 0 else 0.0
+    unreadable = f", {total.unreadable:,} unreadable files passed over" if total.unreadable else ""
     print(f"reindex: {total.records:,} records of {total.files:,} archive files over "
           f"{len(days)} days into {prefix}-*: {total.indexed:,} indexed, {total.present:,} "
-          f"already there, {total.refused:,} refused; {sent:,} records sent in {elapsed:.1f} s "
-          f"({rate:,.0f} records/s)")
+          f"already there, {total.refused:,} refused{unreadable}; {sent:,} records sent in "
+          f"{elapsed:.1f} s ({rate:,.0f} records/s)")
     return total
 
 
@@ -156,3 +162,11 @@ def _notes(total: Tally, reindexer: Reindexer, checkpoint: Checkpoint) -> None:
     if total.refused:
         print(f"reindex: the index refused {total.refused:,} records: "
               + "; ".join(reindexer.notes.refused), file=sys.stderr)
+    if reindexer.unreadable:
+        # Every one named, as export does: each is a file to restore (or to remove).
+        for unreadable in reindexer.unreadable:
+            print(f"reindex: passed over: {unreadable}", file=sys.stderr)
+        print(f"reindex: {len(reindexer.unreadable):,} archive file(s) could not be read "
+              "(damaged, or not archive files); records in them are not indexed. They are not "
+              "recorded as finished: running the same reindex again reads them again",
+              file=sys.stderr)

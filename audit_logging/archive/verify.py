@@ -9,14 +9,23 @@ For each day of the range:
   ones are in the archive alone, on purpose;
 * *duplicates*: a log_id in more than one row of the archive, in one file or in two;
 * *offset problems*: what the files' names, metadata and row counts prove was archived twice
-  (:mod:`.offsets` says what can and cannot be checked there).
+  (:mod:`.offsets` says what can and cannot be checked there);
+* *unreadable files*: a file under the day's folder, named like an archive file, that is no
+  archive file this package can read (damaged, cut short, empty, not Parquet, another schema).
+  Its records cannot be counted or compared: the day's other files are checked as usual, and
+  log_ids of the day the index holds that were in it show as missing in the archive. Its name
+  still takes part in the offset checks that need names alone; its rows count as none (see
+  :mod:`.offsets`). A file is read whole, every column decoded as ``export`` decodes it, so
+  verify calls unreadable exactly the files a search or an export passes over.
+
+S3 failing (a listing, a read) is no finding: it raises, and the command fails.
 
 Not checked: that a record's content is the same in both tiers (only its presence), and that
 the archive holds every record the stream carried (see :mod:`.offsets`). A day the consumer is
 still writing differs while batches are in flight: check days that are over.
 
 With a repairing :class:`~audit_logging.indexer.Indexer`, what the index misses is read back
-from the archive and indexed, write-once, as ``reindex`` does.
+from the archive's readable files and indexed, write-once, as ``reindex`` does.
 
 Memory holds one day's log_ids (both tiers', as Arrow arrays) and, for the offset checks, one
 small entry per archive file of the range.
@@ -24,6 +33,7 @@ small entry per archive file of the range.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import datetime as dt
 from collections.abc import Callable, Iterator, Sequence
@@ -32,14 +42,15 @@ from typing import TYPE_CHECKING, Any, Final
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 from opensearchpy import helpers
 
 from audit_logging.archive import layout
 from audit_logging.archive.layout import ArchiveFile
 from audit_logging.archive.offsets import FileSpan, named_offsets, offset_problems
-from audit_logging.archive.parquet import records_from_table
+from audit_logging.archive.parquet import ARROW_SCHEMA, records_from_table
 from audit_logging.archive.reindex import PART_RECORDS, Notes, Tally, index_records, month_index
-from audit_logging.archive.store import ArchiveStore
+from audit_logging.archive.store import FOOTER_READERS, ArchiveStore, UnreadableFileError
 from audit_logging.indexer import Indexer
 from audit_logging.search_index import index_pattern
 
@@ -50,6 +61,8 @@ SAMPLE: Final = 10  # log_ids (or texts) shown for each difference of a day
 _PAGE: Final = 10_000  # ids per page read from the index
 _CHUNK: Final = 100_000  # ids gathered in Python before they become an Arrow array
 _EMPTY: Final = pa.array([], pa.string())
+# Every column, as export reads them: a file of another schema has a log_id column too.
+_ALL_COLUMNS: Final = tuple(ARROW_SCHEMA.names)
 
 
 @dataclasses.dataclass
@@ -80,6 +93,8 @@ class DayCheck:
     missing_in_archive: Found = dataclasses.field(default_factory=Found)
     duplicates: Found = dataclasses.field(default_factory=Found)
     offset_problems: Found = dataclasses.field(default_factory=Found)
+    # Files of the day that could not be read, by key: no repair mends them.
+    unreadable: list[UnreadableFileError] = dataclasses.field(default_factory=list)
     repaired: Tally | None = None  # what --repair did with the records the index missed
 
     @property
@@ -96,12 +111,17 @@ class DayCheck:
     @property
     def differs(self) -> bool:
         return bool(self.missing_in_index.count or self.missing_in_archive.count
-                    or self.duplicates.count or self.offset_problems.count)
+                    or self.duplicates.count or self.offset_problems.count or self.unreadable)
 
     @property
     def differs_still(self) -> bool:
         return bool(self.still_missing or self.missing_in_archive.count
-                    or self.duplicates.count or self.offset_problems.count)
+                    or self.duplicates.count or self.offset_problems.count or self.unreadable)
+
+    def passed_over(self, unreadable: Sequence[UnreadableFileError]) -> None:
+        known = {u.key for u in self.unreadable}
+        self.unreadable.extend(u for u in unreadable if u.key not in known)
+        self.unreadable.sort(key=lambda u: u.key)
 
 
 class Verifier:
@@ -144,7 +164,7 @@ class Verifier:
 
     def _day(self, day: dt.date, files: Sequence[ArchiveFile], spans: list[FileSpan]) -> DayCheck:
         check = DayCheck(day, files=len(files))
-        ids = self._archive_ids(files, spans)
+        ids = self._archive_ids(files, spans, check)
         check.archived = len(ids)
         counted = pc.value_counts(ids) if len(ids) else None
         unique = counted.field("values") if counted is not None else _EMPTY
@@ -162,24 +182,45 @@ class Verifier:
             pc.filter(indexed, pc.invert(pc.is_in(indexed, value_set=unique)))
         )
         if self.repair is not None and len(missing):
-            check.repaired = self._repair(day, files, missing)
+            unreadable = {u.key for u in check.unreadable}
+            readable = [f for f in files if f.key not in unreadable]
+            check.repaired = self._repair(day, readable, missing, check)
         return check
 
-    def _archive_ids(self, files: Sequence[ArchiveFile], spans: list[FileSpan]) -> pa.Array[Any]:
+    def _archive_ids(
+        self, files: Sequence[ArchiveFile], spans: list[FileSpan], check: DayCheck
+    ) -> pa.Array[Any]:
         if not files:
             return _EMPTY
-        rows = {self.store.path(f.key): 0 for f in files}
         chunks: list[pa.Array[Any]] = []
-        scanner = self.store.dataset(files).scanner(columns=["log_id"])
-        for tagged in scanner.scan_batches():
-            fragment = tagged.fragment
-            assert isinstance(fragment, ds.FileFragment)
-            rows[fragment.path] += tagged.record_batch.num_rows
-            chunks.append(tagged.record_batch.column(0))
+        skipped: list[UnreadableFileError] = []
+        # A damaged file is the store's to tell from S3 failing: it lands in ``skipped`` with
+        # its key, while S3 failing raises (and the command fails, blaming S3).
+        for batch in self.store.scan(files, _ALL_COLUMNS, skipped=skipped):
+            chunks.append(batch.column("log_id"))
+        check.passed_over(skipped)
+        unreadable = {u.key for u in skipped}
+        # Each readable file was just read whole, so its footer is sound: reading it fails
+        # only if S3 does. Its row count is the one the scan decoded.
+        readable = [f for f in files if f.key not in unreadable]
+        footers = dict(zip((f.key for f in readable), self._footers(readable), strict=True))
         for file in files:
-            metadata = self.store.footer(file).metadata
-            spans.append(FileSpan(file, rows[self.store.path(file.key)], named_offsets(metadata)))
+            footer = footers.get(file.key)
+            if footer is None:
+                # Its name still claims offsets, which the name-only checks use; its rows
+                # and metadata are unknown: counted as none, they can hide an offset archived
+                # twice across it and another file, never invent one.
+                spans.append(FileSpan(file, 0))
+            else:
+                spans.append(FileSpan(file, footer.num_rows, named_offsets(footer.metadata)))
         return pa.chunked_array(chunks, pa.string()).combine_chunks() if chunks else _EMPTY
+
+    def _footers(self, files: Sequence[ArchiveFile]) -> list[pq.FileMetaData]:
+        """The footers of ``files``, side by side: each is a round trip to S3."""
+        if len(files) < 2:
+            return [self.store.footer(file) for file in files]
+        with concurrent.futures.ThreadPoolExecutor(FOOTER_READERS) as pool:
+            return list(pool.map(self.store.footer, files))
 
     def _index_ids(self, day: dt.date) -> pa.Array[Any]:
         """The ``_id`` of every document of ``day``, in every monthly index."""
@@ -200,15 +241,19 @@ class Verifier:
         chunks.append(pa.array(ids, pa.string()))
         return pa.chunked_array(chunks, pa.string()).combine_chunks()
 
-    def _repair(self, day: dt.date, files: Sequence[ArchiveFile], missing: pa.Array[Any]) -> Tally:
+    def _repair(
+        self, day: dt.date, files: Sequence[ArchiveFile], missing: pa.Array[Any], check: DayCheck
+    ) -> Tally:
+        """Index the records of ``missing`` from ``files`` (the day's readable ones)."""
         assert self.repair is not None
         tally = Tally()
         wanted = ds.field("log_id").isin(missing)
-        scanner = self.store.dataset(files).scanner(filter=wanted, batch_size=PART_RECORDS)
-        for batch in scanner.to_batches():
-            if batch.num_rows:
-                records = records_from_table(pa.Table.from_batches([batch]))
-                tally.add(index_records(self.repair, records, self.notes))
+        skipped: list[UnreadableFileError] = []
+        for batch in self.store.scan(files, _ALL_COLUMNS, where=wanted, skipped=skipped):
+            for start in range(0, batch.num_rows, PART_RECORDS):
+                part = pa.Table.from_batches([batch.slice(start, PART_RECORDS)])
+                tally.add(index_records(self.repair, records_from_table(part), self.notes))
+        check.passed_over(skipped)  # read a moment ago, unreadable now: said so all the same
         self.client.indices.refresh(index=month_index(self.prefix, day),
                                     params={"ignore_unavailable": "true"})
         return tally

@@ -1,10 +1,11 @@
 """``verify``: do the search index and the archive hold the same records? Day by day: log_ids
 missing in the index, missing in the archive, archived twice, and what the archive's file
 names prove about the stream's offsets (:mod:`.verify` and :mod:`.offsets` say exactly what is
-and is not checked). ``--repair`` indexes what the index misses, as ``reindex`` would.
+and is not checked), and archive files that cannot be read (each named, the others checked).
+``--repair`` indexes what the index misses from the readable files, as ``reindex`` would.
 
 Exit 0 when the tiers agree (with ``--repair``: once repaired), 1 when differences are found
-(or left), 2 for bad usage, 3 when a service fails.
+(or left) or a file could not be read, 2 for bad usage, 3 when a service fails.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ from audit_logging.archive.cli import (
 from audit_logging.archive.progress import Progress
 from audit_logging.archive.reindex import Tally, archive_indexer
 from audit_logging.archive.report import table
-from audit_logging.archive.store import ArchiveStore
-from audit_logging.archive.verify import DayCheck, Found, Verifier
+from audit_logging.archive.store import ArchiveStore, UnreadableFileError
+from audit_logging.archive.verify import SAMPLE, DayCheck, Found, Verifier
 from audit_logging.search_index import first_retained_day, install_template, make_client
 from audit_logging.settings import Settings
 
@@ -41,6 +42,8 @@ _KINDS: Final = (
     ("duplicates", "duplicates"),
     ("offset_problems", "offset problems"),
 )
+UNREADABLE: Final = "unreadable_files"
+_UNREADABLE_LABEL: Final = "unreadable files"
 
 
 def add_parser(commands: Any) -> None:
@@ -48,8 +51,9 @@ def add_parser(commands: Any) -> None:
         "verify",
         help="check that the search index and the archive hold the same records",
         description="Compare the archive's log_ids with the index's for each UTC day of the "
-        "range (the index only where it keeps the month), find log_ids archived twice and "
-        "offsets claimed twice. Exit 0 when they agree, 1 when they differ.",
+        "range (the index only where it keeps the month), find log_ids archived twice, "
+        "offsets claimed twice and archive files that cannot be read. Exit 0 when they agree, "
+        "1 when they differ.",
     )
     add_range(parser)
     add_index_prefix(parser)
@@ -75,7 +79,8 @@ class _Run:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     first, last = days_of(record_filter(args, settings))
     prefix = index_prefix(args, settings)
-    store = ArchiveStore(settings)
+    # Files are read once each (a repair reads its day's again): none kept in memory.
+    store = ArchiveStore(settings, cache_bytes=0)
     today = dt.datetime.now(dt.UTC).date()
     index_from = first_retained_day(settings.retention_months, today)
     client = make_client(settings, timeout=60, max_retries=0)
@@ -107,6 +112,12 @@ def _found(found: Found) -> dict[str, Any]:
     return {"count": found.count, "sample": list(found.sample)}
 
 
+def _unreadable(unreadable: Sequence[UnreadableFileError]) -> dict[str, Any]:
+    # The key as S3 has it (JSON escapes it); the reason is one bounded line already.
+    return {"count": len(unreadable),
+            "sample": [{"key": u.key, "reason": u.reason} for u in unreadable[:SAMPLE]]}
+
+
 def _tally(tally: Tally | None) -> dict[str, int] | None:
     if tally is None:
         return None
@@ -133,6 +144,7 @@ def as_json(checks: Sequence[DayCheck], done: _Run) -> dict[str, Any]:
             "index_checked": check.index_checked,
         }
         day.update({name: _found(getattr(check, name)) for name, _ in _KINDS})
+        day[UNREADABLE] = _unreadable(check.unreadable)
         day["repaired"] = _tally(check.repaired)
         day["agree"] = not check.differs_still
         days.append(day)
@@ -141,6 +153,7 @@ def as_json(checks: Sequence[DayCheck], done: _Run) -> dict[str, Any]:
         "archived": sum(c.archived for c in checks),
         "indexed": sum(c.indexed or 0 for c in checks),
         **{name: sum(getattr(c, name).count for c in checks) for name, _ in _KINDS},
+        UNREADABLE: sum(len(c.unreadable) for c in checks),
         "repaired": _tally(_repaired(checks)) if done.repair else None,
     }
     return {
@@ -160,14 +173,15 @@ def _print_report(checks: Sequence[DayCheck], done: _Run, verifier: Verifier) ->
     differing = [c for c in checks if c.differs]
     totals = as_json(checks, done)["totals"]
     if differing:
-        header = ["day", "files", "archived", "indexed", *(label for _, label in _KINDS)]
+        header = ["day", "files", "archived", "indexed", *(label for _, label in _KINDS),
+                  _UNREADABLE_LABEL]
         rows: list[list[object]] = [
             [c.day.isoformat(), c.files, c.archived, c.indexed,
-             *(getattr(c, name).count for name, _ in _KINDS)]
+             *(getattr(c, name).count for name, _ in _KINDS), len(c.unreadable)]
             for c in differing
         ]
         rows.append(["total", totals["files"], totals["archived"], totals["indexed"],
-                     *(totals[name] for name, _ in _KINDS)])
+                     *(totals[name] for name, _ in _KINDS), totals[UNREADABLE]])
         print(table(header, rows))
         for check in differing:
             for name, label in _KINDS:
@@ -176,6 +190,12 @@ def _print_report(checks: Sequence[DayCheck], done: _Run, verifier: Verifier) ->
                     more = found.count - len(found.sample)
                     tail = f" (and {more:,} more)" if more > 0 else ""
                     print(f"{check.day} {label}: {'; '.join(found.sample)}{tail}")
+            _print_unreadable(check)
+    if totals[UNREADABLE]:
+        print(f"verify: {totals[UNREADABLE]:,} archive file(s) could not be read (damaged, or "
+              "not archive files): their records are neither counted nor compared (one the "
+              "index holds shows as missing in the archive) and --repair does not read them; "
+              "restore them from a copy, or remove them if they are not archive files")
     rate = totals["archived"] / done.seconds if done.seconds > 0 else 0.0
     print(f"verify: {len(checks)} days from {done.first} to {done.last}: {totals['archived']:,} "
           f"archived records in {totals['files']:,} files of {done.archive}, "
@@ -194,3 +214,13 @@ def _print_report(checks: Sequence[DayCheck], done: _Run, verifier: Verifier) ->
         print("verify: the index and the archive agree after the repair")
     else:
         print(f"verify: differences on {len(left)} of {len(checks)} days")
+
+
+def _print_unreadable(check: DayCheck) -> None:
+    """A line per file (its key escaped and bounded, the reason one line), at most
+    :data:`~.verify.SAMPLE` of a day."""
+    for unreadable in check.unreadable[:SAMPLE]:
+        print(f"{check.day} unreadable file: {unreadable}")
+    more = len(check.unreadable) - SAMPLE
+    if more > 0:
+        print(f"{check.day} unreadable files: and {more:,} more")

@@ -130,11 +130,19 @@ def summary(day: dt.date, answer: Mapping[str, Any], seconds: float) -> tuple[in
             text += f" ({', '.join(str(s) for s in found['sample'][:_SAMPLES])}"
             text += ", ...)" if found["count"] > _SAMPLES else ")"
         counts.append(text)
+    # Archive files verify could not read: counted, not named (a key can be long; the
+    # command names each). An answer without the key (a verify before it existed) has none.
+    unreadable = checked.get("unreadable_files")
+    if unreadable is not None:
+        counts.append(f"unreadable files {int(unreadable['count']):,}")
     line = (f"verify {day}: the index and the archive {'agree' if agree else 'differ'}: "
             f"{checked['archived']:,} records in the archive ({_files(checked['files'])}), "
             f"{indexed}; {', '.join(counts)} ({seconds:.1f} s)")
     if agree:
         return logging.INFO, line
+    if unreadable is not None and unreadable["count"]:
+        line += ("; an unreadable file is damaged or no archive file: its records are not "
+                 "checked, and no repair reads them")
     return logging.WARNING, (
         f"{line}; `python -m audit_logging.archive verify --since {day} --until {day}` lists "
         "them, and with --repair indexes what the index misses")

@@ -28,9 +28,10 @@ pytestmark = pytest.mark.services
 TODAY = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 RECENT = TODAY - dt.timedelta(days=3) + dt.timedelta(hours=2)
 DAY_KEYS = {"day", "files", "archived", "indexed", "index_checked", "missing_in_index",
-            "missing_in_archive", "duplicates", "offset_problems", "repaired", "agree"}
+            "missing_in_archive", "duplicates", "offset_problems", "unreadable_files",
+            "repaired", "agree"}
 TOTAL_KEYS = {"files", "archived", "indexed", "missing_in_index", "missing_in_archive",
-              "duplicates", "offset_problems", "repaired"}
+              "duplicates", "offset_problems", "unreadable_files", "repaired"}
 
 
 @pytest.fixture
@@ -118,6 +119,8 @@ def test_each_difference_is_found_on_its_day_and_named_in_json(
         assert entry["agree"] is False
         assert answer["totals"][kind] == count
     assert answer["totals"]["offset_problems"] == 0
+    assert answer["totals"]["unreadable_files"] == 0
+    assert all(d["unreadable_files"] == {"count": 0, "sample": []} for d in answer["days"])
     assert answer["totals"]["archived"] == len(records)  # one lost, one twice
     assert answer["totals"]["indexed"] == len(records) - 1
 

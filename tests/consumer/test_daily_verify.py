@@ -123,7 +123,8 @@ def test_a_day_that_differs_is_one_warning_line_with_its_counts(
                 "(3 files), 5 in the index; "
                 f"missing in index 1 ({lost_in_index['log_id']}), "
                 f"missing in archive 1 ({lost_in_archive['log_id']}), "
-                f"duplicates 1 ({twice['log_id']}), offset problems 0 (") in line, line
+                f"duplicates 1 ({twice['log_id']}), offset problems 0, "
+                "unreadable files 0 (") in line, line
         assert f"verify --since {day} --until {day}" in line and "--repair" in line
     # Verify repairs nothing by itself: the index still misses the record.
     assert not client.exists(
@@ -155,7 +156,7 @@ def test_an_agreeing_day_is_one_info_line_from_the_active_member_only(
         assert line.endswith(" s)"), line
         assert (f"verify {day}: the index and the archive agree: 4 records in the archive "
                 "(1 file), 4 in the index; missing in index 0, missing in archive 0, "
-                "duplicates 0, offset problems 0 (") in line, line
+                "duplicates 0, offset problems 0, unreadable files 0 (") in line, line
     # The standby woke at the same times (the schedule is the wall clock's) and checked nothing.
     assert summaries(standby, day) == [], standby.log()
     assert active.stop() == 0

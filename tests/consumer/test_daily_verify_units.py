@@ -168,7 +168,7 @@ def answer(**day: Any) -> dict[str, Any]:
     checked = {
         "day": "2026-11-29", "files": 3, "archived": 120, "indexed": 120, "index_checked": True,
         "missing_in_index": found, "missing_in_archive": found, "duplicates": found,
-        "offset_problems": found, "repaired": None, "agree": True,
+        "offset_problems": found, "unreadable_files": found, "repaired": None, "agree": True,
     } | day
     return {"agree": checked["agree"], "days": [checked]}
 
@@ -179,7 +179,7 @@ def test_an_agreeing_day_is_one_info_line() -> None:
     assert line == (
         "verify 2026-11-29: the index and the archive agree: 120 records in the archive "
         "(3 files), 120 in the index; missing in index 0, missing in archive 0, duplicates 0, "
-        "offset problems 0 (1.2 s)"
+        "offset problems 0, unreadable files 0 (1.2 s)"
     )
 
 
@@ -199,7 +199,7 @@ def test_a_differing_day_is_one_warning_line_with_counts_samples_and_the_repair(
     assert "the index and the archive differ: 120 records in the archive (1 file), 117 in " in line
     assert "missing in index 12 (id-0, id-1, id-2, ...)" in line
     assert "missing in archive 1 (extra-1)" in line
-    assert "duplicates 0, offset problems 1 (0.5 s)" in line
+    assert "duplicates 0, offset problems 1, unreadable files 0 (0.5 s)" in line
     assert "forged" not in line
     assert "--since 2026-11-29 --until 2026-11-29" in line and "--repair" in line
 
@@ -208,3 +208,27 @@ def test_a_day_past_index_retention_says_the_index_was_not_checked() -> None:
     level, line = summary(dt.date(2020, 1, 1), answer(indexed=None, index_checked=False), 0.1)
     assert level == logging.INFO
     assert "the index not checked" in line
+
+
+def test_unreadable_files_are_counted_in_the_warning_line_never_named() -> None:
+    key = "audit-logs/year=2026/month=11/day=29/s-" + "0" * 20 + "-" + "0" * 19 + "9.parquet"
+    level, line = summary(
+        dt.date(2026, 11, 29),
+        answer(agree=False, archived=117,
+               unreadable_files={"count": 2, "sample": [
+                   {"key": key, "reason": "ArrowInvalid: magic bytes not found\nforged"},
+                   {"key": key + "x", "reason": "OSError: thrift"}]}),
+        0.5,
+    )
+    assert level == logging.WARNING
+    assert "offset problems 0, unreadable files 2 (0.5 s)" in line
+    assert "no repair reads them" in line
+    assert key not in line and "forged" not in line and "\n" not in line
+
+
+def test_an_answer_without_the_unreadable_files_key_still_makes_its_line() -> None:
+    older = answer()
+    del older["days"][0]["unreadable_files"]
+    level, line = summary(dt.date(2026, 11, 29), older, 1.25)
+    assert level == logging.INFO
+    assert line.endswith("duplicates 0, offset problems 0 (1.2 s)")
