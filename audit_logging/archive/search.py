@@ -12,10 +12,12 @@ from __future__ import annotations
 import collections
 import dataclasses
 import datetime as dt
+import hashlib
+import json
 import threading
 import time
 import uuid
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Final, Literal
 
 import pyarrow as pa
@@ -25,7 +27,6 @@ from audit_logging.archive import matching
 from audit_logging.archive.layout import ArchiveFile
 from audit_logging.archive.parquet import ARROW_SCHEMA, records_from_table
 from audit_logging.archive.store import ArchiveStore, UnreadableFileError
-from audit_logging.errors import AuditLoggingError
 
 Order = list[tuple[str, Literal["ascending", "descending"]]]
 NEWEST_FIRST: Final[Order] = [("timestamp", "descending"), ("log_id", "descending")]
@@ -42,10 +43,6 @@ class Page:
     # Keys of files in the range that are no readable archive file: their records, if
     # any, are in neither the total nor the records.
     unreadable: tuple[str, ...] = ()
-
-
-class SearchTooLongError(AuditLoggingError):
-    """A search of the archive that passed its deadline; what it read is dropped."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,11 +122,7 @@ class ArchiveSearch:
 
         held: list[pa.RecordBatch] = []
         rows = 0
-        for batch in self.store.scan(files, read, pushed, skipped):
-            if deadline is not None and time.monotonic() > deadline:
-                raise SearchTooLongError(
-                    f"the archive search passed its deadline over {len(files)} files: "
-                    "narrow the time range or add filters")
+        for batch in self.store.scan(files, read, pushed, skipped, deadline):
             if not batch.num_rows:
                 continue
             held.append(batch)
@@ -157,8 +150,8 @@ class ArchiveSearch:
         ``seconds``, the search stops with :class:`SearchTooLongError`.
 
         One scan counts every match and keeps the newest ``offset + size`` rows below the
-        cursor, at most twice that many at a time: every file is read once, in one request
-        where the store can (requests, not bytes, are what reading S3 costs most)."""
+        cursor, at most twice that many at a time: every file is read once, whole (requests,
+        not bytes, are what reading S3 costs most)."""
         deadline = None if seconds is None else time.monotonic() + seconds
         days = window or self.day_range(search)
         if days is None:
@@ -169,7 +162,7 @@ class ArchiveSearch:
         read = list(dict.fromkeys([*columns, "timestamp", "log_id"]))
         # The next pages of a cursor share the first one's total: with it known, the scan
         # skips the row groups above the cursor instead of counting them again.
-        counted = (repr(search), tuple((f.key, f.size) for f in files))
+        counted = _search_digest(search, files)
         known = self._totals.get(counted) if below is not None else None
         total = 0
         best = _Newest(keep)
@@ -233,6 +226,20 @@ class ArchiveSearch:
             yield day, table.sort_by(OLDEST_FIRST).select(list(columns))
 
 
+def _search_digest(search: matching.Filter, files: Sequence[ArchiveFile]) -> bytes:
+    """What a total depends on, in 32 bytes: every filter's value (a session key too, which
+    a filter's repr hides) and each file of the range, by key and size."""
+    def bound(value: matching.Bound | None) -> list[Any] | None:
+        return None if value is None else [value.moment.isoformat(), value.inclusive]
+
+    described = json.dumps([sorted(search.exact.items()), search.ip_address, bound(search.start),
+                            bound(search.end), search.search_term])
+    digest = hashlib.blake2b(described.encode(), digest_size=32)
+    for file in files:
+        digest.update(f"\n{file.key}\t{file.size}".encode())
+    return digest.digest()
+
+
 class _Totals:
     """The totals of recent searches, by filter and the exact files read (a file added to
     the range makes another key)."""
@@ -240,17 +247,17 @@ class _Totals:
     KEPT: Final = 256
 
     def __init__(self) -> None:
-        self._totals: collections.OrderedDict[Hashable, int] = collections.OrderedDict()
+        self._totals: collections.OrderedDict[bytes, int] = collections.OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: Hashable) -> int | None:
+    def get(self, key: bytes) -> int | None:
         with self._lock:
             found = self._totals.get(key)
             if found is not None:
                 self._totals.move_to_end(key)
             return found
 
-    def put(self, key: Hashable, total: int) -> None:
+    def put(self, key: bytes, total: int) -> None:
         with self._lock:
             self._totals[key] = total
             while len(self._totals) > self.KEPT:

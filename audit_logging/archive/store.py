@@ -15,6 +15,7 @@ import datetime as dt
 import itertools
 import logging
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Final
 
@@ -61,6 +62,20 @@ def _month_starts(first: dt.date, last: dt.date) -> list[dt.date]:
         months.append(month)
         month = (month + dt.timedelta(days=32)).replace(day=1)
     return months
+
+
+class SearchTooLongError(AuditLoggingError):
+    """A search of the archive that passed its deadline; what it read is dropped."""
+
+
+def _time_left(deadline: float | None, files: int) -> float | None:
+    if deadline is None:
+        return None
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise SearchTooLongError(f"the archive search passed its deadline over {files} files: "
+                                 "narrow the time range or add filters")
+    return left
 
 
 class UnreadableFileError(AuditLoggingError):
@@ -160,18 +175,27 @@ class ArchiveStore:
         columns: Sequence[str],
         where: ds.Expression | None = None,
         skipped: list[UnreadableFileError] | None = None,
+        deadline: float | None = None,
     ) -> Iterator[pa.RecordBatch]:
         """The rows of ``files`` that ``where`` keeps, ``columns`` only, a batch at a time.
 
-        Each file is read whole, in one request (a request costs far more than the bytes of
-        one of these small files), or taken from the cache of files kept; only its row
-        groups whose statistics do not rule ``where`` out are decoded.
+        Each file is read whole, in two requests whatever the columns and row groups needed
+        (its size, then its bytes: a request costs far more than the bytes of one of these
+        small files, and pyarrow's Python API cannot be given the listed size), or taken from
+        the cache of files kept; only its row groups whose statistics do not rule ``where``
+        out are decoded.
         :data:`FILES_READ_AT_ONCE` files are read and decoded side by side.
 
         A file that S3 gives but that is no archive file (damaged, cut short, another
         schema) is added to ``skipped`` and passed over, or, without ``skipped``, raises
-        :class:`UnreadableFileError`. S3 failing raises as it comes."""
+        :class:`UnreadableFileError`. S3 failing raises as it comes. Past ``deadline`` (a
+        ``time.monotonic()`` value), even while a read is waiting on S3, the scan stops with
+        :class:`SearchTooLongError`."""
         wanted = list(columns)
+        if where is not None:
+            # A filter that does not fit the archive's columns is this package's fault:
+            # found here, once, it cannot pass for every file being damaged.
+            ARROW_SCHEMA.empty_table().filter(where)
         queue = iter(files)
         pending = collections.deque(
             self._readers.submit(self._rows_of, file, wanted, where)
@@ -184,7 +208,11 @@ class ArchiveStore:
                 if following is not None:
                     pending.append(self._readers.submit(self._rows_of, following, wanted, where))
                 try:
-                    table = future.result()
+                    table = future.result(timeout=_time_left(deadline, len(files)))
+                except concurrent.futures.TimeoutError:
+                    raise SearchTooLongError(
+                        f"the archive search passed its deadline over {len(files)} files: "
+                        "narrow the time range or add filters") from None
                 except UnreadableFileError as unreadable:
                     if skipped is None:
                         raise
@@ -200,9 +228,12 @@ class ArchiveStore:
         self, file: ArchiveFile, columns: list[str], where: ds.Expression | None
     ) -> pa.Table:
         data = self._bytes_of(file)
-        # Whatever goes wrong from here is the bytes' fault: they are all in memory.
+        # What goes wrong from here is the bytes' fault (they are all in memory), but for
+        # running out of memory (the filter was checked before the scan).
         try:
             return _decode(data, columns, where)
+        except (MemoryError, pa.ArrowMemoryError):
+            raise
         except Exception as exc:  # noqa: BLE001 - any fault of a damaged file
             raise UnreadableFileError(file.key, describe_error(exc, limit=200)) from None
 
@@ -212,6 +243,8 @@ class ArchiveStore:
             return kept
         with self.fs.open_input_file(self.path(file.key)) as stream:
             data = stream.read_buffer()
+        if file.size and data.size != file.size:  # S3's fault, not the file's: not kept
+            raise OSError(f"S3 gave {data.size} bytes of {file.key}, listed as {file.size}")
         self._cache.put(file.key, file.size, data)
         return data
 

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import threading
+import time
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.dataset as ds
 import pytest
 from opensearchpy import helpers
 
@@ -16,7 +20,7 @@ from audit_logging.archive import search as archive_search
 from audit_logging.archive import store as archive_store
 from audit_logging.archive.matching import words
 from audit_logging.archive.search import After, ArchiveSearch
-from audit_logging.archive.store import ArchiveStore
+from audit_logging.archive.store import ArchiveStore, SearchTooLongError
 from audit_logging.consumer.s3 import make_s3_client
 from audit_logging.record_filter import (
     RecordFilter,
@@ -325,7 +329,7 @@ def test_a_stray_folder_under_the_prefix_is_passed_over(settings: Settings) -> N
 def test_a_search_stops_at_its_deadline(settings: Settings) -> None:
     put_archive(settings, spread(30, dt.timedelta(hours=1)), per_file=5)
     searcher = ArchiveSearch(ArchiveStore(settings))
-    with pytest.raises(archive_search.SearchTooLongError, match="deadline over 7 files"):
+    with pytest.raises(SearchTooLongError, match="deadline over 7 files"):
         searcher.page(RecordFilter(), offset=0, size=10, seconds=0.0)
     assert searcher.page(RecordFilter(), offset=0, size=10, seconds=60.0).total == 30
 
@@ -347,3 +351,60 @@ def test_a_cursor_page_counts_again_when_the_range_gains_a_file(settings: Settin
     below = [r["object_id"] for r in everything if (r["timestamp"], r["log_id"])
              < (last["timestamp"], last["log_id"])]
     assert [r["object_id"] for r in second.records] == below[:5]
+
+
+def test_the_deadline_holds_when_nothing_matches_and_while_a_read_waits(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    put_archive(settings, spread(30, dt.timedelta(hours=1)), per_file=5)
+    store = ArchiveStore(settings)
+    searcher = ArchiveSearch(store)
+    nobody = RecordFilter(exact={"user_id": "nobody"})
+    with pytest.raises(SearchTooLongError):  # no file gives a batch to check it on
+        searcher.page(nobody, offset=0, size=10, seconds=0.0)
+    read = ArchiveStore._bytes_of
+    unblock = threading.Event()
+
+    def stalled(self: ArchiveStore, file: Any) -> Any:  # S3 hanging on every read
+        unblock.wait(30)
+        return read(self, file)
+
+    monkeypatch.setattr(ArchiveStore, "_bytes_of", stalled)
+    started = time.monotonic()
+    with pytest.raises(SearchTooLongError):
+        ArchiveSearch(ArchiveStore(settings)).page(nobody, offset=0, size=10, seconds=0.5)
+    waited = time.monotonic() - started
+    unblock.set()
+    assert waited < 20  # the reads were still hanging: only the deadline ended the wait
+
+
+def test_cursor_totals_are_kept_apart_by_every_filter_value(settings: Settings) -> None:
+    records = spread(30, dt.timedelta(hours=1))
+    for i, record in enumerate(records):
+        record["session_key"] = "hmac-sha256:" + ("a" if i % 3 else "b") * 64
+    put_archive(settings, records, per_file=5)
+    searcher = ArchiveSearch(ArchiveStore(settings))
+    # Two sessions: their filters print alike (a session key is never shown), their totals
+    # must not be taken for each other's. Both first pages, then both cursor pages.
+    wanted = {key: RecordFilter(exact={"session_key": "hmac-sha256:" + key * 64})
+              for key in ("a", "b")}
+    assert repr(wanted["a"]) == repr(wanted["b"])
+    cursors = {}
+    for key, search in wanted.items():
+        last = searcher.page(search, offset=0, size=2).records[-1]
+        cursors[key] = After(dt.datetime.fromisoformat(last["timestamp"]), last["log_id"])
+    totals = {key: searcher.page(search, offset=0, size=2, after=cursors[key]).total
+              for key, search in wanted.items()}
+    assert totals == {"a": 20, "b": 10}
+
+
+def test_a_filter_that_does_not_fit_the_columns_raises_instead_of_blaming_files(
+    settings: Settings,
+) -> None:
+    put_archive(settings, spread(10, dt.timedelta(hours=1)), per_file=5)
+    store = ArchiveStore(settings)
+    files = store.files(DAY0.date(), (DAY0 + dt.timedelta(days=1)).date())
+    skipped: list[Any] = []
+    with pytest.raises(pa.ArrowNotImplementedError):
+        list(store.scan(files, ["log_id"], ds.field("schema_version") == "x", skipped))
+    assert skipped == []
