@@ -160,8 +160,8 @@ SEARCH_TERM: Final = Param(
     "text",
     "Free text, not only white space (leading and trailing spaces are ignored): records whose"
     " username, object_repr or change_message contain every word (the last may be the start of"
-    " a word), or whose username, object_type or object_id equal it. Plain text: no query"
-    " syntax is interpreted.",
+    " a word when the term ends with it: `stat` finds `status`, `stat.` does not), or whose"
+    " username, object_type or object_id equal it. Plain text: no query syntax is interpreted.",
     MAX_SEARCH_TERM,
 )
 # In the order they are checked and documented.
