@@ -4,7 +4,8 @@
   default batch, in the local S3) into empty indices, run as ``python -m audit_logging.archive
   reindex`` from start to exit, against ``opensearchpy.helpers.bulk`` of the same documents
   already in memory (``create``, chunks of 5,000): the floor of what writing them costs;
-* ``verify`` of the same range (both tiers read, day by day), in archived records per second.
+* ``verify`` of the same range (both tiers read, day by day), in archived records per second;
+* ``verify`` of one day of 1,000,000 records (files of 1,000), in records per second.
 
 Rounds alternate (bulk, reindex, bulk, reindex, ...); each starts from empty indices. Everything
 is written under the run's own index and S3 prefixes and removed afterwards.
@@ -42,6 +43,8 @@ DAYS: Final = 8
 ROUNDS: Final = 3
 GOAL: Final = 0.7
 STREAM: Final = "audit_logs_stream"
+DAY_RECORDS: Final = int(os.environ.get("BENCH_ARCHIVE_DAY_RECORDS", "1000000"))
+DAY_CHUNK: Final = 50_000  # records made, archived and indexed at a time (memory)
 
 
 def _records(count: int) -> list[dict[str, Any]]:
@@ -58,10 +61,12 @@ def _records(count: int) -> list[dict[str, Any]]:
     return records
 
 
-def _archive(settings: Settings, records: Sequence[dict[str, Any]]) -> None:
+def _archive(
+    settings: Settings, records: Sequence[dict[str, Any]], first_offset: int = 0,
+) -> None:
     """Write ``records`` as the consumer does: a file per batch and day, named by offsets."""
     s3 = make_s3_client(settings)
-    offset = 0
+    offset = first_offset
     for start in range(0, len(records), PER_FILE):
         batch = records[start : start + PER_FILE]
         by_day: dict[str, list[dict[str, Any]]] = {}
@@ -78,6 +83,49 @@ def _archive(settings: Settings, records: Sequence[dict[str, Any]]) -> None:
             })
             s3.put_object(Bucket=settings.require("s3_bucket"), Key=key, Body=body)
         offset += len(batch)
+
+
+def _verify_one_day(settings: Settings) -> Result:
+    """``verify`` of yesterday holding ``DAY_RECORDS`` records in both tiers, made, archived
+    and indexed ``DAY_CHUNK`` at a time."""
+    tag = uuid.uuid4().hex[:8]
+    prefix = f"bench-verify-{tag}"
+    settings = dataclasses.replace(settings, s3_prefix=f"bench-verify-{tag}/",
+                                   opensearch_index_prefix=prefix)
+    day = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).replace(
+        hour=0, minute=0, second=0, microsecond=0)
+    step = dt.timedelta(days=1) / DAY_RECORDS
+    rng = random.Random(20261202)
+    client = opensearch(settings)
+    try:
+        install_template(client, prefix)
+        for start in range(0, DAY_RECORDS, DAY_CHUNK):
+            records = realistic_records(min(DAY_CHUNK, DAY_RECORDS - start), start)
+            for i, record in enumerate(records):
+                moment = day + step * (start + i)
+                record["timestamp"] = format_timestamp(moment)
+                record["log_id"] = uuid7_at(moment, rng.getrandbits)
+            _archive(settings, records, first_offset=start)
+            actions = ({"_op_type": "create", "_index": index_for(prefix, r["timestamp"]),
+                        "_id": r["log_id"], "_source": r} for r in records)
+            ok, errors = helpers.bulk(client, actions, chunk_size=5000,
+                                      max_chunk_bytes=8 * 1024 * 1024)
+            assert ok == len(records), errors
+            assert not errors, errors
+        client.indices.refresh(index=index_pattern(prefix))
+        assert _count(client, prefix) == DAY_RECORDS
+        name = day.date().isoformat()
+        seconds, _ = _command(settings, prefix, "verify", "--since", name, "--until", name)
+    finally:
+        client.close()
+        remove_sinks(settings)
+    return Result(
+        "archive", f"verify, one day of {DAY_RECORDS:,} records", DAY_RECORDS / seconds, None,
+        "records/s", "-", None,
+        f"python -m audit_logging.archive verify of one UTC day from start to exit, files of "
+        f"{PER_FILE:,} ({seconds:.1f} s): the day's log_ids in both tiers compared, offsets "
+        "checked",
+    )
 
 
 def _empty(client: OpenSearch, prefix: str) -> None:
@@ -176,6 +224,7 @@ def run(settings: Settings) -> list[Result]:
             "python -m audit_logging.archive verify from start to exit: log_ids of both tiers "
             "read and compared day by day, offsets checked",
         ),
+        _verify_one_day(settings),  # under prefixes of its own
     ]
 
 
