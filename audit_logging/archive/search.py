@@ -192,11 +192,10 @@ class ArchiveSearch:
         skipped: list[UnreadableFileError] = []
         for near in (day, day - one_day, day + one_day):
             files = self.store.files(near, near)
-            tables = [pa.Table.from_batches([b]) for b in self.store.scan(
-                files, ALL_COLUMNS, ds.field("log_id") == log_id, skipped)]
-            for table in tables:
-                if table.num_rows:
-                    return records_from_table(table.slice(0, 1))[0]
+            for batch in self.store.scan(files, ALL_COLUMNS, ds.field("log_id") == log_id,
+                                         skipped):
+                if batch.num_rows:  # found: the files not yet read are not needed
+                    return records_from_table(pa.Table.from_batches([batch.slice(0, 1)]))[0]
         if skipped:
             raise skipped[0]
         return None

@@ -67,14 +67,17 @@ def _month_starts(first: dt.date, last: dt.date) -> list[dt.date]:
 class SearchTooLongError(AuditLoggingError):
     """A search of the archive that passed its deadline; what it read is dropped."""
 
+    def __init__(self, files: int) -> None:
+        super().__init__(f"the archive search passed its deadline over {files} files: "
+                         "narrow the time range or add filters")
+
 
 def _time_left(deadline: float | None, files: int) -> float | None:
     if deadline is None:
         return None
     left = deadline - time.monotonic()
     if left <= 0:
-        raise SearchTooLongError(f"the archive search passed its deadline over {files} files: "
-                                 "narrow the time range or add filters")
+        raise SearchTooLongError(files)
     return left
 
 
@@ -210,9 +213,7 @@ class ArchiveStore:
                 try:
                     table = future.result(timeout=_time_left(deadline, len(files)))
                 except concurrent.futures.TimeoutError:
-                    raise SearchTooLongError(
-                        f"the archive search passed its deadline over {len(files)} files: "
-                        "narrow the time range or add filters") from None
+                    raise SearchTooLongError(len(files)) from None
                 except UnreadableFileError as unreadable:
                     if skipped is None:
                         raise
