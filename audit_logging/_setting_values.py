@@ -38,6 +38,7 @@ class Secret:
 
 SESSION_KEY_MODES: Final = ("hash", "raw", "drop")
 FORWARDED_HEADERS: Final = ("X-Forwarded-For", "Forwarded")
+OBJECT_LOCK_MODES: Final = ("GOVERNANCE", "COMPLIANCE")
 _BOOL_WORDS: Final = {
     "1": True,
     "true": True,
@@ -88,6 +89,56 @@ def parse_float(lo: float, hi: float) -> Callable[[str, Any], float]:
         if math.isnan(value) or not lo <= value <= hi:
             raise ConfigurationError(setting, f"must be from {lo:g} to {hi:g}, got {raw!r}")
         return value
+
+    return parse
+
+
+_DURATION_UNITS: Final = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}
+# ASCII digits only (str.isdigit and float() also take other scripts' digits), no exponent,
+# no sign: "1e309", "nan", "-5" and "٣٠" are refused here rather than parsed.
+_DURATION: Final = re.compile(r"([0-9]{1,9})(?:\.([0-9]{1,6}))?([smhd]?)", re.ASCII)
+
+
+def duration_seconds(text: str) -> float:
+    """``3600``, ``3600s``, ``30m``, ``1h``, ``1d`` or ``1.5h`` in seconds; NaN if it is none
+    of those (callers check the range, which NaN never passes)."""
+    found = _DURATION.fullmatch(text.strip()) if len(text) <= 32 else None
+    if found is None:
+        return math.nan
+    whole, fraction, unit = found.groups()
+    return (int(whole) + int(fraction or "0") / 10 ** len(fraction or "")) * _DURATION_UNITS[unit]
+
+
+def parse_duration(lo: float, hi: float) -> Callable[[str, Any], float]:
+    """Seconds, from a number of seconds or a duration with a unit (30m, 1h, 1d)."""
+
+    def parse(setting: str, raw: Any) -> float:
+        if isinstance(raw, bool):
+            seconds = math.nan
+        elif isinstance(raw, int | float):
+            seconds = float(raw)
+        else:
+            seconds = duration_seconds(str(raw))
+        if not lo <= seconds <= hi:
+            raise ConfigurationError(
+                setting,
+                f"must be a duration from {lo:g} to {hi:g} seconds, as seconds (3600) or with "
+                f"a unit (30m, 1h, 1d), got {str(raw)[:40]!r}",
+            )
+        return seconds
+
+    return parse
+
+
+def parse_choice(choices: tuple[str, ...]) -> Callable[[str, Any], str]:
+    """One of ``choices``, whatever the case given, returned as spelled there."""
+
+    def parse(setting: str, raw: Any) -> str:
+        value = parse_str(setting, raw).strip().upper()
+        for choice in choices:
+            if value == choice.upper():
+                return choice
+        raise ConfigurationError(setting, f"must be one of {', '.join(choices)}, got {raw!r}")
 
     return parse
 

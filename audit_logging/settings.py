@@ -20,9 +20,12 @@ from audit_logging._setting_values import (
     FORWARDED_HEADERS,
     INDEX_PREFIX_RE,
     NAME_RE,
+    OBJECT_LOCK_MODES,
     SESSION_KEY_MODES,
     Secret,
     parse_bool,
+    parse_choice,
+    parse_duration,
     parse_float,
     parse_forwarded_header,
     parse_host,
@@ -193,6 +196,34 @@ class Settings:
         parse_url,
         "an S3-compatible store's endpoint; unset for AWS S3",
         default=None,
+    )
+    signing_key_file: Path | None = _setting(
+        "AUDIT_LOG_SIGNING_KEY_FILE",
+        parse_path,
+        "the consumer's Ed25519 private key (PEM) that signs the archive's digests; unset: "
+        "digests are chained but unsigned (see **Integrity**)",
+        default=None,
+    )
+    digest_interval: float = _setting(
+        "AUDIT_LOG_DIGEST_INTERVAL",
+        parse_duration(1.0, 86_400.0),
+        "how often the consumer writes a digest of the objects it archived (and at shutdown): "
+        "seconds or 30m, 1h, 1d",
+        default=3600.0,
+        shown="1h",
+    )
+    object_lock_days: int | None = _setting(
+        "AUDIT_LOG_OBJECT_LOCK_DAYS",
+        parse_int(1, 36_500),
+        "days each archive, dead-letter and digest object is retained under S3 Object Lock; the "
+        "bucket must have Object Lock enabled. Unset: no retention is set",
+        default=None,
+    )
+    object_lock_mode: str = _setting(
+        "AUDIT_LOG_OBJECT_LOCK_MODE",
+        parse_choice(OBJECT_LOCK_MODES),
+        "the Object Lock retention mode: GOVERNANCE or COMPLIANCE",
+        default="GOVERNANCE",
     )
     batch_size: int = _setting(
         "AUDIT_LOG_BATCH_SIZE",

@@ -24,12 +24,12 @@ import json
 import logging
 import math
 import os
-import re
 import sys
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
+from audit_logging._setting_values import duration_seconds
 from audit_logging.errors import ConfigurationError, describe_error, shown
 from audit_logging.settings import Secret, Settings
 
@@ -41,10 +41,6 @@ MAXIMUM_EVERY: Final = 7 * 86_400.0
 # AUDIT_LOG_FLUSH_INTERVAL after its first record, and this margin covers its upload and the
 # indexing of its last records.
 SETTLE_MARGIN: Final = 300.0
-_UNITS: Final = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}
-# ASCII digits only (str.isdigit and float() also take other scripts' digits), no exponent,
-# no sign: "1e309", "nan", "-5" and "٣٠" are refused here rather than parsed.
-_DURATION: Final = re.compile(r"([0-9]{1,9})(?:\.([0-9]{1,6}))?([smhd]?)", re.ASCII)
 # What the child process is given of our settings: what verify reads, nothing else.
 _VERIFY_FIELDS: Final = (
     "opensearch_host", "opensearch_port", "opensearch_username", "opensearch_password",
@@ -66,11 +62,7 @@ def parse_every(text: str, *, minimum: float = MINIMUM_EVERY, option: str = "--v
                 ) -> float:
     """``3600``, ``3600s``, ``30m``, ``1h``, ``24h``, ``1d`` or ``1.5h``: seconds, from
     ``minimum`` to 7 days."""
-    found = _DURATION.fullmatch(text.strip()) if len(text) <= 32 else None
-    seconds = math.nan
-    if found is not None:
-        whole, fraction, unit = found.groups()
-        seconds = (int(whole) + int(fraction or "0") / 10 ** len(fraction or "")) * _UNITS[unit]
+    seconds = duration_seconds(text)
     if not minimum <= seconds <= MAXIMUM_EVERY:
         raise ConfigurationError(
             option,
