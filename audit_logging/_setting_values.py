@@ -106,7 +106,10 @@ def duration_seconds(text: str) -> float:
     if found is None:
         return math.nan
     whole, fraction, unit = found.groups()
-    return (int(whole) + int(fraction or "0") / 10 ** len(fraction or "")) * _DURATION_UNITS[unit]
+    fraction = fraction or ""
+    return (int(whole) + (int(fraction) / 10 ** len(fraction) if fraction else 0.0)) * float(
+        _DURATION_UNITS[unit]
+    )
 
 
 def parse_duration(lo: float, hi: float) -> Callable[[str, Any], float]:
