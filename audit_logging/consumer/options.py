@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import re
-from typing import Final, Literal
+from typing import Literal
 
 from audit_logging.errors import ConfigurationError
+from audit_logging.stream_offsets import DEFAULT_CONSUMER_NAME, check_consumer_name
 
-DEFAULT_CONSUMER_NAME: Final = "audit-logging-consumer"
-# RabbitMQ keeps a stored offset under a reference of at most 256 bytes.
-_NAME_RE: Final = re.compile(r"[A-Za-z0-9._:-]{1,200}")  # fullmatch: $ takes a "\n"
+__all__ = ["DEFAULT_CONSUMER_NAME", "ConsumerOptions", "StartFrom", "check_consumer_name",
+           "parse_start"]
 
 StartKind = Literal["first", "last", "next", "offset", "timestamp"]
 
@@ -52,14 +51,6 @@ def parse_start(text: str, setting: str = "--from") -> StartFrom:
             setting, f"needs a time zone (for example 2026-01-31T00:00:00Z), got {text!r}"
         )
     return StartFrom("timestamp", int(moment.timestamp() * 1000))
-
-
-def check_consumer_name(name: str, setting: str = "--consumer-name") -> str:
-    if not _NAME_RE.fullmatch(name):
-        raise ConfigurationError(
-            setting, f"must be 1 to 200 letters, digits, '.', '_', ':' or '-', got {name!r}"
-        )
-    return name
 
 
 @dataclasses.dataclass(frozen=True)

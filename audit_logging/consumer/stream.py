@@ -7,7 +7,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from rstream import Consumer, ConsumerOffsetSpecification, OffsetType
-from rstream.exceptions import OffsetNotFound
 from rstream.recovery import BackOffRecoveryStrategy
 from rstream.utils import OnClosedErrorInfo
 
@@ -15,6 +14,9 @@ from audit_logging.consumer.options import StartFrom
 from audit_logging.partitions import partition_arguments
 from audit_logging.settings import Settings
 from audit_logging.stream_arguments import ensure_stream, wanted_arguments
+from audit_logging.stream_offsets import stored_offset
+
+__all__ = ["make_consumer", "offset_spec", "start_spec", "stored_offset"]
 
 _KINDS = {"first": OffsetType.FIRST, "last": OffsetType.LAST, "next": OffsetType.NEXT}
 _log = logging.getLogger("audit_logging.consumer")
@@ -52,15 +54,6 @@ def make_consumer(
         recovery_strategy=BackOffRecoveryStrategy(False),
         arguments=arguments,
     )
-
-
-async def stored_offset(consumer: Consumer, stream: str, name: str) -> int | None:
-    """The offset stored for ``name``, or None if it never stored one."""
-    try:
-        offset: int = await consumer.query_offset(stream, name)
-    except OffsetNotFound:
-        return None
-    return offset
 
 
 def start_spec(start: StartFrom) -> ConsumerOffsetSpecification:
