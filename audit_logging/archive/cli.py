@@ -2,14 +2,15 @@
 
 Exit codes, for cron jobs and scripts:
 
-* 0: done, and (verify) the tiers agree;
+* 0: done, and (verify) the tiers agree (``verify --integrity``: no problem found);
 * 1: done, and verify found records missing, extra or twice (with ``--repair``: some are
   left that it could not repair), or reindex could not index some records (the index
   refused them; the report names them), or verify, reindex or export passed over archive
   files it could not read (damaged, or not archive files; each is named, the rest checked,
-  indexed or exported);
+  indexed or exported), or ``verify --integrity`` found problems (each listed with its kind
+  and object key);
 * 2: bad usage or a bad setting (the message names it); nothing was done;
-* 3: a service failed (S3, OpenSearch) or the command was interrupted; what was done is
+* 3: a service failed (S3, OpenSearch, RabbitMQ) or the command was interrupted; what was done is
   kept (a reindex resumes, an export leaves no file behind).
 """
 
@@ -63,10 +64,10 @@ def option(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def add_range(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--since", required=True, metavar="WHEN",
+def add_range(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
+    parser.add_argument("--since", required=required, metavar="WHEN",
                         help="first day or moment (ISO 8601; a date alone is its whole UTC day)")
-    parser.add_argument("--until", required=True, metavar="WHEN",
+    parser.add_argument("--until", required=required, metavar="WHEN",
                         help="last day or moment, included (ISO 8601)")
 
 

@@ -1,4 +1,5 @@
-"""Progress of a long archive command on a terminal: records, records/s, days done, ETA.
+"""Progress of a long archive command on a terminal: records, records/s, days done, ETA (or
+objects and bytes, for verify --integrity).
 
 Shown only when the stream is a terminal (a cron job's log gets the summary alone), and
 redrawn at most a few times a second so drawing costs nothing next to the work.
@@ -7,6 +8,7 @@ redrawn at most a few times a second so drawing costs nothing next to the work.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from typing import Final, TextIO
 
@@ -57,3 +59,50 @@ def _duration(seconds: float) -> str:
     minutes, secs = divmod(int(seconds + 0.5), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+class TransferProgress:
+    """Progress of reading a known number of objects and bytes (``verify --integrity``):
+    objects and MB done of the total, MB/s, time left. Thread-safe: readers report on their
+    own threads."""
+
+    def __init__(self, verb: str, objects: int, total_bytes: int, stream: TextIO | None = None,
+                 *, enabled: bool | None = None) -> None:
+        self.verb = verb
+        self.objects = objects
+        self.total_bytes = total_bytes
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = self.stream.isatty() if enabled is None else enabled
+        self.objects_done = 0
+        self.bytes_done = 0
+        self._started = time.monotonic()
+        self._drawn = 0.0
+        self._lock = threading.Lock()
+
+    def add(self, objects: int = 0, size: int = 0) -> None:
+        with self._lock:
+            self.objects_done += objects
+            self.bytes_done += size
+            now = time.monotonic()
+            if self.enabled and now - self._drawn >= REDRAW_EVERY:
+                self._drawn = now
+                self.stream.write("\r" + self.line(now) + "\x1b[K")
+                self.stream.flush()
+
+    def line(self, now: float | None = None) -> str:
+        elapsed = max((now if now is not None else time.monotonic()) - self._started, 1e-9)
+        rate = self.bytes_done / elapsed
+        text = (f"{self.verb}: {self.objects_done:,}/{self.objects:,} objects, "
+                f"{self.bytes_done / 1e6:,.1f}/{self.total_bytes / 1e6:,.1f} MB, "
+                f"{rate / 1e6:,.1f} MB/s")
+        if rate > 0 and 0 < self.bytes_done < self.total_bytes:
+            text += f", about {_duration((self.total_bytes - self.bytes_done) / rate)} left"
+        return text
+
+    def finish(self) -> None:
+        if self.enabled:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self._started

@@ -6,6 +6,9 @@ and is not checked), and archive files that cannot be read (each named, the othe
 
 Exit 0 when the tiers agree (with ``--repair``: once repaired), 1 when differences are found
 (or left) or a file could not be read, 2 for bad usage, 3 when a service fails.
+
+``--integrity`` is another check altogether (:mod:`.integrity_command`): the archive against
+its own signed digests, without the index.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any, Final
 
+from audit_logging.archive import integrity_command
 from audit_logging.archive.cli import (
     EXIT_DIFFERENCES,
     EXIT_OK,
@@ -55,13 +59,14 @@ def add_parser(commands: Any) -> None:
         "offsets claimed twice and archive files that cannot be read. Exit 0 when they agree, "
         "1 when they differ.",
     )
-    add_range(parser)
+    add_range(parser, required=False)  # required but with --integrity: see check_usage
     add_index_prefix(parser)
     parser.add_argument("--json", action="store_true",
                         help="print the result as one JSON document (for machines)")
     parser.add_argument("--repair", action="store_true",
                         help="index the archived records the index misses (write-once, as "
                         "reindex does), and report them")
+    integrity_command.add_options(parser)
     parser.set_defaults(run=run)
 
 
@@ -77,6 +82,9 @@ class _Run:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    integrity_command.check_usage(args)
+    if args.integrity:
+        return integrity_command.run(args, settings)
     first, last = days_of(record_filter(args, settings))
     prefix = index_prefix(args, settings)
     # Files are read once each (a repair reads its day's again): none kept in memory.

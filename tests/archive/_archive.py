@@ -84,7 +84,7 @@ def newest_first(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 def command_env(settings: Settings) -> dict[str, str]:
     """The environment that points a command at this test's archive and indices."""
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("AUDIT_LOG_", "AWS_", "OPENSEARCH_"))}
+           if not k.startswith(("AUDIT_LOG_", "AWS_", "OPENSEARCH_", "RABBITMQ_"))}
     secret = settings.aws_secret_access_key
     env.update({
         "AUDIT_LOG_AWS_S3_BUCKET": str(settings.s3_bucket),
@@ -97,6 +97,14 @@ def command_env(settings: Settings) -> dict[str, str]:
         "OPENSEARCH_PORT": str(settings.opensearch_port),
         "OPENSEARCH_INDEX_PREFIX": settings.opensearch_index_prefix,
         "AUDIT_LOG_RETENTION_MONTHS": str(settings.retention_months),
+        # verify --integrity reads the digest references stored in RabbitMQ.
+        "RABBITMQ_STREAM_HOST": settings.rabbitmq_stream_host,
+        "RABBITMQ_STREAM_PORT": str(settings.rabbitmq_stream_port),
+        "RABBITMQ_STREAM_USER": settings.rabbitmq_stream_user,
+        "RABBITMQ_STREAM_PASSWORD": settings.rabbitmq_stream_password.get(),
+        "RABBITMQ_STREAM_VHOST": settings.rabbitmq_stream_vhost,
+        "RABBITMQ_STREAM_NAME": settings.rabbitmq_stream_name,
+        "AUDIT_LOG_STREAM_PARTITIONS": str(settings.stream_partitions),
     })
     return env
 
