@@ -180,6 +180,8 @@ class Chain:
     gaps: list[tuple[int, int, Problem]]
     # For a digest with a signature problem: how its successor's link disagrees with it.
     link_notes: dict[str, str]
+    # Digests of a fork left out of the walk.
+    forked: set[str] = dataclasses.field(default_factory=set)
 
     @property
     def last_offset(self) -> int | None:
@@ -213,7 +215,7 @@ def walk(stream: str, reads: Sequence[Read], signature_trouble: set[str],
     digest naming one as its previous is not missing one: that problem says it all)."""
     ours = [r for r in reads if r.digest.stream == stream]  # the others: key_problems
     chain = Chain([], [], [], {})
-    dropped = _forks(stream, ours, chain)
+    dropped = chain.forked = _forks(stream, ours, chain)
     present = {r.key for r in reads}
     name_agrees = {r.key for r in ours
                    if r.named == (r.digest.first_offset, r.digest.last_offset)}
@@ -372,15 +374,17 @@ def _link_differences(before: Read, read: Read, name_agrees: set[str]) -> list[s
     return differs
 
 
-def entry_problems(prefix: str, stream: str, reads: Iterable[Read]) -> tuple[
+def entry_problems(prefix: str, stream: str, reads: Iterable[Read],
+                   forked: set[str] | frozenset[str] = frozenset()) -> tuple[
         list[Problem], list[tuple[Read, ObjectEntry]]]:
     """The objects the digests list, checked by name: outside their digest's offsets, not an
     object of the stream, listed twice. Returns the problems and the entries to read (those
-    that name an object of the stream; each once)."""
+    that name an object of the stream; each once). An object listed by a digest of a fork
+    (``forked``) and again by the chain is part of that fork's problem, not one of its own."""
     problems: list[Problem] = []
     wanted: list[tuple[Read, ObjectEntry]] = []
     listed_by: dict[str, str] = {}
-    for read in reads:
+    for read in sorted(reads, key=lambda r: r.key in forked):  # the chain's first
         digest = read.digest
         for entry in digest.objects:
             named = object_of(prefix, Stored(entry.key, entry.size))
@@ -401,6 +405,8 @@ def entry_problems(prefix: str, stream: str, reads: Iterable[Read]) -> tuple[
                     f"{key_text(read.key)} covering {digest.first_offset}.."
                     f"{digest.last_offset}", stream))
             if entry.key in listed_by:
+                if read.key in forked:
+                    continue
                 problems.append(Problem(
                     "object_listed_twice", entry.key,
                     f"listed by {key_text(listed_by[entry.key])} and by {key_text(read.key)}",

@@ -136,7 +136,7 @@ def _judge_chain(bucket: Bucket, listing: Listing, name: str, ring: KeyRing,
     for key, note in chain.link_notes.items():
         signatures.problem_of[key].detail += f"; {note}"
     problems += signatures.problems + chain.problems + downgrades(name, chain.walked, ring)
-    listed_problems, wanted = entry_problems(bucket.prefix, name, reads)
+    listed_problems, wanted = entry_problems(bucket.prefix, name, reads, chain.forked)
     problems += listed_problems
     walked = chain.walked
     result = StreamResult(
