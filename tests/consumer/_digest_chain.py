@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import re
+from collections.abc import Sequence
 
 from audit_logging.archive import digest_format as fmt
 from audit_logging.archive.signing import load_public_pem, verify_signature
@@ -19,20 +21,27 @@ def chain(settings: Settings, stream: str | None = None) -> list[tuple[str, fmt.
     return sorted(digests, key=lambda item: item[1].digest.first_offset)
 
 
-def archived_objects(settings: Settings) -> set[str]:
+def archived_objects(settings: Settings, stream: str) -> set[str]:
+    """The stream's archive and dead-letter objects in S3."""
+    name = re.compile(re.escape(stream) + r"-\d{20}-\d{20}\.(parquet|ndjson)")
     return {
         key
         for key in s3_keys(settings)
-        if key.endswith(".parquet") or (key.endswith(".ndjson") and "/dead-letter/" in key)
+        if not key.startswith(settings.s3_prefix + "digest/")
+        and name.fullmatch(key.rsplit("/", 1)[-1])
+        and (key.endswith(".parquet") or "/dead-letter/" in key)
     }
 
 
 def assert_complete_chain(
-    settings: Settings, *, signed_by: str | None = None, stream: str | None = None
+    settings: Settings, *, signed_by: str | Sequence[str] | None = None, stream: str | None = None
 ) -> list[tuple[str, fmt.SignedDigest]]:
     """The chain links, its offsets run on without a gap, every archive and dead-letter
     object is listed exactly once with the hash and size of its bytes, and every digest is
-    signed by ``signed_by`` (a key id) with the key published in the bucket, or unsigned."""
+    signed with a key published in the bucket: ``signed_by`` (a key id, or the key ids in
+    the order the chain used them), or unsigned."""
+    used: list[str] = []
+    stream = stream or settings.rabbitmq_stream_name
     digests = chain(settings, stream)
     assert digests, "no digest was written"
     for number, (key, signed) in enumerate(digests):
@@ -45,10 +54,13 @@ def assert_complete_chain(
             before_key, before = digests[number - 1]
             assert digest.previous == before.link(before_key), key
             assert digest.first_offset == before.digest.last_offset + 1, key
-        assert digest.key_id == signed_by
-        if signed_by is not None:
-            assert signed.signature is not None
-            pem = read_object(settings, fmt.public_key_key(settings.s3_prefix, signed_by))
+        if signed_by is None:
+            assert digest.key_id is None and signed.signature is None
+        else:
+            assert digest.key_id is not None and signed.signature is not None
+            if not used or used[-1] != digest.key_id:
+                used.append(digest.key_id)
+            pem = read_object(settings, fmt.public_key_key(settings.s3_prefix, digest.key_id))
             assert verify_signature(load_public_pem(pem), digest.signed_bytes(), signed.signature)
         for entry in digest.objects:
             assert digest.first_offset <= entry.first_offset <= entry.last_offset
@@ -58,7 +70,9 @@ def assert_complete_chain(
             assert entry.size == len(data), entry.key
     listed = [entry.key for _, signed in digests for entry in signed.digest.objects]
     assert len(listed) == len(set(listed)), "an object is listed twice"
-    assert set(listed) == archived_objects(settings)
+    assert set(listed) == archived_objects(settings, stream)
+    if signed_by is not None:
+        assert used == ([signed_by] if isinstance(signed_by, str) else list(signed_by))
     for (_, a), (_, b) in itertools.pairwise(digests):
         assert a.digest.last_offset < b.digest.first_offset
     return digests

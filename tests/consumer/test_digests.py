@@ -41,8 +41,9 @@ def _wait_archived(settings: Settings, records: int, letters: int = 0) -> None:
     )
 
 
-def _key_file(tmp_path: Path) -> tuple[Path, str]:
-    path = tmp_path / "signing.pem"
+def _key_file(folder: Path) -> tuple[Path, str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "signing.pem"
     path.write_bytes(new_private_pem())
     return path, load_signer(path).key_id
 
@@ -120,3 +121,18 @@ def test_objects_of_a_batch_read_again_after_a_crash_are_listed_once(
     assert survivor.stop() == 0, survivor.log()
     assert files_before <= set(archive_keys(settings))
     assert_complete_chain(settings)
+
+
+def test_a_new_key_continues_the_chain_naming_the_old_one(
+    settings: Settings, start_consumer: StartConsumer, tmp_path: Path
+) -> None:
+    old_path, old = _key_file(tmp_path / "old")
+    new_path, new = _key_file(tmp_path / "new")
+    for number, path in enumerate((old_path, new_path), start=1):
+        consumer = start_consumer(*ARGS, env={"AUDIT_LOG_SIGNING_KEY_FILE": str(path)})
+        publish(settings, bodies_of(make_records(50)))
+        _wait_archived(settings, 50 * number)
+        assert consumer.stop() == 0, consumer.log()
+    digests = assert_complete_chain(settings, signed_by=[old, new])
+    rotated = next(d.digest for _, d in digests if d.digest.key_id == new)
+    assert rotated.previous is not None and rotated.previous.key_id == old
