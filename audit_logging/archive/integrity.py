@@ -1,6 +1,6 @@
-"""What ``verify --integrity`` concludes from what it read: pure functions over one stream's
-digests and objects (the reading is :mod:`.integrity_bucket`'s, the signatures
-:mod:`.integrity_keys`').
+"""What ``verify --integrity`` concludes from one stream's digests: pure functions over what
+was read (the reading is :mod:`.integrity_bucket`'s, the signatures :mod:`.integrity_keys`',
+the objects :mod:`.integrity_objects`').
 
 One stream's digests are put in chain order (by the offsets their bodies claim) and each is
 checked against the one before it: the link it holds (key, SHA-256, signature, key id, last
@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
 
 from audit_logging.archive import layout
-from audit_logging.archive.digest_format import Digest, Kind, ObjectEntry, SignedDigest
+from audit_logging.archive.digest_format import Digest, Kind, SignedDigest
 from audit_logging.errors import shown
 
 # Each kind of problem, with what it means (the report's and the README's words).
@@ -372,131 +372,3 @@ def _link_differences(before: Read, read: Read, name_agrees: set[str]) -> list[s
     if link.last_offset != prior.last_offset:
         differs.append("last_offset")
     return differs
-
-
-def entry_problems(prefix: str, stream: str, reads: Iterable[Read],
-                   forked: set[str] | frozenset[str] = frozenset()) -> tuple[
-        list[Problem], list[tuple[Read, ObjectEntry]]]:
-    """The objects the digests list, checked by name: outside their digest's offsets, not an
-    object of the stream, listed twice. Returns the problems and the entries to read (those
-    that name an object of the stream; each once). An object listed by a digest of a fork
-    (``forked``) and again by the chain is part of that fork's problem, not one of its own."""
-    problems: list[Problem] = []
-    wanted: list[tuple[Read, ObjectEntry]] = []
-    listed_by: dict[str, str] = {}
-    for read in sorted(reads, key=lambda r: r.key in forked):  # the chain's first
-        digest = read.digest
-        for entry in digest.objects:
-            named = object_of(prefix, Stored(entry.key, entry.size))
-            if named is None or (named.kind, named.stream, named.first_offset,
-                                 named.last_offset) != (entry.kind, stream, entry.first_offset,
-                                                        entry.last_offset):
-                problems.append(Problem(
-                    "object_outside_digest", entry.key,
-                    f"listed by {key_text(read.key)} as {entry.kind} offsets "
-                    f"{entry.first_offset}..{entry.last_offset} of stream {shown(stream, 100)},"
-                    " which its key does not name (not read)", stream))
-                continue
-            if not digest.first_offset <= entry.first_offset <= entry.last_offset \
-                    <= digest.last_offset:
-                problems.append(Problem(
-                    "object_outside_digest", entry.key,
-                    f"offsets {entry.first_offset}..{entry.last_offset}, listed by "
-                    f"{key_text(read.key)} covering {digest.first_offset}.."
-                    f"{digest.last_offset}", stream))
-            if entry.key in listed_by:
-                if read.key in forked:
-                    continue
-                problems.append(Problem(
-                    "object_listed_twice", entry.key,
-                    f"listed by {key_text(listed_by[entry.key])} and by {key_text(read.key)}",
-                    stream))
-                continue
-            listed_by[entry.key] = read.key
-            wanted.append((read, entry))
-    return problems, wanted
-
-
-@dataclasses.dataclass(frozen=True)
-class Hashed:
-    """What an object's bytes are: None when the bucket does not hold it."""
-
-    sha256: str
-    size: int
-
-
-def object_problems(stream: str, read: Read, entry: ObjectEntry,
-                    found: Hashed | None) -> list[Problem]:
-    if found is None:
-        return [Problem("object_missing", entry.key,
-                        f"listed by {key_text(read.key)} ({entry.size:,} bytes, "
-                        f"{entry.rows:,} rows), not in the bucket", stream)]
-    differs = []
-    if found.sha256 != entry.sha256:
-        differs.append(f"sha256 {found.sha256}, listed {entry.sha256}")
-    if found.size != entry.size:
-        differs.append(f"{found.size:,} bytes, listed {entry.size:,}")
-    if not differs:
-        return []
-    return [Problem("object_altered", entry.key,
-                    f"{'; '.join(differs)} (by {key_text(read.key)})", stream)]
-
-
-def unlisted(stream: str, objects: Iterable[StreamObject], listed: set[str], chain: Chain,
-             window: Window) -> tuple[list[Problem], list[str]]:
-    """The stream's objects no digest lists: a problem at or below the chain's last offset
-    (counted in a gap's problem when in its offsets; only objects last modified in
-    ``window``), pending after it. Returns the problems and the pending keys."""
-    last = chain.last_offset
-    problems: list[Problem] = []
-    pending: list[str] = []
-    assert last is not None, "a stream without digests is no_digest's"
-    for found in sorted(objects, key=lambda o: (o.first_offset, o.stored.key)):
-        if found.stored.key in listed:
-            continue
-        if found.first_offset > last:
-            pending.append(found.stored.key)
-            continue
-        if not window.holds(found.stored.modified):
-            continue
-        gap = next((p for first, end, p in chain.gaps
-                    if first <= found.first_offset and found.last_offset <= end), None)
-        if gap is not None:
-            gap.objects.append(found.stored.key)
-            continue
-        problems.append(Problem(
-            "unlisted_object", found.stored.key,
-            f"{found.kind} offsets {found.first_offset}..{found.last_offset}, at or below the "
-            f"chain's last offset {last}, listed by no digest", stream))
-    return problems, pending
-
-
-def reference_problems(stream: str, chain: Chain, reference: int | None, reference_name: str,
-                       digest_folder: str) -> list[Problem]:
-    newest = chain.newest
-    if reference is None:
-        return []
-    if newest is None:
-        return [Problem("no_digest", digest_folder,
-                        f"the consumer stored offset {reference} under {reference_name!r} on "
-                        f"stream {shown(stream, 100)}, and the bucket holds no readable digest "
-                        "of it", stream)]
-    if newest.digest.last_offset < reference:
-        return [Problem("chain_behind_reference", newest.key,
-                        f"the chain ends at offset {newest.digest.last_offset} (sequence "
-                        f"{newest.digest.sequence}), but the consumer stored offset "
-                        f"{reference} under {reference_name!r}: the digests of offsets "
-                        f"{newest.digest.last_offset + 1}..{reference} are not in the bucket",
-                        stream)]
-    return []
-
-
-def no_digest_problem(stream: str, objects: Sequence[StreamObject], window: Window,
-                      digest_folder: str) -> Problem | None:
-    """A stream whose objects no digest covers at all (those last modified in ``window``)."""
-    keys = [o.stored.key for o in objects if window.holds(o.stored.modified)]
-    if not keys:
-        return None
-    return Problem("no_digest", digest_folder,
-                   f"stream {shown(stream, 100)} has {len(keys):,} archive or dead-letter "
-                   "object(s) and no readable digest", stream, keys)

@@ -28,7 +28,6 @@ from audit_logging.archive.digest_format import (
     parse_digest,
 )
 from audit_logging.archive.integrity import (
-    Hashed,
     Problem,
     Read,
     Stored,
@@ -36,6 +35,7 @@ from audit_logging.archive.integrity import (
     object_of,
 )
 from audit_logging.archive.integrity_keys import MAX_PUBLIC_KEY_BYTES
+from audit_logging.archive.integrity_objects import Hashed
 
 READERS: Final = 16
 CHUNK: Final = 4 * 1024 * 1024

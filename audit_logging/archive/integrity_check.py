@@ -13,21 +13,7 @@ import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 
 from audit_logging.archive.digest_format import ObjectEntry, digest_dir
-from audit_logging.archive.integrity import (
-    KINDS,
-    Chain,
-    Hashed,
-    Problem,
-    Read,
-    Window,
-    entry_problems,
-    key_problems,
-    no_digest_problem,
-    object_problems,
-    reference_problems,
-    unlisted,
-    walk,
-)
+from audit_logging.archive.integrity import KINDS, Chain, Problem, Read, Window, key_problems, walk
 from audit_logging.archive.integrity_bucket import Bucket, Listing
 from audit_logging.archive.integrity_keys import (
     KeyRing,
@@ -35,6 +21,14 @@ from audit_logging.archive.integrity_keys import (
     check_signatures,
     downgrades,
     published_keys,
+)
+from audit_logging.archive.integrity_objects import (
+    Hashed,
+    entry_problems,
+    no_digest_problem,
+    object_problems,
+    reference_problems,
+    unlisted,
 )
 from audit_logging.archive.progress import TransferProgress
 from audit_logging.errors import shown

@@ -26,10 +26,8 @@ from audit_logging.archive.integrity import (
     Read,
     Stored,
     Window,
-    entry_problems,
     key_problems,
     object_of,
-    unlisted,
     walk,
 )
 from audit_logging.archive.integrity_keys import (
@@ -38,6 +36,7 @@ from audit_logging.archive.integrity_keys import (
     downgrades,
     published_keys,
 )
+from audit_logging.archive.integrity_objects import entry_problems, unlisted
 from audit_logging.archive.signing import Signer, key_id, public_pem
 
 PREFIX = "p/"
