@@ -74,6 +74,13 @@ def key_text(key: str) -> str:
     return shown(key, _KEY_SHOWN)
 
 
+def one_line(text: str, limit: int = 300) -> str:
+    """A message that may quote the bucket's bytes, bounded and with no character that could
+    start a line of its own or move the cursor (those are escaped)."""
+    text = text if len(text) <= limit else text[: limit - 3] + "..."
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 @dataclasses.dataclass
 class Problem:
     kind: str

@@ -10,11 +10,13 @@ costs: hashlib and pyarrow both let go of the GIL). S3 failing raises, and the c
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import dataclasses
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
-from typing import Final
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Final, TypeVar
 
 import pyarrow.fs as pafs
 
@@ -33,12 +35,16 @@ from audit_logging.archive.integrity import (
     Stored,
     StreamObject,
     object_of,
+    one_line,
 )
 from audit_logging.archive.integrity_keys import MAX_PUBLIC_KEY_BYTES
 from audit_logging.archive.integrity_objects import Hashed
 
 READERS: Final = 16
+IN_FLIGHT: Final = 2 * READERS
 CHUNK: Final = 4 * 1024 * 1024
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclasses.dataclass
@@ -137,7 +143,7 @@ class Bucket:
                                         f"{item.size:,} bytes is larger than any digest", stream))
             else:
                 named.append((item, (int(match[1]), int(match[2]))))
-        contents = self._pool.map(lambda pair: self._bytes(pair[0].key, MAX_DIGEST_BYTES), named)
+        contents = self._in_order(lambda pair: self._bytes(pair[0].key, MAX_DIGEST_BYTES), named)
         for (item, offsets), data in zip(named, contents, strict=True):
             if data is None:
                 problems.append(Problem("digest_unreadable", item.key,
@@ -146,11 +152,13 @@ class Bucket:
             try:
                 reads.append(Read(item.key, parse_digest(data), offsets))
             except DigestFormatError as exc:
-                problems.append(Problem("digest_unreadable", item.key, str(exc), stream))
+                # The message may quote the bucket's bytes: one escaped line.
+                problems.append(Problem("digest_unreadable", item.key, one_line(str(exc)),
+                                        stream))
         return reads, problems
 
     def public_keys(self, stored: Sequence[Stored]) -> dict[str, bytes | None]:
-        contents = self._pool.map(lambda s: self._bytes(s.key, MAX_PUBLIC_KEY_BYTES), stored)
+        contents = self._in_order(lambda s: self._bytes(s.key, MAX_PUBLIC_KEY_BYTES), stored)
         return {item.key: data for item, data in zip(stored, contents, strict=True)}
 
     def hash_all(
@@ -165,8 +173,25 @@ class Bucket:
             finally:
                 on_done(entry)
 
-        found = self._pool.map(one, entries)
+        found = self._in_order(one, entries)
         return {entry.key: hashed for entry, hashed in zip(entries, found, strict=True)}
+
+    def _in_order(self, work: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
+        """``work`` of each item on the readers, results in the order of ``items``; at most
+        :data:`IN_FLIGHT` submitted at once (an archive of millions of objects would
+        otherwise hold a future, and soon the bytes, of each)."""
+        queue = iter(items)
+        pending = collections.deque(
+            self._pool.submit(work, item) for item in itertools.islice(queue, IN_FLIGHT))
+        try:
+            while pending:
+                future = pending.popleft()
+                for item in itertools.islice(queue, 1):
+                    pending.append(self._pool.submit(work, item))
+                yield future.result()
+        finally:
+            for left in pending:  # stopped early: an error
+                left.cancel()
 
     def _hash(self, key: str) -> Hashed | None:
         digest = hashlib.sha256()

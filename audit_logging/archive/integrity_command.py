@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import datetime as dt
 import json
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,6 +44,7 @@ from audit_logging.settings import Settings
 from audit_logging.stream_offsets import DEFAULT_CONSUMER_NAME, check_consumer_name, stored_offset
 
 RABBITMQ_TIMEOUT: Final = 30.0  # seconds for connecting and reading every reference
+STREAM_NAME_RE: Final = re.compile(r"[A-Za-z0-9._-]{1,255}")
 # Options of verify that compare with the index, which --integrity does not do.
 INDEX_OPTIONS: Final = (("repair", "--repair"), ("index_prefix", "--index-prefix"))
 
@@ -133,11 +135,14 @@ def read_references(settings: Settings, configured: Sequence[str], reference: st
                     bucket: Bucket) -> References:
     """The digest reference stored on each stream that may have a chain: the configured
     ones and those the bucket has a digest folder for."""
-    streams = sorted(set(configured) | set(bucket.digest_streams()))
+    # A folder anyone could have made: only a name that can be a stream's is asked about
+    # (another could make the broker refuse the request, and the whole command fail).
+    folders = [name for name in bucket.digest_streams() if STREAM_NAME_RE.fullmatch(name)]
+    streams = sorted(set(configured) | set(folders))
     try:
         offsets, absent = asyncio.run(asyncio.wait_for(
             _stored(settings, streams, reference), RABBITMQ_TIMEOUT))
-    except (Exception, TimeoutError) as exc:  # noqa: BLE001 - any failure of the broker: exit 3
+    except Exception as exc:  # noqa: BLE001 - any failure of the broker (a timeout too): exit 3
         where = f"{settings.rabbitmq_stream_host}:{settings.rabbitmq_stream_port}"
         raise BrokerFailedError(
             f"RabbitMQ ({where}) could not be asked for the stored offsets under "

@@ -28,6 +28,7 @@ from audit_logging.archive.integrity import (
     Window,
     key_problems,
     object_of,
+    one_line,
     walk,
 )
 from audit_logging.archive.integrity_keys import (
@@ -72,6 +73,13 @@ def chain(spans: Sequence[tuple[int, int]], by: Signer | None = None) -> list[Re
 
 def kinds_of(problems: Sequence[Problem]) -> list[tuple[str, str]]:
     return [(p.kind, p.key) for p in problems]
+
+
+def test_a_message_quoting_the_bucket_stays_one_line() -> None:
+    assert one_line("unknown member 'a\nverify --integrity: no problem found'") == (
+        "unknown member 'a\\nverify --integrity: no problem found'")
+    assert one_line("\x1b[2K\u2028x" + "y" * 400).startswith("\\x1b[2K\\u2028x")
+    assert len(one_line("y" * 400)) == 300
 
 
 def test_every_kind_is_named_in_snake_case_with_a_meaning() -> None:
