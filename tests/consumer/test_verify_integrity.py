@@ -1,7 +1,7 @@
 """End to end: real consumers build an archive with digests (one a second, small batches), and
 ``python -m audit_logging.archive verify --integrity`` run as a user runs it proves it intact,
-also across a restart and after a member is killed between digests, and reports tampering
-(real RabbitMQ and S3)."""
+also across a restart, after a member is killed between digests and across a failover in a
+group, and reports tampering (real RabbitMQ and S3)."""
 
 from __future__ import annotations
 
@@ -26,8 +26,15 @@ from tests.consumer._helpers import (
     stored_offset,
     wait_until,
 )
-from tests.consumer._sinks import archive_keys, archived_log_ids, dead_letters, read_object
+from tests.consumer._sinks import (
+    archive_keys,
+    archived_log_ids,
+    dead_letters,
+    read_object,
+    wait_for_all,
+)
 from tests.consumer.conftest import StartConsumer
+from tests.consumer.test_groups import ACTIVE, STANDBY, publish_paced, wait_for_log
 
 pytestmark = pytest.mark.services
 
@@ -153,3 +160,31 @@ def test_an_archive_verifies_across_a_restart_and_a_killed_member(
     assert (code, _problems(report)) == (0, [])
     assert report["streams"][0]["pending"]["count"] == 0
     assert report["streams"][0]["last_offset"] == stored_offset(settings, NAME)
+
+
+def test_an_archive_verifies_across_a_failover(
+    settings: Settings, start_consumer: StartConsumer, tmp_path: Path
+) -> None:
+    private, public = _keys(tmp_path)
+    args = (*ARGS, "--consumer-name", "archive")
+    env = {"AUDIT_LOG_SIGNING_KEY_FILE": str(private), "AUDIT_LOG_DIGEST_INTERVAL": "1"}
+    expected, publisher = publish_paced(settings, 1500, per_second=300)
+    active = start_consumer(*args, env=env)
+    wait_for_log(active, ACTIVE, 20)
+    standby = start_consumer(*args, env=env, workdir="standby")
+    wait_for_log(standby, STANDBY, 20)
+    wait_until("the active member to archive 500 records",
+               lambda: len(archived_log_ids(settings)), lambda n: n >= 500, 30)
+    active.kill()
+    publisher.join_checked(30)
+    wait_for_all(settings, expected, 60)
+    assert standby.stop() == 0, standby.log()
+    assert "resumes stream" in standby.log(), standby.log()
+
+    code, report, _ = _verify(settings, "--public-key", str(public), "--consumer-name", "archive")
+    assert (code, _problems(report)) == (0, [])
+    [stream] = report["streams"]
+    assert stream["reference_offset"] == stream["last_offset"] == stored_offset(settings,
+                                                                                 "archive")
+    writers = {d.digest.written_by for _, d in chain(settings)}
+    assert writers == {"archive"}
