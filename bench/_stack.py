@@ -139,9 +139,16 @@ class ConsumerProcess:
     its log in a file of its own."""
 
     def __init__(
-        self, settings: Settings, *args: str, name: str, new_session: bool = False
+        self,
+        settings: Settings,
+        *args: str,
+        name: str,
+        new_session: bool = False,
+        env: dict[str, str] | None = None,
     ) -> None:
+        """``env``: more variables (e.g. PYTHONPATH naming another tree to run)."""
         self.name = name
+        extra_env = env or {}
         env = {
             key: value
             for key, value in os.environ.items()
@@ -156,6 +163,7 @@ class ConsumerProcess:
                 "AUDIT_LOG_S3_PREFIX": settings.s3_prefix,
             }
         )
+        env.update(extra_env)
         self.workdir = Path(tempfile.mkdtemp(prefix=f"{name}-"))
         self.log_path = self.workdir / "consumer.log"
         command = [sys.executable, "-m", "audit_logging.consumer", "--consumer-name", name]

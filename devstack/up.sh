@@ -55,6 +55,18 @@ up() {
   # shellcheck source=/dev/null # written by services.sh
   . "$DEVSTACK_DIR/local.env"
   set +a
+  # The demo signs its digests with a key of its own, and writes one every minute so that
+  # `verify --integrity` has a chain to check soon after start.
+  local key="$state/signing-key.pem" public="$state/signing-key.pub.pem"
+  if [ ! -s "$key" ]; then
+    (umask 077; "$py" -c 'import sys; from audit_logging.archive.signing import new_private_pem
+sys.stdout.buffer.write(new_private_pem())' > "$key")
+  fi
+  "$py" -c 'import sys; from pathlib import Path; from audit_logging.archive import signing
+sys.stdout.buffer.write(signing.public_pem(signing.load_signer(Path(sys.argv[1])).public))' \
+    "$key" > "$public"
+  export AUDIT_LOG_SIGNING_KEY_FILE="${AUDIT_LOG_SIGNING_KEY_FILE:-$key}"
+  export AUDIT_LOG_DIGEST_INTERVAL="${AUDIT_LOG_DIGEST_INTERVAL:-60}"
   start_bg consumer "$py" -m audit_logging.consumer --flush-interval 5
   start_bg api "$py" -m audit_logging.api --host 127.0.0.1 --port "$api_port"
   start_bg demo "$py" "$DEVSTACK_DIR/demo_traffic.py" --rate 5
@@ -89,6 +101,9 @@ The pipeline runs: demo traffic -> RabbitMQ stream -> consumer -> OpenSearch + S
   Docs:   $url/api/audit-logs/openapi.json      Health: $url/healthz
   Logs:   $state/{consumer,api,demo}.log
   S3:     s3://$AUDIT_LOG_AWS_S3_BUCKET/$AUDIT_LOG_S3_PREFIX at $AWS_ENDPOINT_URL_S3
+  Integrity: digests signed with $AUDIT_LOG_SIGNING_KEY_FILE, one a minute; check them with
+          set -a; . devstack/local.env; set +a
+          $py -m audit_logging.archive verify --integrity --public-key $public
 Stop with: make stop
 MSG
 }

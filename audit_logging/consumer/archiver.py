@@ -7,6 +7,7 @@ Blocking (boto3, pyarrow): the service runs these in a worker thread.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -14,9 +15,10 @@ from typing import Final
 
 import pyarrow as pa
 
-from audit_logging.archive import layout, parquet
+from audit_logging.archive import digest_format, layout, parquet
 from audit_logging.consumer import dead_letter
 from audit_logging.consumer.batch import Batch
+from audit_logging.consumer.digests import DigestChain, dead_letter_entry
 from audit_logging.consumer.ledger import ArchiveLedger
 from audit_logging.consumer.s3 import S3Store
 from audit_logging.retry import AbandonedError
@@ -42,19 +44,21 @@ class ArchiveStats:
 
 @dataclasses.dataclass(eq=False)
 class Archiver:
-    """Archives one stream's batches into ``s3_prefix``; ``on_uploaded`` (tests) is called
-    with each key once S3 has it."""
+    """Archives one stream's batches into ``s3_prefix`` and lists each object in the
+    stream's digest chain (``digests``); ``on_uploaded`` (tests) is called with each key once
+    S3 has it."""
 
     store: S3Store
     s3_prefix: str
     stream: str
+    digests: DigestChain
     on_uploaded: Callable[[str], None] | None = None
 
     def __post_init__(self) -> None:
         self._ledger: ArchiveLedger | None = None
         self._fenced = threading.Event()
 
-    def resume(self, stored: int | None) -> None:
+    def resume(self, stored: int | None, digested: int | None = None) -> None:
         """Reading starts again after offset ``stored`` (a start, a takeover): what S3 holds
         past it is listed afresh, lazily, per record day, and again before each upload for a
         while: the member we take over from may have been cut off from the broker, not
@@ -63,6 +67,7 @@ class Archiver:
         self._ledger = ArchiveLedger(
             self.store, self.s3_prefix, self.stream, stored, relist_for=RELIST_AFTER_RESUME
         )
+        self.digests.resume(stored, digested)
 
     def fence(self) -> None:
         """The connection to the broker is lost: another member may be active already, so
@@ -77,6 +82,8 @@ class Archiver:
         ledger = self._ledger
         assert ledger is not None, "resume() first"
         stats = ArchiveStats()
+        self.digests.load()
+        self.digests.begin(batch.first_offset)
         by_day: dict[str, list[int]] = {}
         for position, record in enumerate(batch.records):
             # Resent records and reused log_ids are not archived again: the first stands.
@@ -88,6 +95,7 @@ class Archiver:
                 day, [(batch.offsets[p], batch.records[p]["log_id"]) for p in positions]
             )
             if done:
+                self.digests.add_existing(set(done.values()))
                 stats.already += len(done)
                 positions = [p for p in positions if batch.offsets[p] not in done]
             if not positions:
@@ -128,10 +136,18 @@ class Archiver:
         stats.files += 1
         self._check_fence()
         if self.store.put_create_only(key, data, parquet.PARQUET_CONTENT_TYPE):
+            times = [str(batch.records[p]["timestamp"]) for p in positions]
+            sha256 = hashlib.sha256(data).hexdigest()
+            entry = digest_format.ObjectEntry(
+                key, "archive", sha256, len(data), len(positions), first, last,
+                min(times), max(times),
+            )  # fmt: skip
+            self.digests.add(entry)
             stats.written += len(positions)
             if self.on_uploaded is not None:
                 self.on_uploaded(key)
         else:
+            self.digests.add_existing([key])
             stats.already += len(positions)
             _log.warning(
                 "%s already exists; not replaced (is another consumer writing to this prefix?)",
@@ -142,12 +158,25 @@ class Archiver:
         ledger = self._ledger
         assert ledger is not None, "resume() first"
         done = ledger.dead_lettered(letters)
+        self.digests.add_existing(set(done.values()))
         fresh = [letter for letter in letters if (letter.offset, letter.stage) not in done]
         if not fresh:
             return
-        offsets = [letter.offset for letter in fresh]
-        key = dead_letter.dead_letter_key(self.s3_prefix, self.stream, min(offsets), max(offsets))
+        first, last = min(x.offset for x in fresh), max(x.offset for x in fresh)
+        key = dead_letter.dead_letter_key(self.s3_prefix, self.stream, first, last)
+        data = dead_letter.encode(self.stream, fresh)
         self._check_fence()
-        self.store.put_create_only(
-            key, dead_letter.encode(self.stream, fresh), "application/x-ndjson"
-        )
+        if self.store.put_create_only(key, data, "application/x-ndjson"):
+            self.digests.add(dead_letter_entry(key, data, first, last))
+        else:
+            self.digests.add_existing([key])
+
+    def digest_due(self) -> bool:
+        return self.digests.due()
+
+    def seal_digest(self, committed: int) -> int | None:
+        """The stream's digest up to ``committed``, unless cut off from the broker (another
+        member may be continuing the chain); the offset it covers."""
+        if self._fenced.is_set():
+            return None
+        return self.digests.seal(committed)

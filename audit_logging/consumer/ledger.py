@@ -112,30 +112,33 @@ class ArchiveLedger:
                 self._contents[key] = parse(None)
         return self._contents[key]
 
-    def archived(self, day: str, items: Sequence[tuple[int, str]]) -> set[int]:
-        """Offsets among ``items`` ((offset, log_id) of records of ``day``) already archived."""
+    def archived(self, day: str, items: Sequence[tuple[int, str]]) -> dict[int, str]:
+        """Offsets among ``items`` ((offset, log_id) of records of ``day``) already archived,
+        each with the key of the file that holds it."""
         listing = self._day(day)
         if not listing.files:
-            return set()
-        found = set()
+            return {}
+        found: dict[int, str] = {}
         for offset, log_id in items:
             for file in listing.covering(offset):
                 ids = self._read(
                     file.key, lambda data: parquet.read_log_ids(data) if data else set()
                 )
                 if log_id in ids:
-                    found.add(offset)
+                    found[offset] = file.key
                     break
         return found
 
-    def dead_lettered(self, letters: Sequence[dead_letter.DeadLetter]) -> set[tuple[int, str]]:
-        """(offset, stage) of ``letters`` already in a dead-letter file."""
+    def dead_lettered(
+        self, letters: Sequence[dead_letter.DeadLetter]
+    ) -> dict[tuple[int, str], str]:
+        """(offset, stage) of ``letters`` already in a dead-letter file, with its key."""
         if self._dead is None or time.monotonic() < self._relist_until:
             folder = dead_letter.dead_letter_dir(self._prefix)
             self._dead = self._list(
                 folder, dead_letter.dead_letter_key_re(self._prefix, self._stream)
             )
-        found: set[tuple[int, str]] = set()
+        found: dict[tuple[int, str], str] = {}
         for letter in letters:
             for file in self._dead.covering(letter.offset):
                 entries = self._read(
@@ -143,7 +146,7 @@ class ArchiveLedger:
                     lambda data: set(dead_letter.identities(data)) if data else set(),
                 )
                 if (letter.offset, letter.stage, letter.sha256) in entries:
-                    found.add((letter.offset, letter.stage))
+                    found[(letter.offset, letter.stage)] = file.key
                     break
         return found
 

@@ -179,6 +179,22 @@ class S3Store:
             if not page.get("IsTruncated") or not token:
                 return
 
+    def list_folders(self, prefix: str) -> list[str]:
+        """The folders (common prefixes, ending in '/') right under ``prefix``."""
+        folders: list[str] = []
+        token: str | None = None
+        while True:
+            args: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "Delimiter": "/"}
+            if token:
+                args["ContinuationToken"] = token
+            page = self._retry(
+                f"list {prefix}", functools.partial(self._client.list_objects_v2, **args)
+            )
+            folders += [item["Prefix"] for item in page.get("CommonPrefixes", [])]
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return folders
+
     def get(self, key: str) -> bytes:
         """The object's bytes; a ClientError that :func:`is_missing` if it is gone."""
 

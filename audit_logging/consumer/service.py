@@ -26,6 +26,7 @@ from audit_logging.consumer.archiver import Archiver
 from audit_logging.consumer.batch import Batch
 from audit_logging.consumer.batcher import Batcher
 from audit_logging.consumer.dedup import RecentIds
+from audit_logging.consumer.digests import DigestChain
 from audit_logging.consumer.options import ConsumerOptions
 from audit_logging.consumer.s3 import S3Store, make_s3_client
 from audit_logging.consumer.session import Session
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from opensearchpy import OpenSearch
     from rstream import MessageContext
 
+    from audit_logging.archive.signing import Signer
     from audit_logging.settings import Settings
 
 _log = logging.getLogger("audit_logging.consumer")
@@ -56,11 +58,13 @@ class ConsumerService:
         retention: bool = True,
         opensearch: OpenSearch | None = None,
         on_uploaded: Callable[[str], None] | None = None,
+        signer: Signer | None = None,
     ) -> None:
         """One stream's consumer: ``settings.rabbitmq_stream_name``, or ``partition``, one
         partition stream of that super stream. ``retention``: this one deletes expired
         indices (one per process is enough). ``on_uploaded``: called
-        with each archive key right after its upload (tests end the process there)."""
+        with each archive key right after its upload (tests end the process there).
+        ``signer``: the key of ``AUDIT_LOG_SIGNING_KEY_FILE`` that signs the digests."""
         self._settings = settings
         self._options = options
         self._place = StreamPlace(
@@ -87,7 +91,17 @@ class ConsumerService:
             max_docs=options.bulk_max_docs,
             max_bytes=options.bulk_max_bytes,
         )
-        self._archiver = Archiver(self._store, settings.s3_prefix, self._stream, on_uploaded)
+        digests = DigestChain(
+            self._store,
+            settings.s3_prefix,
+            self._stream,
+            options.consumer_name,
+            settings.digest_interval,
+            signer,
+        )
+        self._archiver = Archiver(
+            self._store, settings.s3_prefix, self._stream, digests, on_uploaded
+        )
         self._recent = RecentIds(options.dedup_window)
         self._admission = Admission(self._recent, settings.opensearch_index_prefix)
         self.totals = Totals()
@@ -213,13 +227,25 @@ class ConsumerService:
         await self._batches.settle()
         return self.totals.committed
 
-    def resume(self, stored: int | None) -> None:
+    async def seal(self) -> int | None:
+        committed = self.totals.committed
+        if committed is None:
+            return None
+        try:
+            return await asyncio.to_thread(self._archiver.seal_digest, committed)
+        except AbandonedError:
+            return None
+        except Exception as exc:  # noqa: BLE001 - the successor lists what we archived
+            _log.warning("could not write the digest of %s: %s", self._where, exc)
+            return None
+
+    def resume(self, stored: int | None, digested: int | None = None) -> None:
         self._next_offset = None
         # A fresh memory, refilled by the warm-up read, as at a restart: the one we have
         # holds the records we dropped, which would now pass for resent ones.
         self._recent = RecentIds(self._options.dedup_window)
         self._admission = Admission(self._recent, self._settings.opensearch_index_prefix)
-        self._archiver.resume(stored)
+        self._archiver.resume(stored, digested)
         self.totals.committed = stored
         self._resume_at = None if stored is None else stored + 1
         if stored is None:
@@ -288,9 +314,16 @@ class ConsumerService:
             letters = [*batch.dead, *batch.refused, *stats.letters]
             if letters:
                 await asyncio.to_thread(self._archiver.write_dead_letters, letters)
+            digested = None
+            if self._archiver.digest_due():
+                # Before the offset: a crash in between leaves a digest ahead of the stored
+                # offset, which the next active member continues after.
+                digested = await asyncio.to_thread(self._archiver.seal_digest, batch.last_offset)
             archive_seconds = time.monotonic() - began
             self.totals.add(batch, stats, len(letters))
             await self._session.store(batch.last_offset)
+            if digested is not None:
+                await self._session.store_digested(digested)
             log_batch(batch, stats, len(letters), archive_seconds)
         except AbandonedError:
             _log.warning(
@@ -323,7 +356,10 @@ class ConsumerService:
             committed = self.totals.committed
             if self._shutdown.abandoned.is_set() or committed is None:
                 return
+            digested = await self.seal()
             await self._session.store_final(committed, self._shutdown.abandoned)
+            if digested is not None:
+                await self._session.store_digested(digested)
         finally:
             give_up.cancel()
 

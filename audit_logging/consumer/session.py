@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Protocol
 from rstream import ConsumerOffsetSpecification, OffsetSpecification, OffsetType
 from rstream.exceptions import StreamDoesNotExist
 
+from audit_logging.archive.digest_format import digest_reference
 from audit_logging.consumer import stream
 from audit_logging.consumer.shutdown import Shutdown, StreamPlace
 from audit_logging.errors import ConfigurationError, describe_error
@@ -50,8 +51,13 @@ class Owner(Protocol):
     async def settle(self) -> int | None:
         """Once no batch is being archived: the last offset archived (committed)."""
 
-    def resume(self, stored: int | None) -> None:
-        """Reading starts again after ``stored``, as at a restart."""
+    def resume(self, stored: int | None, digested: int | None) -> None:
+        """Reading starts again after ``stored``, as at a restart; ``digested``: the last
+        offset the group's digests cover."""
+
+    async def seal(self) -> int | None:
+        """Once no batch is being archived: write the digest of what was archived since the
+        last one; the offset it covers (None: nothing written)."""
 
 
 @dataclasses.dataclass(eq=False)
@@ -68,6 +74,7 @@ class Session:
 
     def __post_init__(self) -> None:
         self._name = self.options.consumer_name
+        self._digest_reference = digest_reference(self._name)
         self.consumer: Consumer | None = None
         self.active = False
         self._lost = False
@@ -200,6 +207,7 @@ class Session:
         consumer = self.consumer
         if offset is None or consumer is None or self._lost:
             return
+        digested = await self.owner.seal()
         try:
             await asyncio.wait_for(consumer.store_offset(self.place.stream, self._name, offset), 10)
         except (TimeoutError, Exception) as exc:  # noqa: BLE001 - the successor reconciles
@@ -211,6 +219,8 @@ class Session:
             )
             return
         self.stored = offset
+        if digested is not None:
+            await self._store_reference(consumer, digested)
         _log.info("handed %s over at offset %d", self.place.where, offset)
 
     async def _activate(self) -> ConsumerOffsetSpecification:
@@ -227,6 +237,9 @@ class Session:
             storing = consumer.store_offset(self.place.stream, self._name, committed)
             await asyncio.wait_for(storing, 10)
             stored = committed
+        digested = await asyncio.wait_for(
+            stream.stored_offset(consumer, self.place.stream, self._digest_reference), 10
+        )
         _log.info(
             "consumer '%s' is the active consumer of group '%s' on %s",
             self._name,
@@ -234,7 +247,7 @@ class Session:
             self.place.where,
         )
         self.stored = stored
-        self.owner.resume(stored)
+        self.owner.resume(stored, digested)
         if stored is None:
             return stream.start_spec(self.options.start)
         return stream.offset_spec(max(0, stored + 1 - self.options.dedup_warmup))
@@ -251,6 +264,26 @@ class Session:
             _log.warning("could not store offset %d yet: %s", offset, describe_error(exc))
             return
         self.stored = offset
+
+    async def store_digested(self, offset: int) -> None:
+        """Record in RabbitMQ that the chain's digests cover ``offset``: outside the bucket,
+        so that removing the newest digests from it is noticed. If we are not the active
+        member, the active one records it with its next digest."""
+        consumer = self.consumer
+        if consumer is None or self._lost or not self.active:
+            return
+        await self._store_reference(consumer, offset)
+
+    async def _store_reference(self, consumer: Consumer, offset: int) -> None:
+        try:
+            storing = consumer.store_offset(self.place.stream, self._digest_reference, offset)
+            await asyncio.wait_for(storing, 10)
+        except (TimeoutError, Exception) as exc:  # noqa: BLE001 - the next digest stores it
+            _log.warning(
+                "could not record in RabbitMQ that digests cover offset %d: %s",
+                offset,
+                describe_error(exc),
+            )
 
     async def store_final(self, committed: int, abandoned: asyncio.Event) -> None:
         """At shutdown: store ``committed`` and read it back, reconnecting as needed, until

@@ -19,6 +19,7 @@ import signal
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from audit_logging.archive.signing import Signer, load_signer
 from audit_logging.consumer import stream
 from audit_logging.consumer.daily_verify import DailyVerify
 from audit_logging.consumer.service import ConsumerService
@@ -61,6 +62,7 @@ class Supervisor:
             handled.append(sig)
         try:
             try:
+                signer = self._signer()
                 partitions = await self._partitions()
             except ConfigurationError as exc:
                 _log.error("%s", exc)
@@ -74,6 +76,7 @@ class Supervisor:
                     partition=partition,
                     retention=index == 0,
                     on_uploaded=self._on_uploaded,
+                    signer=signer,
                 )
                 for index, partition in enumerate(partitions)
             ]
@@ -83,6 +86,19 @@ class Supervisor:
         finally:
             for sig in handled:
                 loop.remove_signal_handler(sig)
+
+    def _signer(self) -> Signer | None:
+        path = self._settings.signing_key_file
+        if path is None:
+            _log.warning(
+                "AUDIT_LOG_SIGNING_KEY_FILE is not set: the archive's digests are chained and "
+                "hashed but not signed, so anyone who can write to the bucket could rewrite "
+                "them; see the README's Integrity section"
+            )
+            return None
+        signer = load_signer(path)
+        _log.info("digests are signed with key %s", signer.key_id)
+        return signer
 
     def stop(self) -> None:
         self._stopping.set()

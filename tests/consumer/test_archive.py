@@ -144,13 +144,18 @@ def test_the_ledger_knows_what_was_archived_past_the_stored_offset(
     ledger = ArchiveLedger(store, prefix, stream, stored_offset=2)
     items = [(n, records[n]["log_id"]) for n in range(6)]
     # Offset 4 lies in the file's range but is not in it (another day's record, say).
-    assert ledger.archived(day, items) == {3, 5}
+    crashed = layout.archive_key(prefix, stream, day, 3, 5)
+    old = layout.archive_key(prefix, stream, day, 0, 2)
+    # Each with the file that holds it (the digests list that file).
+    assert ledger.archived(day, items) == {3: crashed, 5: crashed}
     # Same offset, another record (the stream was recreated): not archived.
-    assert ledger.archived(day, [(3, records[0]["log_id"])]) == set()
+    assert ledger.archived(day, [(3, records[0]["log_id"])]) == {}
     # Days without files cost one listing and say nothing is there.
-    assert ledger.archived("2001-01-01", items) == set()
+    assert ledger.archived("2001-01-01", items) == {}
     # A name without a stored offset sees every file.
-    assert ArchiveLedger(store, prefix, stream, None).archived(day, items) == set(range(6)) - {4}
+    assert ArchiveLedger(store, prefix, stream, None).archived(day, items) == {
+        0: old, 1: old, 2: old, 3: crashed, 5: crashed
+    }
 
 
 @pytest.mark.services
@@ -168,9 +173,9 @@ def test_the_ledger_knows_dead_letters_past_the_stored_offset(
 
     again = [*written, dead_letter.DeadLetter(5, "decode", "x", b"other", 0)]
     assert ArchiveLedger(store, prefix, stream, 3).dead_lettered(again) == {
-        (4, "decode"),
-        (6, "index"),
+        (4, "decode"): key,
+        (6, "index"): key,
     }
-    assert ArchiveLedger(store, prefix, stream, 6).dead_lettered(again) == set()
+    assert ArchiveLedger(store, prefix, stream, 6).dead_lettered(again) == {}
     changed = [dataclasses.replace(written[0], body=b"different")]
-    assert ArchiveLedger(store, prefix, stream, 3).dead_lettered(changed) == set()
+    assert ArchiveLedger(store, prefix, stream, 3).dead_lettered(changed) == {}

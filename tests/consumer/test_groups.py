@@ -13,6 +13,7 @@ from audit_logging.consumer.groups import marker_key
 from audit_logging.settings import Settings
 from tests._ports import cut_own_connections
 from tests._stack import s3_client
+from tests.consumer._digest_chain import assert_complete_chain
 from tests.consumer._helpers import (
     ConsumerProcess,
     PacedPublisher,
@@ -51,6 +52,8 @@ def finish(
     for consumer in last:
         assert consumer.stop() == 0, consumer.log()
     assert_counts(settings, expected)
+    # The digests list every object once, whoever of the group wrote it.
+    assert_complete_chain(settings)
 
 
 def wait_for_log(consumer: ConsumerProcess, text: str, timeout: float) -> None:

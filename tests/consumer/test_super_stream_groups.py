@@ -18,6 +18,7 @@ from audit_logging.partitions import partition_names
 from audit_logging.publisher import StreamPublisher
 from audit_logging.settings import Settings
 from tests._stack import delete_super_stream
+from tests.consumer._digest_chain import assert_complete_chain
 from tests.consumer._helpers import (
     ConsumerProcess,
     bodies_of,
@@ -130,6 +131,10 @@ def assert_exactly_once(settings: Settings, expected: set[str]) -> None:
     )
     assert set(per_partition) == set(names), per_partition
     assert sum(per_partition.values()) == len(archive_keys(settings))
+    # Each partition has its own chain of digests, listing each of its objects once, also
+    # when a member was killed or handed its partition over.
+    for name in names:
+        assert_complete_chain(settings, stream=name)
 
 
 def stop_and_check(
