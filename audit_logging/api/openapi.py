@@ -155,8 +155,8 @@ def _proof_schema() -> dict[str, Any]:
                 "type": "string",
                 "enum": list(PROOF_STATUSES),
                 "description": "covered: a digest lists the object with this sha256 and size."
-                " pending: no digest covers the object's offsets yet (at most"
-                " AUDIT_LOG_DIGEST_INTERVAL). not_archived: the record is in the index, not yet"
+                " pending: no digest covers the object's offsets yet (the consumer's next"
+                " digest will). not_archived: the record is in the index, not yet"
                 " in the archive. not_covered: archived before the stream's first digest."
                 " mismatch: the digest lists the object otherwise, does not list it, cannot be"
                 " parsed, or is missing (see explanation). unreadable: an archive object of the"

@@ -11,8 +11,9 @@ they pinned anyway, not take a server's word for it. What is said:
 ``covered``
     a digest lists the object with this SHA-256 and size;
 ``pending``
-    no digest covers the object's offsets yet: the consumer writes one every
-    AUDIT_LOG_DIGEST_INTERVAL (or, after a crash, when the next consumer writes its next);
+    no digest covers the object's offsets yet: the consumer writes the next with the first
+    batch it archives once AUDIT_LOG_DIGEST_INTERVAL has passed, at a hand-over and when it
+    stops (after a crash, the consumer that goes on lists the object in its next digest);
 ``not_archived``
     the record is in the index but in no archive object of its day yet;
 ``not_covered``
@@ -68,6 +69,11 @@ Status = Literal["covered", "pending", "not_archived", "not_covered", "mismatch"
 STATUSES: Final = ("covered", "pending", "not_archived", "not_covered", "mismatch", "unreadable")
 _ALL_COLUMNS: Final = tuple(ARROW_SCHEMA.names)
 _UNREADABLE_NAMED: Final = 3  # unreadable objects an explanation names
+_NEXT_DIGEST: Final = (
+    " The consumer's next digest covers it: it writes one with the first batch it archives"
+    " once AUDIT_LOG_DIGEST_INTERVAL has passed, when it hands the stream over and when it"
+    " stops (after a crash, the consumer that goes on lists it in its next digest)."
+)
 _CHECK_YOURSELF: Final = (
     " To check without trusting this API: download the object and compare its SHA-256; "
     "download the digest, check that it lists the object with that SHA-256 and size, that the "
@@ -283,14 +289,13 @@ def _without_digest(file: ArchiveFile, facts: ObjectFacts, placement: Placement)
     if name is None:
         return Proof(
             "pending", f"No digest of stream {file.stream} exists yet: the consumer writes the"
-            " first within AUDIT_LOG_DIGEST_INTERVAL of archiving (a consumer that writes no"
-            " digests leaves every object so).", facts)
+            " first right after the first batch it archives (a consumer of a release without"
+            " digests leaves every object so)." + _NEXT_DIGEST, facts)
     if placement.where == "after":
         return Proof(
             "pending", f"The object holds offsets {offsets} of stream {file.stream}; the newest"
-            f" digest, {name.key}, covers up to offset {name.last_offset}. The consumer writes"
-            " the digest covering the object within AUDIT_LOG_DIGEST_INTERVAL (after a crash,"
-            " with the next consumer's next digest).", facts)
+            f" digest, {name.key}, covers up to offset {name.last_offset}." + _NEXT_DIGEST,
+            facts)
     following = placement.following
     assert following is not None
     return Proof(
