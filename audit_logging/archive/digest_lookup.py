@@ -80,6 +80,7 @@ class DigestFinder:
         self._key_re = digest_key_re(s3_prefix, stream)
         self.deadline = deadline
         self.listings = 0
+        self.entries_listed = 0  # keys and folders the listings gave: S3 pages 1,000 a page
         self._children: dict[str, list[str]] = {}
         self._names: dict[str, list[DigestName]] = {}
 
@@ -173,7 +174,9 @@ class DigestFinder:
         if self.deadline is not None and time.monotonic() > self.deadline:
             raise LookupTooLongError(f"finding a digest under {self.root} passed its deadline")
         selector = pafs.FileSelector(folder, recursive=recursive, allow_not_found=True)
-        return self.fs.get_file_info(selector)
+        found = self.fs.get_file_info(selector)
+        self.entries_listed += len(found)
+        return found
 
     # -- the whole chain, when the search's answer needs confirming ---------------------
 
