@@ -29,14 +29,14 @@ from audit_logging.api.query import (
     search_indices,
 )
 from audit_logging.api.tiers import ARCHIVE, INDEX, archive_visibility, retained_since, split
-from audit_logging.errors import describe_error
+from audit_logging.errors import describe_error, shown
 from audit_logging.record_filter import RecordFilter
 from audit_logging.search_index import index_pattern
 
 if TYPE_CHECKING:
     from opensearchpy import AsyncOpenSearch
 
-    from audit_logging.archive.proof import RecordProofs
+    from audit_logging.archive.proof import Proof, RecordProofs
     from audit_logging.archive.search import ArchiveSearch, Page
 
 _log = logging.getLogger("audit_logging.api")
@@ -229,20 +229,22 @@ class TieredReads:
             indexed = _pick(hits[0].get("_source", {}), fields)
             if not proof:
                 return Detail(indexed, [INDEX])
-            return Detail(indexed, [INDEX], await self._proof(
-                lambda proofs, seconds: proofs.of_indexed(indexed, seconds=seconds).as_json()))
+            made = await self._proof(
+                lambda proofs, seconds: proofs.of_indexed(indexed, seconds=seconds))
+            return Detail(indexed, [INDEX], _told(log_id, made))
         visible_exact = archive_visibility(visible)
         if self.archive is None or visible_exact is None:
             return Detail(None, [INDEX])
         from audit_logging.archive.store import UnreadableFileError
 
         record: dict[str, Any] | None
-        made: dict[str, Any] | None = None
+        told: dict[str, Any] | None = None
         try:
             if proof:
                 found = await self._proof(lambda proofs, seconds: proofs.of_archived(
                     log_id, seconds=seconds))
-                record, made = (None, None) if found is None else (found[0], found[1].as_json())
+                record = None if found is None else found[0]
+                told = None if found is None else _told(log_id, found[1])
             else:
                 record = await asyncio.to_thread(self.archive.find, log_id)
         except ApiError:
@@ -260,7 +262,7 @@ class TieredReads:
             ) from None
         if record is None or any(record.get(k) != v for k, v in visible_exact.items()):
             return Detail(None, [INDEX, ARCHIVE])
-        return Detail(_pick(record, fields), [INDEX, ARCHIVE], made)
+        return Detail(_pick(record, fields), [INDEX, ARCHIVE], told)
 
     async def _proof(self, make: Callable[[RecordProofs, float], _Made]) -> _Made:
         """``make`` run off the event loop with the archive's proofs, within the archive
@@ -291,6 +293,15 @@ class TieredReads:
             raise UnavailableError(
                 "The archive could not be read to make this record's proof; try again later"
             ) from None
+
+
+def _told(log_id: str, proof: Proof) -> dict[str, Any]:
+    """``proof`` as the answer holds it; what an auditor must see, the operators' log says
+    too."""
+    if proof.status in ("mismatch", "unreadable"):
+        _log.warning("archive proof of %s: %s: %s", log_id, proof.status,
+                     shown(proof.explanation, 1000))
+    return proof.as_json()
 
 
 def _narrowed(search: RecordFilter, visible: dict[str, str]) -> RecordFilter | None:

@@ -253,7 +253,8 @@ class RecordProofs:
         return Proof(
             "mismatch", f"The object holds offsets {offsets}, before the first digest there"
             f" is of stream {file.stream} ({name.key}), which names a predecessor"
-            f" ({signed.digest.previous.key}): the digests before it have been removed.",
+            f" ({shown(signed.digest.previous.key, 200)}): the digests before it have been"
+            " removed.",
             facts, digest_facts)
 
     def _read_digest(

@@ -251,7 +251,9 @@ def test_a_proof_needs_a_token(client: TestClient, indexed: str) -> None:
 # -- what an auditor must see -----------------------------------------------------------
 
 
-def test_an_object_changed_after_its_digest_is_a_mismatch(archive: Archive) -> None:
+def test_an_object_changed_after_its_digest_is_a_mismatch(
+    archive: Archive, caplog: pytest.LogCaptureFixture
+) -> None:
     key = archive.keys["C"]
     before = archive.facts("C")
     # Read once before the change (the API keeps archive files it has read in memory).
@@ -266,6 +268,10 @@ def test_an_object_changed_after_its_digest_is_a_mismatch(archive: Archive) -> N
     assert found["listed"] == {"sha256": before["sha256"], "size": before["size"]}
     assert found["digest"]["key"] == archive.chain.written[1][0]
     assert "changed after the digest was written" in found["explanation"]
+    # The operators' log says so too.
+    logged = [r.getMessage() for r in caplog.records if r.name == "audit_logging.api"]
+    log_id = in_object(archive, "C")["log_id"]
+    assert [m for m in logged if m.startswith(f"archive proof of {log_id}: mismatch: ")]
 
 
 def test_an_object_no_digest_lists_is_a_mismatch(archive: Archive) -> None:
