@@ -4,14 +4,15 @@ auditor would (boto3, hashlib, openssl)."""
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import datetime as dt
 import hashlib
 import io
 import json
 import logging
+import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from audit_logging.api import create_app
 from audit_logging.api.openapi import PROOF_STATUSES, openapi_document
 from audit_logging.archive import parquet, proof
 from audit_logging.archive.digest_format import canonical, public_key_key
-from audit_logging.archive.signing import Signer
+from audit_logging.archive.signing import Signer, public_pem
 from audit_logging.search_index import index_for, install_template
 from audit_logging.settings import Settings
 from tests.api._digests import Chain, new_signer, object_bytes
@@ -33,6 +34,21 @@ from tests.api.conftest import Capture, IndexRecords
 from tests.archive._archive import before_the_index, put_archive, record_at
 
 pytestmark = pytest.mark.services
+
+# What an auditor runs on the object and its digest (downloaded with `aws s3 cp`): the
+# object's SHA-256, the SHA-256 of the digest's signed bytes (the canonical JSON of its
+# "digest" member), and the signature over those bytes checked with the pinned public key.
+AUDITOR = """
+set -euo pipefail
+sha256sum object.parquet | cut -d' ' -f1
+"$PYTHON" -c 'import json; d = json.load(open("digest.json", "rb"))
+open("digest.bin", "wb").write(json.dumps(d["digest"], sort_keys=True, separators=(",", ":"),
+                                          ensure_ascii=False).encode())
+open("signature.b64", "w").write(d["signature"])'
+sha256sum digest.bin | cut -d' ' -f1
+base64 -d signature.b64 > signature.bin
+openssl pkeyutl -verify -pubin -inkey pinned.pem -rawin -in digest.bin -sigfile signature.bin
+"""
 
 DETAIL = "/api/audit-logs/detail/{}/"
 # A partition's stream: a '-' in the name, as super streams name theirs.
@@ -140,16 +156,16 @@ def test_a_covered_record_names_its_object_and_the_signed_digest_listing_it(
     }
     listed = [o for o in stored["digest"]["objects"] if o["key"] == facts["key"]]
     assert [(o["sha256"], o["size"]) for o in listed] == [(facts["sha256"], facts["size"])]
-    public_pem = object_bytes(archive.settings, found["digest"]["public_key"])
-    (tmp_path / "pub.pem").write_bytes(public_pem)
-    (tmp_path / "digest.bin").write_bytes(signed_bytes)
-    (tmp_path / "sig.bin").write_bytes(base64.b64decode(found["digest"]["signature"]))
-    checked = subprocess.run(
-        ["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", "pub.pem", "-rawin",
-         "-in", "digest.bin", "-sigfile", "sig.bin"],
-        cwd=tmp_path, capture_output=True, text=True, check=False)
+    # An auditor's steps with common tools (the downloads are boto3's here, `aws s3 cp` for
+    # them), the public key being the one they pinned.
+    (tmp_path / "object.parquet").write_bytes(object_bytes(archive.settings, facts["key"]))
+    (tmp_path / "digest.json").write_bytes(object_bytes(archive.settings, digest_key))
+    (tmp_path / "pinned.pem").write_bytes(public_pem(archive.signer.public))
+    checked = subprocess.run(["bash", "-c", AUDITOR], cwd=tmp_path, capture_output=True,
+                             text=True, check=False, env={**os.environ, "PYTHON": sys.executable})
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "Signature Verified Successfully" in checked.stdout
+    assert checked.stdout.split() == [facts["sha256"], found["digest"]["sha256"],
+                                      "Signature", "Verified", "Successfully"]
     assert "does not check the signature" in found["explanation"]
     views = [r for r in audit_capture.records if getattr(r, "action", None) == "VIEW"]
     assert [r.extra["proof"] for r in views] == ["covered", "covered"]  # type: ignore[attr-defined]
