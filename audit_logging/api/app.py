@@ -31,7 +31,7 @@ from audit_logging.api.exception_handlers import (
     guarded,
 )
 from audit_logging.api.openapi import OPERATIONS, openapi_document
-from audit_logging.api.params import parse_search, single_values
+from audit_logging.api.params import PROOF, parse_detail, parse_search, single_values
 from audit_logging.api.tiered import TieredReads
 from audit_logging.errors import ConfigurationError, MissingExtraError, shown
 from audit_logging.record import FIELDS
@@ -211,24 +211,33 @@ class _Api:
 
     async def detail(self, request: Request) -> Response:
         caller = await self.caller(request)
-        single_values(request.query_params.multi_items(), ())
+        proof = parse_detail(request.query_params.multi_items())
+        if proof and self.reads.archive is None:
+            raise errors.BadParameterError(
+                PROOF, "cannot be answered: this API is not set up to read the archive"
+                " (AUDIT_LOG_AWS_S3_BUCKET is not set)")
         raw_id: str = request.path_params["log_id"]
         if not _UUID_RE.fullmatch(raw_id):
             # Not an id any record can have: nothing to look up, and nothing to audit.
             raise errors.NotFoundError(f"No audit record with log_id '{shown(raw_id)}'")
         log_id = str(uuid.UUID(raw_id))
-        record, tiers = await self.reads.detail(log_id, caller.visible_filter, FIELDS)
+        found = await self.reads.detail(log_id, caller.visible_filter, FIELDS, proof=proof)
+        record, tiers = found.record, found.tiers
+        extra: dict[str, Any] = {"found": record is not None, "tiers": tiers}
+        if found.proof is not None:
+            extra["proof"] = found.proof["status"]
         # Audited found or not: probing for ids is worth knowing about too.
         self._audit_read(
             caller,
             "VIEW",
             f"Viewed audit log {log_id}" if record else f"Audit log {log_id} not found",
             object_id=log_id,
-            extra={"found": record is not None, "tiers": tiers},
+            extra=extra,
         )
         if record is None:
             raise errors.NotFoundError(f"No audit record with log_id '{log_id}'")
-        return JSONResponse(record, headers={**errors.NO_STORE, TIER_HEADER: tiers[-1]})
+        body = record if found.proof is None else {**record, "proof": found.proof}
+        return JSONResponse(body, headers={**errors.NO_STORE, TIER_HEADER: tiers[-1]})
 
     async def openapi(self, request: Request) -> Response:
         await self.caller(request)

@@ -20,7 +20,14 @@ from audit_logging.api.errors import (
     UnauthorizedError,
     UnavailableError,
 )
-from audit_logging.api.params import MAX_WINDOW, OFFSET_WITH_CURSOR, SEARCH_PARAMS
+from audit_logging.api.params import (
+    MAX_WINDOW,
+    OFFSET_WITH_CURSOR,
+    PROOF,
+    PROOF_DOC,
+    PROOF_VALUES,
+    SEARCH_PARAMS,
+)
 from audit_logging.record_filter import Param
 from audit_logging.schema import BY_NAME, FIELD_NAMES, FIELDS, SUMMARY_FIELDS
 
@@ -123,6 +130,53 @@ def _summary_schema() -> dict[str, Any]:
     return {"type": "object", "required": list(props), "properties": props}
 
 
+# What audit_logging.archive.proof says of a record (that module needs pyarrow, which the
+# document does not: tests/api/test_proof.py checks the two agree).
+PROOF_STATUSES: Final = (
+    "covered", "pending", "not_archived", "not_covered", "mismatch", "unreadable"
+)
+_SHA256: Final = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+
+
+def _nullable_object(description: str, properties: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "nullable": True, "description": description,
+            "required": list(properties), "properties": properties}
+
+
+def _proof_schema() -> dict[str, Any]:
+    text = {"type": "string"}
+    maybe_text = {"type": "string", "nullable": True}
+    size = {"type": "integer", "minimum": 0}
+    return {
+        "type": "object",
+        "required": ["status", "object", "digest", "listed", "explanation"],
+        "properties": {
+            "status": {
+                "type": "string",
+                "enum": list(PROOF_STATUSES),
+                "description": "covered: a digest lists the object with this sha256 and size."
+                " pending: no digest covers the object's offsets yet (the consumer's next"
+                " digest will). not_archived: the record is in the index, not yet"
+                " in the archive. not_covered: archived before the stream's first digest."
+                " mismatch: the digest lists the object otherwise, does not list it, cannot be"
+                " parsed, or is missing (see explanation). unreadable: an archive object of the"
+                " record's day cannot be read and the record may be in it.",
+            },
+            "object": _nullable_object(
+                "The archive object holding the record, as S3 holds it now.",
+                {"key": text, "sha256": _SHA256, "size": size}),
+            "digest": _nullable_object(
+                "The digest covering the object's offsets (or the stream's first, for"
+                " not_covered). signed: it carries a signature, which this API does not check.",
+                {"key": text, "sha256": _SHA256, "signed": {"type": "boolean"},
+                 "key_id": maybe_text, "public_key": maybe_text, "signature": maybe_text}),
+            "listed": _nullable_object(
+                "The object as the digest lists it.", {"sha256": _SHA256, "size": size}),
+            "explanation": {"type": "string"},
+        },
+    }
+
+
 def _record_schema() -> dict[str, Any]:
     return {
         "type": "object",
@@ -169,11 +223,20 @@ _DETAIL: Final = {
             "required": True,
             "description": "The record's log_id (a UUID); anything else is 404.",
             "schema": {"type": "string"},
-        }
+        },
+        {
+            "name": PROOF,
+            "in": "query",
+            "required": False,
+            "description": PROOF_DOC + " A 400 too when the API is not set up to read the"
+            " archive; a 503 when the archive cannot be read within the API's archive deadline.",
+            "schema": {"type": "string", "enum": list(PROOF_VALUES), "default": "false"},
+        },
     ],
     "responses": {
-        "200": _json("The record, from the index or, past its retention, the archive.",
-                     _schema("Record"), {"X-Audit-Log-Tier": {
+        "200": _json("The record, from the index or, past its retention, the archive; with"
+                     " proof=true, and its proof.",
+                     _schema("Detail"), {"X-Audit-Log-Tier": {
                          "description": "Where the record was found: index or archive.",
                          "schema": {"type": "string", "enum": ["index", "archive"]}}}),
         **_errors("BadParameterError", "UnauthorizedError", "NotFoundError", "UnavailableError"),
@@ -228,6 +291,11 @@ def openapi_document(operations: tuple[Operation, ...] = OPERATIONS) -> dict[str
             "schemas": {
                 "Summary": _summary_schema(),
                 "Record": _record_schema(),
+                "Detail": {"allOf": [
+                    _schema("Record"),
+                    {"type": "object", "properties": {"proof": _schema("Proof")}},
+                ]},
+                "Proof": _proof_schema(),
                 "SearchPage": {
                     "type": "object",
                     "required": ["count", "page_size", "from_offset", "next", "results",

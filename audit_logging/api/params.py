@@ -36,18 +36,22 @@ from audit_logging.record_filter import (
 __all__ = [
     "CURSOR",
     "DEFAULT_PAGE_SIZE",
+    "DETAIL_PARAMETERS",
     "FROM_OFFSET",
     "MAX_PAGE_SIZE",
     "MAX_SEARCH_TERM",
     "MAX_WINDOW",
     "OFFSET_WITH_CURSOR",
     "PAGE_SIZE",
+    "PROOF",
+    "PROOF_DOC",
     "SEARCH_PARAMETERS",
     "SEARCH_PARAMS",
     "Param",
     "SearchParams",
     "TimeBound",
     "markdown_table",
+    "parse_detail",
     "parse_search",
     "rfc3339",
     "single_values",
@@ -83,6 +87,17 @@ CURSOR: Final = Param(
 # In the order the OpenAPI document lists them, and the parser checks them.
 SEARCH_PARAMS: Final = (*FILTER_PARAMS, PAGE_SIZE, FROM_OFFSET, CURSOR)
 SEARCH_PARAMETERS: Final = tuple(param.name for param in SEARCH_PARAMS)
+
+# The detail route's one parameter: spelt exactly, so that a caller who asked for a proof never
+# gets an answer without one because of how a client library writes booleans.
+PROOF: Final = "proof"
+PROOF_VALUES: Final = ("true", "false")
+PROOF_DOC: Final = (
+    "true: the answer has a 'proof' member: the archive object that holds the record, its"
+    " SHA-256 as S3 holds it now, and the signed digest that lists it (see the Proof schema)."
+    " Exactly true or false (default); anything else is a 400 (field proof)."
+)
+DETAIL_PARAMETERS: Final = (PROOF,)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,6 +151,16 @@ def single_values(items: Sequence[tuple[str, str]], allowed: Sequence[str]) -> d
             raise BadParameterError(name, "is given more than once")
         values[name] = value
     return values
+
+
+def parse_detail(items: Sequence[tuple[str, str]]) -> bool:
+    """Whether the detail ``items`` (the query's pairs) ask for a proof; 400 naming the
+    parameter for an unknown, repeated or bad one."""
+    values = single_values(items, DETAIL_PARAMETERS)
+    value = values.get(PROOF, "false")
+    if value not in PROOF_VALUES:
+        raise BadParameterError(PROOF, f"must be true or false, got '{shown(value)}'")
+    return value == "true"
 
 
 def parse_search(

@@ -15,10 +15,10 @@ import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from audit_logging.api.cursor import Cursor
-from audit_logging.api.errors import InternalError, UnavailableError
+from audit_logging.api.errors import ApiError, InternalError, UnavailableError
 from audit_logging.api.params import SearchParams
 from audit_logging.api.query import (
     DETAIL_FILTER_PATH,
@@ -29,13 +29,14 @@ from audit_logging.api.query import (
     search_indices,
 )
 from audit_logging.api.tiers import ARCHIVE, INDEX, archive_visibility, retained_since, split
-from audit_logging.errors import describe_error
+from audit_logging.errors import describe_error, shown
 from audit_logging.record_filter import RecordFilter
 from audit_logging.search_index import index_pattern
 
 if TYPE_CHECKING:
     from opensearchpy import AsyncOpenSearch
 
+    from audit_logging.archive.proof import Proof, RecordProofs
     from audit_logging.archive.search import ArchiveSearch, Page
 
 _log = logging.getLogger("audit_logging.api")
@@ -45,6 +46,7 @@ INDEX_OPTIONS: Final = {
     "allow_no_indices": True,
     "allow_partial_search_results": False,
 }
+_Made = TypeVar("_Made")
 _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 NOT_CONFIGURED: Final = (
     "records before {boundary} are kept only in the archive, which this API is not set up to"
@@ -68,6 +70,13 @@ UNREADABLE: Final = (
     "{count} archive file(s) of the range cannot be read (damaged, or not an archive file) and"
     " were passed over: records in them are missing from this answer; the API's log names them"
 )
+
+
+@dataclasses.dataclass(frozen=True)
+class Detail:
+    record: dict[str, Any] | None
+    tiers: list[str]
+    proof: dict[str, Any] | None = None  # asked for and found: the record's proof
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,6 +120,7 @@ class TieredReads:
         self.timeout = timeout
         self.archive_seconds = archive_seconds
         self.today = today
+        self._proofs: RecordProofs | None = None
 
     def boundary(self) -> dt.datetime:
         return retained_since(self.today(), self.retention_months)
@@ -202,9 +212,11 @@ class TieredReads:
         return Answer(count, results, next_cursor, tiers, notes)
 
     async def detail(self, log_id: str, visible: Mapping[str, Any] | None,
-                     fields: Sequence[str]) -> tuple[dict[str, Any] | None, list[str]]:
-        """The record of ``log_id`` (None if no tier has it, or the caller may not see it)
-        and the tiers looked in, the last being where it was found."""
+                     fields: Sequence[str], *, proof: bool = False) -> Detail:
+        """The record of ``log_id`` (None if no tier has it, or the caller may not see it),
+        the tiers looked in, the last being where it was found, and with ``proof`` the
+        record's proof (:mod:`audit_logging.archive.proof`), which reads the archive for a
+        record the index holds too."""
         result = await self.client.search(
             index=index_pattern(self.prefix),
             body=detail_body(log_id, visible),
@@ -214,14 +226,29 @@ class TieredReads:
         )
         hits = result.get("hits", {}).get("hits", [])
         if hits:
-            return _pick(hits[0].get("_source", {}), fields), [INDEX]
+            indexed = _pick(hits[0].get("_source", {}), fields)
+            if not proof:
+                return Detail(indexed, [INDEX])
+            made = await self._proof(
+                lambda proofs, seconds: proofs.of_indexed(indexed, seconds=seconds))
+            return Detail(indexed, [INDEX], _told(log_id, made))
         visible_exact = archive_visibility(visible)
         if self.archive is None or visible_exact is None:
-            return None, [INDEX]
+            return Detail(None, [INDEX])
         from audit_logging.archive.store import UnreadableFileError
 
+        record: dict[str, Any] | None
+        told: dict[str, Any] | None = None
         try:
-            record = await asyncio.to_thread(self.archive.find, log_id)
+            if proof:
+                found = await self._proof(lambda proofs, seconds: proofs.of_archived(
+                    log_id, seconds=seconds))
+                record = None if found is None else found[0]
+                told = None if found is None else _told(log_id, found[1])
+            else:
+                record = await asyncio.to_thread(self.archive.find, log_id)
+        except ApiError:
+            raise
         except UnreadableFileError as exc:  # waiting will not mend it: no Retry-After
             _log.warning("archive detail: %s", exc)
             raise InternalError(
@@ -234,8 +261,47 @@ class TieredReads:
                 "The archive could not be read to look for this record; try again later"
             ) from None
         if record is None or any(record.get(k) != v for k, v in visible_exact.items()):
-            return None, [INDEX, ARCHIVE]
-        return _pick(record, fields), [INDEX, ARCHIVE]
+            return Detail(None, [INDEX, ARCHIVE])
+        return Detail(_pick(record, fields), [INDEX, ARCHIVE], told)
+
+    async def _proof(self, make: Callable[[RecordProofs, float], _Made]) -> _Made:
+        """``make`` run off the event loop with the archive's proofs, within the archive
+        deadline (``archive_seconds``): past it, or when S3 fails, a 503 (an answer without
+        the proof asked for would pass for one that has none to give). An archive file that
+        cannot be read while the record is looked for in the archive alone raises as
+        :meth:`detail` says."""
+        from audit_logging.archive.proof import ProofTooLongError, RecordProofs
+        from audit_logging.archive.store import UnreadableFileError
+
+        assert self.archive is not None
+        if self._proofs is None:
+            self._proofs = RecordProofs(self.archive.store)
+        proofs, seconds = self._proofs, self.archive_seconds
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(make, proofs, seconds), seconds)
+        except UnreadableFileError:
+            raise
+        except (TimeoutError, ProofTooLongError) as exc:
+            _log.warning("archive proof passed its deadline of %gs: %s", seconds,
+                         describe_error(exc))
+            raise UnavailableError(
+                f"The proof could not be made within the archive's deadline ({seconds:g} s);"
+                " try again later"
+            ) from None
+        except Exception as exc:  # noqa: BLE001 - no proof is no answer to this request
+            _log.warning("archive proof failed: %s", describe_error(exc))
+            raise UnavailableError(
+                "The archive could not be read to make this record's proof; try again later"
+            ) from None
+
+
+def _told(log_id: str, proof: Proof) -> dict[str, Any]:
+    """``proof`` as the answer holds it; what an auditor must see, the operators' log says
+    too."""
+    if proof.status in ("mismatch", "unreadable"):
+        _log.warning("archive proof of %s: %s: %s", log_id, proof.status,
+                     shown(proof.explanation, 1000))
+    return proof.as_json()
 
 
 def _narrowed(search: RecordFilter, visible: dict[str, str]) -> RecordFilter | None:

@@ -16,8 +16,8 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Final
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Final, TypeVar
 
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -41,6 +41,7 @@ FILES_READ_AT_ONCE: Final = 16
 DAYS_LISTED_ONE_BY_ONE: Final = 4
 # Whole archive files kept in memory (a month of a million records is about 40 MiB).
 FILE_BYTES_KEPT: Final = 128 * 1024 * 1024
+_Read = TypeVar("_Read")
 
 
 def s3_filesystem(settings: Settings) -> pafs.S3FileSystem:
@@ -199,19 +200,55 @@ class ArchiveStore:
             # A filter that does not fit the archive's columns is this package's fault:
             # found here, once, it cannot pass for every file being damaged.
             ARROW_SCHEMA.empty_table().filter(where)
+        for _file, table in self._side_by_side(
+            files, lambda file: self._rows_of(file, wanted, where), skipped, deadline
+        ):
+            yield from table.to_batches()
+
+    def read_fresh(
+        self,
+        files: Sequence[ArchiveFile],
+        columns: Sequence[str],
+        where: ds.Expression,
+        skipped: list[UnreadableFileError],
+        deadline: float | None = None,
+    ) -> Iterator[tuple[ArchiveFile, pa.Buffer, pa.Table]]:
+        """Each of ``files`` as S3 holds it now (never from the cache of files kept, nor
+        kept in it), with the rows ``where`` keeps: what is then said of the bytes (their
+        SHA-256) is said of the very bytes that held the rows. Side by side and bounded as
+        :meth:`scan` reads, unreadable files added to ``skipped``, the same ``deadline``."""
+        wanted = list(columns)
+        ARROW_SCHEMA.empty_table().filter(where)
+
+        def read(file: ArchiveFile) -> tuple[pa.Buffer, pa.Table]:
+            data = self._bytes_from_s3(file)
+            return data, self._decoded(file, data, wanted, where)
+
+        for file, (data, table) in self._side_by_side(files, read, skipped, deadline):
+            yield file, data, table
+
+    def _side_by_side(
+        self,
+        files: Sequence[ArchiveFile],
+        read: Callable[[ArchiveFile], _Read],
+        skipped: list[UnreadableFileError] | None,
+        deadline: float | None,
+    ) -> Iterator[tuple[ArchiveFile, _Read]]:
+        """``read`` of each file, in the files' order, :data:`FILES_READ_AT_ONCE` at a time on
+        the store's shared readers (see :meth:`scan` for ``skipped`` and ``deadline``)."""
         queue = iter(files)
         pending = collections.deque(
-            self._readers.submit(self._rows_of, file, wanted, where)
+            (file, self._readers.submit(read, file))
             for file in itertools.islice(queue, FILES_READ_AT_ONCE)
         )
         try:
             while pending:
-                future = pending.popleft()
+                file, future = pending.popleft()
                 following = next(queue, None)
                 if following is not None:
-                    pending.append(self._readers.submit(self._rows_of, following, wanted, where))
+                    pending.append((following, self._readers.submit(read, following)))
                 try:
-                    table = future.result(timeout=_time_left(deadline, len(files)))
+                    result = future.result(timeout=_time_left(deadline, len(files)))
                 except concurrent.futures.TimeoutError:
                     raise SearchTooLongError(len(files)) from None
                 except UnreadableFileError as unreadable:
@@ -220,15 +257,19 @@ class ArchiveStore:
                     _log.warning("%s", unreadable)
                     skipped.append(unreadable)
                     continue
-                yield from table.to_batches()
+                yield file, result
         finally:
-            for left in pending:  # a scan stopped early (an error, a closed generator)
+            for _, left in pending:  # a read stopped early (an error, a closed generator)
                 left.cancel()
 
     def _rows_of(
         self, file: ArchiveFile, columns: list[str], where: ds.Expression | None
     ) -> pa.Table:
-        data = self._bytes_of(file)
+        return self._decoded(file, self._bytes_of(file), columns, where)
+
+    def _decoded(
+        self, file: ArchiveFile, data: pa.Buffer, columns: list[str], where: ds.Expression | None
+    ) -> pa.Table:
         # What goes wrong from here is the bytes' fault (they are all in memory), but for
         # running out of memory (the filter was checked before the scan).
         try:
@@ -242,11 +283,15 @@ class ArchiveStore:
         kept = self._cache.get(file.key, file.size)
         if kept is not None:
             return kept
+        data = self._bytes_from_s3(file)
+        self._cache.put(file.key, file.size, data)
+        return data
+
+    def _bytes_from_s3(self, file: ArchiveFile) -> pa.Buffer:
         with self.fs.open_input_file(self.path(file.key)) as stream:
             data = stream.read_buffer()
         if file.size and data.size != file.size:  # S3's fault, not the file's: not kept
             raise OSError(f"S3 gave {data.size} bytes of {file.key}, listed as {file.size}")
-        self._cache.put(file.key, file.size, data)
         return data
 
     def _fragment(self, file: ArchiveFile) -> ds.Fragment:

@@ -269,6 +269,10 @@ class DigestChain:
     def seal(self, committed: int) -> int | None:
         """Write the digest of offsets up to ``committed`` (all archived); the offset it
         covers, or None when there was nothing new to cover."""
+        # Read the chain first if no batch did since the last resume (a member made active
+        # again and stopped before its next batch): what it archived before is then found
+        # in S3 and listed.
+        self.load()
         with self._lock:
             if not self._loaded or self._next_first is None or committed < self._next_first:
                 return None

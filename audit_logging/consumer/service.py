@@ -133,6 +133,7 @@ class ConsumerService:
             tasks = [
                 asyncio.create_task(self._guard(self._batches.index_loop()), name="index"),
                 asyncio.create_task(self._guard(self._batches.timer_loop()), name="timer"),
+                asyncio.create_task(self._guard(self._digest_loop()), name="digests"),
             ]
             if self._retention:
                 tasks.append(
@@ -334,6 +335,22 @@ class ConsumerService:
             )
         except Exception as exc:  # noqa: BLE001 - see _guard
             self._fail(exc)
+
+    async def _digest_loop(self) -> None:
+        """A stream that goes quiet still gets its digest once the interval has passed:
+        otherwise what it archived last would wait for the next batch to be listed."""
+        tick = min(max(self._settings.digest_interval / 4, 0.25), 30.0)
+        while True:
+            await asyncio.sleep(tick)
+            committed = self.totals.committed
+            if not self.active or committed is None or not self._archiver.digest_due():
+                continue
+            try:
+                digested = await asyncio.to_thread(self._archiver.seal_digest, committed)
+            except AbandonedError:
+                return
+            if digested is not None:
+                await self._session.store_digested(digested)
 
     async def _until(self, event: asyncio.Event) -> None:
         done = asyncio.ensure_future(event.wait())

@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from audit_logging.api.cursor import Cursor, encode_cursor
-from audit_logging.api.params import SEARCH_PARAMETERS
+from audit_logging.api.params import DETAIL_PARAMETERS, SEARCH_PARAMETERS
 from audit_logging.api.query import SUMMARY_FIELDS
 from audit_logging.record import FIELDS
 from tests.api.conftest import IndexRecords
@@ -36,7 +36,7 @@ def test_document_needs_a_token_and_describes_both_routes(client: TestClient) ->
     assert all(p["description"] for p in search["parameters"])
     assert set(search["responses"]) == {"200", "400", "401", "503"}
     detail = doc["paths"]["/api/audit-logs/detail/{log_id}/"]["get"]
-    assert [p["name"] for p in detail["parameters"]] == ["log_id"]
+    assert [p["name"] for p in detail["parameters"]] == ["log_id", *DETAIL_PARAMETERS]
     assert set(detail["responses"]) == {"200", "400", "401", "404", "503"}
     schemas = doc["components"]["schemas"]
     assert list(schemas["Record"]["properties"]) == list(FIELDS)

@@ -70,7 +70,12 @@ def assert_complete_chain(
             assert entry.size == len(data), entry.key
     listed = [entry.key for _, signed in digests for entry in signed.digest.objects]
     assert len(listed) == len(set(listed)), "an object is listed twice"
-    assert set(listed) == archived_objects(settings, stream)
+    in_s3 = archived_objects(settings, stream)
+    assert set(listed) == in_s3, (
+        f"in S3, in no digest: {sorted(in_s3 - set(listed))}; "
+        f"listed, not in S3: {sorted(set(listed) - in_s3)}; "
+        f"digests: {[(k.rsplit('/', 1)[-1], d.digest.written_by) for k, d in digests]}"
+    )
     if signed_by is not None:
         assert used == ([signed_by] if isinstance(signed_by, str) else list(signed_by))
     for (_, a), (_, b) in itertools.pairwise(digests):

@@ -136,3 +136,25 @@ def test_a_new_key_continues_the_chain_naming_the_old_one(
     digests = assert_complete_chain(settings, signed_by=[old, new])
     rotated = next(d.digest for _, d in digests if d.digest.key_id == new)
     assert rotated.previous is not None and rotated.previous.key_id == old
+
+
+def test_a_stream_that_goes_quiet_gets_its_digest_once_the_interval_has_passed(
+    settings: Settings, start_consumer: StartConsumer
+) -> None:
+    consumer = start_consumer(*ARGS, env={"AUDIT_LOG_DIGEST_INTERVAL": "2"})
+    publish(settings, bodies_of(make_records(10)))
+    _wait_archived(settings, 10)
+    time.sleep(0.5)
+    publish(settings, bodies_of(make_records(10)))
+    _wait_archived(settings, 20)
+    # Nothing more is published: the last batch is listed all the same, while the consumer
+    # runs, without waiting for another batch or a stop.
+    wait_until(
+        "a digest of the last batch",
+        lambda: (stored_offset(settings, DIGESTED), stored_offset(settings, NAME)),
+        lambda offsets: offsets[0] is not None and offsets[0] == offsets[1],
+        30,
+    )
+    assert consumer.running()
+    assert_complete_chain(settings)
+    assert consumer.stop() == 0, consumer.log()

@@ -1,0 +1,90 @@
+"""DigestChain against the real S3 server, without a broker: what a member lists after each
+way it can be made active again."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from audit_logging.archive import digest_format as fmt
+from audit_logging.archive import layout, parquet
+from audit_logging.consumer.digests import DigestChain, parquet_entry
+from audit_logging.consumer.s3 import S3Store, make_s3_client
+from audit_logging.settings import Settings
+from tests.consumer._digest_chain import assert_complete_chain
+from tests.consumer._helpers import make_records
+
+pytestmark = pytest.mark.services
+
+
+@pytest.fixture
+def store(settings: Settings) -> S3Store:
+    return S3Store(make_s3_client(settings), settings.require("s3_bucket"), threading.Event())
+
+
+def _chain(settings: Settings, store: S3Store) -> DigestChain:
+    return DigestChain(
+        store, settings.s3_prefix, settings.rabbitmq_stream_name, "tests", 3600.0, None
+    )
+
+
+def _archive(settings: Settings, store: S3Store, chain: DigestChain, first: int, last: int) -> None:
+    """What the archiver does for one batch of offsets ``first``..``last``."""
+    records = make_records(last - first + 1)
+    day = layout.day_of(records[0])
+    key = layout.archive_key(settings.s3_prefix, settings.rabbitmq_stream_name, day, first, last)
+    data = parquet.parquet_bytes(parquet.records_table(records))
+    assert store.put_create_only(key, data, parquet.PARQUET_CONTENT_TYPE)
+    chain.load()
+    chain.begin(first)
+    chain.add(parquet_entry(key, data, first, last))
+
+
+def test_a_member_made_active_again_lists_what_it_archived_before_at_its_next_seal(
+    settings: Settings, store: S3Store
+) -> None:
+    chain = _chain(settings, store)
+    _archive(settings, store, chain, 0, 9)
+    assert chain.seal(9) == 9  # the chain's first digest
+    _archive(settings, store, chain, 10, 19)
+    # Offsets stored up to 19, then the broker makes this member active again (a reconnect,
+    # a rebalance): what it held in memory is dropped, and it stops before another batch.
+    chain.resume(19, 9)
+    assert chain.seal(19) == 19
+    digests = assert_complete_chain(settings)
+    assert [d.digest.last_offset for _, d in digests] == [9, 19]
+
+
+def test_a_seal_with_nothing_new_writes_nothing(settings: Settings, store: S3Store) -> None:
+    chain = _chain(settings, store)
+    _archive(settings, store, chain, 0, 9)
+    assert chain.seal(9) == 9
+    assert chain.seal(9) is None
+    chain.resume(9, 9)
+    assert chain.seal(9) is None
+    assert len(assert_complete_chain(settings)) == 1
+
+
+def test_newest_digests_removed_leave_a_gap_the_chain_does_not_paper_over(
+    settings: Settings, store: S3Store
+) -> None:
+    chain = _chain(settings, store)
+    for first in (0, 10, 20):
+        _archive(settings, store, chain, first, first + 9)
+        assert chain.seal(first + 9) == first + 9
+    digests = settings.s3_prefix + "digest/"
+    newest = [k for k in store.list_keys(digests) if k.endswith("-00000000000000000029.json")]
+    assert len(newest) == 1
+    store._client.delete_object(Bucket=store.bucket, Key=newest[0])
+    # RabbitMQ still says the digests covered offset 29: the chain goes on after it.
+    again = _chain(settings, store)
+    again.resume(29, 29)
+    _archive(settings, store, again, 30, 39)
+    assert again.seal(39) == 39
+    (key,) = [k for k in store.list_keys(digests) if k.endswith("-00000000000000000039.json")]
+    written = fmt.parse_digest(store.get(key)).digest
+    # It links to the newest digest left (offsets up to 19) and starts at 30: offsets 20 to
+    # 29 stay uncovered for every reader to see.
+    assert written.first_offset == 30
+    assert written.previous is not None and written.previous.last_offset == 19
