@@ -53,11 +53,14 @@ _UNREADABLE_LABEL: Final = "unreadable files"
 def add_parser(commands: Any) -> None:
     parser: argparse.ArgumentParser = commands.add_parser(
         "verify",
-        help="check that the search index and the archive hold the same records",
+        help="check that the search index and the archive hold the same records (with "
+        "--integrity: that the archive is unaltered and complete)",
         description="Compare the archive's log_ids with the index's for each UTC day of the "
         "range (the index only where it keeps the month), find log_ids archived twice, "
         "offsets claimed twice and archive files that cannot be read. Exit 0 when they agree, "
-        "1 when they differ.",
+        "1 when they differ. With --integrity, check the archive against its signed digests "
+        "instead (no index, no range needed): exit 0 when no problem is found, 1 when some "
+        "are (each listed with its kind and object key), 3 when S3 or RabbitMQ fails.",
     )
     add_range(parser, required=False)  # required but with --integrity: see check_usage
     add_index_prefix(parser)
