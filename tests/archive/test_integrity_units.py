@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import io
 from collections.abc import Sequence
 
 import pytest
@@ -38,6 +39,7 @@ from audit_logging.archive.integrity_keys import (
     published_keys,
 )
 from audit_logging.archive.integrity_objects import entry_problems, unlisted
+from audit_logging.archive.progress import TransferProgress
 from audit_logging.archive.signing import Signer, key_id, public_pem
 
 PREFIX = "p/"
@@ -286,3 +288,18 @@ def test_the_window_meets_a_digest_period(start: dt.datetime | None, end: dt.dat
                                           overlaps: bool) -> None:
     digest = chain([(0, 9)])[0].digest
     assert Window(start, end).overlaps(digest) is overlaps
+
+
+def test_the_progress_line_counts_objects_and_megabytes() -> None:
+    shown_on = io.StringIO()
+    progress = TransferProgress("verify --integrity", 4, 8_000_000, shown_on, enabled=True)
+    progress.add(1, 2_000_000)
+    line = progress.line()
+    assert line.startswith("verify --integrity: 1/4 objects, 2.0/8.0 MB, ")
+    assert "MB/s" in line and "left" in line
+    progress.finish()
+    assert shown_on.getvalue().startswith("\rverify --integrity: 1/4 objects")
+    assert shown_on.getvalue().endswith("\r\x1b[K")
+    quiet = io.StringIO()
+    TransferProgress("verify --integrity", 1, 1, quiet, enabled=False).add(1, 1)
+    assert quiet.getvalue() == ""
