@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
-from audit_logging.errors import ConfigurationError
+from audit_logging.errors import ConfigurationError, shown
 
 
 class Secret:
@@ -49,6 +49,7 @@ _BOOL_WORDS: Final = {
     "no": False,
     "off": False,
 }
+_INTEGER: Final = re.compile(r"-?[0-9]{1,18}", re.ASCII)
 NAME_RE: Final = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 INDEX_PREFIX_RE: Final = re.compile(r"^[a-z0-9][a-z0-9._-]{0,100}$")
 BUCKET_RE: Final = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -67,10 +68,13 @@ def parse_int(lo: int, hi: int) -> Callable[[str, Any], int]:
         if isinstance(raw, int):
             value = raw
         else:
-            try:
-                value = int(str(raw).strip())
-            except ValueError:
-                raise ConfigurationError(setting, f"must be an integer, got {raw!r}") from None
+            text = str(raw).strip()
+            # ASCII digits only: int() would also take "1_000" and other scripts' digits.
+            if not _INTEGER.fullmatch(text):
+                raise ConfigurationError(
+                    setting, f"must be an integer, got '{shown(str(raw))}'"
+                ) from None
+            value = int(text)
         if not lo <= value <= hi:
             raise ConfigurationError(setting, f"must be from {lo} to {hi}, got {value}")
         return value
@@ -141,7 +145,9 @@ def parse_choice(choices: tuple[str, ...]) -> Callable[[str, Any], str]:
         for choice in choices:
             if value == choice.upper():
                 return choice
-        raise ConfigurationError(setting, f"must be one of {', '.join(choices)}, got {raw!r}")
+        raise ConfigurationError(
+            setting, f"must be one of {', '.join(choices)}, got '{shown(str(raw))}'"
+        )
 
     return parse
 

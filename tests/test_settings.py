@@ -173,3 +173,13 @@ def test_bad_env_file_line_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match=r"\.env:2"):
         read_env_file(env_file)
     assert read_env_file(tmp_path / "missing.env") == {}
+
+
+@pytest.mark.parametrize("raw", ["1_000", "\u0663", "\uff11", "+5", "1e3", "9" * 19, "x" * 5000])
+def test_an_integer_setting_takes_ascii_digits_only_and_echoes_a_bad_value_bounded(
+    raw: str,
+) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        Settings.load(env_file=None, environ={"AUDIT_LOG_OBJECT_LOCK_DAYS": raw})
+    message = str(caught.value)
+    assert "AUDIT_LOG_OBJECT_LOCK_DAYS" in message and len(message) < 200

@@ -63,7 +63,8 @@ def claim_archive(store: S3Store, s3_prefix: str, stream: str, group: str) -> No
     ).encode()
     # Two tries: the marker may be deleted between our create and our read (a hand-over).
     for _ in range(2):
-        if store.put_create_only(key, body, "application/json"):
+        # Never under Object Lock retention: deleting the marker hands the archive over.
+        if store.put_create_only(key, body, "application/json", retain=False):
             _log.info(
                 "consumer group '%s' now archives stream '%s' into s3://%s/%s (marker %s)",
                 group,

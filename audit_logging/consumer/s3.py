@@ -2,7 +2,9 @@
 
 Writes are create-only (``If-None-Match: *``, on the single PUT and on the multipart
 completion), so an object, once written, is never replaced: a replay that reaches the same
-key learns it exists (HTTP 412) instead of writing a second copy.
+key learns it exists (HTTP 412) instead of writing a second copy. With an
+:class:`~audit_logging.consumer.object_lock.ObjectLock` they also carry S3 Object Lock
+retention, so nobody can replace or delete them later either.
 """
 
 from __future__ import annotations
@@ -17,6 +19,12 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from audit_logging.consumer.object_lock import (
+    CHECKSUM_ALGORITHM,
+    NOT_CONFIGURED,
+    ObjectLock,
+    check_configuration,
+)
 from audit_logging.errors import ConfigurationError, describe_error
 from audit_logging.retry import Waiter
 
@@ -54,8 +62,12 @@ def _is_exists(exc: ClientError) -> bool:
     return error.get("Code") in _EXISTS or status == 412
 
 
+def _code(exc: ClientError) -> str | None:
+    return exc.response.get("Error", {}).get("Code")
+
+
 def _is_missing(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "NoSuchBucket", "404")
+    return _code(exc) in ("NoSuchKey", "NoSuchBucket", "404")
 
 
 def is_missing(exc: BaseException) -> bool:
@@ -73,10 +85,13 @@ class S3Store:
         *,
         multipart_threshold: int = 64 * 1024 * 1024,
         part_size: int = 16 * 1024 * 1024,
+        lock: ObjectLock | None = None,
     ) -> None:
+        """``lock``: the Object Lock retention every write gets (None: none)."""
         self._client = client
         self.bucket = bucket
         self._abandon = abandon
+        self.lock = lock
         self._multipart_threshold = multipart_threshold
         self._part_size = part_size
 
@@ -106,21 +121,56 @@ class S3Store:
             raise ConfigurationError(
                 "AUDIT_LOG_AWS_S3_BUCKET", f"bucket {self.bucket!r} does not exist"
             ) from None
+        if self.lock is not None:
+            check_configuration(self.bucket, self._object_lock_configuration(), self.lock)
 
-    def put_create_only(self, key: str, body: bytes, content_type: str) -> bool:
-        """Write ``key`` unless it exists: True if written, False if it was already there."""
+    def _object_lock_configuration(self) -> dict[str, Any] | None:
+        """The bucket's Object Lock configuration, None if it has none; waits while S3 is
+        unreachable (an outage is not an answer)."""
+
+        def read() -> dict[str, Any] | None:
+            try:
+                answer = self._client.get_object_lock_configuration(Bucket=self.bucket)
+            except ClientError as exc:
+                if _code(exc) == NOT_CONFIGURED:
+                    return None
+                if _code(exc) == "AccessDenied":
+                    # Waiting will not grant a permission: say which one is missing.
+                    raise ConfigurationError(
+                        "AUDIT_LOG_OBJECT_LOCK_DAYS",
+                        f"S3 refuses to show the Object Lock configuration of bucket "
+                        f"{self.bucket!r} (AccessDenied): the consumer's credentials need "
+                        "s3:GetBucketObjectLockConfiguration on it, and s3:PutObjectRetention "
+                        "to write with retention",
+                    ) from None
+                raise
+            return dict(answer.get("ObjectLockConfiguration", {}))
+
+        return self._retry("Object Lock configuration", read)
+
+    def put_create_only(
+        self, key: str, body: bytes, content_type: str, *, retain: bool = True
+    ) -> bool:
+        """Write ``key`` unless it exists: True if written, False if it was already there.
+        ``retain``: with the store's Object Lock retention, if it has one (what is archived);
+        False for a bookkeeping object that must stay deletable (the group marker)."""
+        lock = self.lock if retain else None
         try:
             if len(body) > self._multipart_threshold:
-                self._retry(f"upload {key}", lambda: self._multipart(key, body, content_type))
+                self._retry(
+                    f"upload {key}", lambda: self._multipart(key, body, content_type, lock)
+                )
             else:
                 self._retry(
                     f"put {key}",
+                    # The retention date is taken at each attempt: it counts from the write.
                     lambda: self._client.put_object(
                         Bucket=self.bucket,
                         Key=key,
                         Body=body,
                         ContentType=content_type,
                         IfNoneMatch="*",
+                        **(lock.write_args() if lock else {}),
                     ),
                 )
         except ClientError as exc:
@@ -129,11 +179,20 @@ class S3Store:
             raise
         return True
 
-    def _multipart(self, key: str, body: bytes, content_type: str) -> None:
+    def _multipart(
+        self, key: str, body: bytes, content_type: str, lock: ObjectLock | None
+    ) -> None:
+        # With a lock the upload declares a checksum algorithm, so every part carries a
+        # checksum (S3 wants one on each part of a retained object) and the completion
+        # names each part's.
         upload = self._client.create_multipart_upload(
-            Bucket=self.bucket, Key=key, ContentType=content_type
+            Bucket=self.bucket,
+            Key=key,
+            ContentType=content_type,
+            **(lock.write_args() if lock else {}),
         )
         upload_id = upload["UploadId"]
+        checksum: dict[str, Any] = {"ChecksumAlgorithm": CHECKSUM_ALGORITHM} if lock else {}
         try:
             parts: list[Any] = []
             for number, start in enumerate(range(0, len(body), self._part_size), start=1):
@@ -143,8 +202,12 @@ class S3Store:
                     UploadId=upload_id,
                     PartNumber=number,
                     Body=body[start : start + self._part_size],
+                    **checksum,
                 )
-                parts.append({"ETag": part["ETag"], "PartNumber": number})
+                entry: dict[str, Any] = {"ETag": part["ETag"], "PartNumber": number}
+                if lock and "ChecksumCRC32" in part:  # CHECKSUM_ALGORITHM's
+                    entry["ChecksumCRC32"] = part["ChecksumCRC32"]
+                parts.append(entry)
             self._client.complete_multipart_upload(
                 Bucket=self.bucket,
                 Key=key,

@@ -27,6 +27,7 @@ from audit_logging.consumer.batch import Batch
 from audit_logging.consumer.batcher import Batcher
 from audit_logging.consumer.dedup import RecentIds
 from audit_logging.consumer.digests import DigestChain
+from audit_logging.consumer.object_lock import ObjectLock
 from audit_logging.consumer.options import ConsumerOptions
 from audit_logging.consumer.s3 import S3Store, make_s3_client
 from audit_logging.consumer.session import Session
@@ -83,6 +84,7 @@ class ConsumerService:
             self._shutdown.abandon,
             multipart_threshold=options.multipart_threshold,
             part_size=options.multipart_part_size,
+            lock=ObjectLock.from_settings(settings),
         )
         self._indexer = Indexer(
             self._opensearch,
