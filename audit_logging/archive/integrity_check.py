@@ -51,6 +51,7 @@ class StreamResult:
     unsigned: int = 0
     key_ids: list[str] = dataclasses.field(default_factory=list)
     pending: list[str] = dataclasses.field(default_factory=list)
+    before_chain: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -174,8 +175,9 @@ def _judge_objects(prefix: str, listing: Listing, stream: _Stream, *,
                                             folder)
     if chain.walked:
         listed = {e.key for r in stream.reads for e in r.digest.objects}
-        problems, result.pending = unlisted(name, objects, listed, chain, window)
-        stream.problems += problems
+        outside = unlisted(name, objects, listed, chain, window)
+        result.pending, result.before_chain = outside.pending, outside.before_chain
+        stream.problems += outside.problems
     else:
         lone = no_digest_problem(name, objects, window, folder)
         if found_by_reference and lone is not None:

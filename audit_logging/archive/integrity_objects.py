@@ -94,20 +94,35 @@ def object_problems(stream: str, read: Read, entry: ObjectEntry,
                     f"{'; '.join(differs)} (by {key_text(read.key)})", stream)]
 
 
+@dataclasses.dataclass
+class Unlisted:
+    problems: list[Problem] = dataclasses.field(default_factory=list)
+    # After the chain's last offset: the consumer's next digest lists them.
+    pending: list[str] = dataclasses.field(default_factory=list)
+    # Below the offsets of a chain's first digest (one that names no digest before it): an
+    # archive written before the consumer wrote digests. Shown, not a problem.
+    before_chain: list[str] = dataclasses.field(default_factory=list)
+
+
 def unlisted(stream: str, objects: Iterable[StreamObject], listed: set[str], chain: Chain,
-             window: Window) -> tuple[list[Problem], list[str]]:
+             window: Window) -> Unlisted:
     """The stream's objects no digest lists: a problem at or below the chain's last offset
     (counted in a gap's problem when in its offsets; only objects last modified in
-    ``window``), pending after it. Returns the problems and the pending keys."""
+    ``window``), pending after it, before the chain below its first digest."""
     last = chain.last_offset
-    problems: list[Problem] = []
-    pending: list[str] = []
+    found_now = Unlisted()
+    problems = found_now.problems
     assert last is not None, "a stream without digests is no_digest's"
+    oldest = min(chain.walked, key=lambda r: r.digest.first_offset)
+    start = oldest.digest.first_offset if oldest.digest.previous is None else None
     for found in sorted(objects, key=lambda o: (o.first_offset, o.stored.key)):
         if found.stored.key in listed:
             continue
         if found.first_offset > last:
-            pending.append(found.stored.key)
+            found_now.pending.append(found.stored.key)
+            continue
+        if start is not None and found.last_offset < start:
+            found_now.before_chain.append(found.stored.key)
             continue
         if not window.holds(found.stored.modified):
             continue
@@ -120,7 +135,7 @@ def unlisted(stream: str, objects: Iterable[StreamObject], listed: set[str], cha
             "unlisted_object", found.stored.key,
             f"{found.kind} offsets {found.first_offset}..{found.last_offset}, at or below the "
             f"chain's last offset {last}, listed by no digest", stream))
-    return problems, pending
+    return found_now
 
 
 def reference_problems(stream: str, chain: Chain, reference: int | None, reference_name: str,

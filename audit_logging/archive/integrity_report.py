@@ -57,6 +57,8 @@ def _stream_json(result: StreamResult) -> dict[str, Any]:
         "unsigned_digests": result.unsigned,
         "key_ids": result.key_ids,
         "pending": {"count": len(result.pending), "sample": result.pending[:SAMPLE]},
+        "before_chain": {"count": len(result.before_chain),
+                         "sample": result.before_chain[:SAMPLE]},
     }
 
 
@@ -81,6 +83,12 @@ def text(report: Report) -> str:
             lines.append(f"{VERB}: stream {shown(result.stream, 100)}: {len(result.pending):,} "
                          f"object(s) after the chain's last offset, pending its next digest "
                          f"(not checked): {sample}")
+        if result.before_chain:
+            sample = ", ".join(key_text(k) for k in result.before_chain[:SAMPLE])
+            lines.append(f"{VERB}: stream {shown(result.stream, 100)}: "
+                         f"{len(result.before_chain):,} object(s) below the offsets of the "
+                         f"chain's first digest, archived before the consumer wrote digests "
+                         f"(not covered): {sample}")
     lines += [f"{VERB}: warning: {warning}" for warning in report.warnings]
     seconds = max(report.seconds, 1e-9)
     objects = sum(s.objects_checked for s in report.streams)

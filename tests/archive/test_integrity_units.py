@@ -220,14 +220,32 @@ def test_objects_no_digest_lists() -> None:
     inside, in_gap, after = entry(3, 4), entry(12, 14, "dead_letter"), entry(30, 31)
     objects = [object_of(PREFIX, stored(e)) for e in (inside, in_gap, after)]
     listed = {e.key for r in reads for e in r.digest.objects}
-    problems, pending = unlisted(STREAM, [o for o in objects if o], listed, walked, Window())
-    assert kinds_of(problems) == [("unlisted_object", inside.key)]
-    assert pending == [after.key]
+    found = unlisted(STREAM, [o for o in objects if o], listed, walked, Window())
+    assert kinds_of(found.problems) == [("unlisted_object", inside.key)]
+    assert found.pending == [after.key]
+    assert found.before_chain == []
     assert walked.problems[0].objects == [in_gap.key]  # the gap's problem counts it
     # Last modified outside --since/--until: not judged.
     past = Window(now - dt.timedelta(days=3), now - dt.timedelta(days=2))
     assert unlisted(STREAM, [o for o in objects if o], listed, walk(STREAM, reads, set(), {}),
-                    past)[0] == []
+                    past).problems == []
+
+
+def test_objects_below_a_chains_first_digest_are_before_the_chain_not_problems() -> None:
+    # An archive the consumer wrote before it wrote digests: the chain starts at offset 10.
+    reads = chain([(10, 19), (20, 29)])
+    now = dt.datetime.now(dt.UTC)
+    older, straddling = entry(2, 5), entry(8, 12)
+    objects = [object_of(PREFIX, Stored(e.key, 10, now)) for e in (older, straddling)]
+    listed = {e.key for r in reads for e in r.digest.objects}
+    found = unlisted(STREAM, [o for o in objects if o], listed, walk(STREAM, reads, set(), {}),
+                     Window())
+    assert found.before_chain == [older.key]
+    # One that reaches into the chain's offsets is a problem.
+    assert kinds_of(found.problems) == [("unlisted_object", straddling.key)]
+    # A chain whose oldest digest names one before it (removed) has no "before".
+    cut = walk(STREAM, reads[1:], set(), {})
+    assert unlisted(STREAM, [o for o in objects if o], listed, cut, Window()).before_chain == []
 
 
 def test_signatures() -> None:
