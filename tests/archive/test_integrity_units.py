@@ -7,12 +7,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import io
+import re
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from audit_logging.archive import layout
+from audit_logging.archive import integrity, layout
 from audit_logging.archive.digest_format import (
     Digest,
     Kind,
@@ -321,3 +323,10 @@ def test_the_progress_line_counts_objects_and_megabytes() -> None:
     quiet = io.StringIO()
     TransferProgress("verify --integrity", 1, 1, quiet, enabled=False).add(1, 1)
     assert quiet.getvalue() == ""
+
+
+def test_the_readme_explains_every_problem_kind_and_no_other() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("| problem | what it means |"):]
+    table = table[: table.index("\n\n")]
+    assert re.findall(r"^\| `([a-z_]+)` \|", table, re.M) == list(integrity.KINDS)
