@@ -35,20 +35,22 @@ from tests.archive._archive import before_the_index, put_archive, record_at
 
 pytestmark = pytest.mark.services
 
-# What an auditor runs on the object and its digest (downloaded with `aws s3 cp`): the
+# What an auditor runs on the object and its digest: the README's own commands (its block
+# after "A proof for one record"), the downloads left out (boto3 makes them here): the
 # object's SHA-256, the SHA-256 of the digest's signed bytes (the canonical JSON of its
 # "digest" member), and the signature over those bytes checked with the pinned public key.
-AUDITOR = """
-set -euo pipefail
-sha256sum object.parquet | cut -d' ' -f1
-"$PYTHON" -c 'import json; d = json.load(open("digest.json", "rb"))
-open("digest.bin", "wb").write(json.dumps(d["digest"], sort_keys=True, separators=(",", ":"),
-                                          ensure_ascii=False).encode())
-open("signature.b64", "w").write(d["signature"])'
-sha256sum digest.bin | cut -d' ' -f1
-base64 -d signature.b64 > signature.bin
-openssl pkeyutl -verify -pubin -inkey pinned.pem -rawin -in digest.bin -sigfile signature.bin
-"""
+def auditor_commands() -> str:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    block = readme[readme.index("**A proof for one record.**"):]
+    block = block[block.index("```sh\n") + 6:]
+    block = block[: block.index("```")]
+    lines = [line for line in block.splitlines() if not line.startswith("aws s3 cp")]
+    assert any(line.startswith("openssl pkeyutl -verify") for line in lines), block
+    return "set -euo pipefail\n" + "\n".join(lines).replace(
+        "sha256sum object.parquet", "sha256sum object.parquet | cut -d' ' -f1").replace(
+        "sha256sum digest.bin", "sha256sum digest.bin | cut -d' ' -f1").replace(
+        "python3 -c", '"$PYTHON" -c')
+
 
 DETAIL = "/api/audit-logs/detail/{}/"
 # A partition's stream: a '-' in the name, as super streams name theirs.
@@ -160,8 +162,8 @@ def test_a_covered_record_names_its_object_and_the_signed_digest_listing_it(
     # them), the public key being the one they pinned.
     (tmp_path / "object.parquet").write_bytes(object_bytes(archive.settings, facts["key"]))
     (tmp_path / "digest.json").write_bytes(object_bytes(archive.settings, digest_key))
-    (tmp_path / "pinned.pem").write_bytes(public_pem(archive.signer.public))
-    checked = subprocess.run(["bash", "-c", AUDITOR], cwd=tmp_path, capture_output=True,
+    (tmp_path / "audit-signing.pub.pem").write_bytes(public_pem(archive.signer.public))
+    checked = subprocess.run(["bash", "-c", auditor_commands()], cwd=tmp_path, capture_output=True,
                              text=True, check=False, env={**os.environ, "PYTHON": sys.executable})
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert checked.stdout.split() == [facts["sha256"], found["digest"]["sha256"],
