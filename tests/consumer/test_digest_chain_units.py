@@ -88,3 +88,27 @@ def test_newest_digests_removed_leave_a_gap_the_chain_does_not_paper_over(
     # 29 stay uncovered for every reader to see.
     assert written.first_offset == 30
     assert written.previous is not None and written.previous.last_offset == 19
+
+
+def test_an_object_reaching_past_a_seal_waits_for_a_digest_that_covers_all_its_offsets(
+    settings: Settings, store: S3Store
+) -> None:
+    # A member killed before its first digest archived offsets 0..9 in one object. Its
+    # successor reads them again in other batches (0..4, then 5..9): the ledger finds each
+    # record in that object, and a digest is due right after the new chain's first batch.
+    first = _chain(settings, store)
+    _archive(settings, store, first, 0, 9)
+    (key,) = [k for k in store.list_keys(settings.s3_prefix) if k.endswith(".parquet")]
+    successor = _chain(settings, store)
+    successor.resume(None, None)
+    successor.load()
+    successor.begin(0)
+    successor.add_existing([key])
+    # A seal in the middle of that object must not cover part of its offsets and leave the
+    # object to a later digest starting after its first offset (verify --integrity:
+    # object_outside_digest on an untouched archive).
+    successor.seal(4)
+    successor.add_existing([key])
+    _archive(settings, store, successor, 10, 14)
+    assert successor.seal(14) is not None
+    assert_complete_chain(settings)
