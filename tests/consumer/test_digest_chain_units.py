@@ -10,6 +10,7 @@ import pytest
 from audit_logging.archive import digest_format as fmt
 from audit_logging.archive import layout, parquet
 from audit_logging.consumer.digests import DigestChain, parquet_entry
+from audit_logging.consumer.ledger import MAX_FILE_SPAN
 from audit_logging.consumer.s3 import S3Store, make_s3_client
 from audit_logging.settings import Settings
 from tests.consumer._digest_chain import assert_complete_chain
@@ -112,3 +113,20 @@ def test_an_object_reaching_past_a_seal_waits_for_a_digest_that_covers_all_its_o
     _archive(settings, store, successor, 10, 14)
     assert successor.seal(14) is not None
     assert_complete_chain(settings)
+
+
+def test_an_object_spanning_more_offsets_than_a_batch_does_not_hold_the_chain_back(
+    settings: Settings, store: S3Store
+) -> None:
+    chain = _chain(settings, store)
+    _archive(settings, store, chain, 0, 9)
+    assert chain.seal(9) == 9
+    _archive(settings, store, chain, 10, 19)
+    # Someone with write access to the bucket adds an object reaching far ahead; a member made
+    # active again finds it after the chain's last digest.
+    far = 12 + MAX_FILE_SPAN + 1
+    forged = layout.archive_key(settings.s3_prefix, settings.rabbitmq_stream_name,
+                                "2020-01-01", 12, far)
+    assert store.put_create_only(forged, b"not parquet", parquet.PARQUET_CONTENT_TYPE)
+    chain.resume(19, 9)
+    assert chain.seal(19) == 19
