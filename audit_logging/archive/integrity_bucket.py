@@ -169,7 +169,7 @@ class Bucket:
         what the listing showed, so a missing object costs no request)."""
         def one(entry: ObjectEntry) -> Hashed | None:
             try:
-                return self._hash(entry.key) if present(entry.key) else None
+                return self._hash(entry.key, entry.size) if present(entry.key) else None
             finally:
                 on_done(entry)
 
@@ -193,13 +193,15 @@ class Bucket:
             for left in pending:  # stopped early: an error
                 left.cancel()
 
-    def _hash(self, key: str) -> Hashed | None:
+    def _hash(self, key: str, listed: int) -> Hashed | None:
+        """The object's SHA-256 and size; past ``listed`` + 1 bytes it is not read further
+        (it is altered whatever follows, and a replacement may be of any size)."""
         digest = hashlib.sha256()
         size = 0
         try:
             with self.fs.open_input_stream(self._path(key)) as stream:
-                while True:
-                    chunk = stream.read_buffer(CHUNK)
+                while size <= listed:
+                    chunk = stream.read_buffer(min(CHUNK, listed + 1 - size))
                     if not chunk.size:
                         break
                     digest.update(chunk)

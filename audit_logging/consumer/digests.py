@@ -274,7 +274,20 @@ class DigestChain:
         # in S3 and listed.
         self.load()
         with self._lock:
-            if not self._loaded or self._next_first is None or committed < self._next_first:
+            if not self._loaded or self._next_first is None:
+                return None
+            # An object found again (a predecessor's, in other batches than ours) may reach
+            # past ``committed``: the digest stops before it, so the next one lists it whole.
+            # Only one no larger than a batch: a larger one is no consumer's, and waiting for
+            # its offsets would hold the chain back for as long as whoever put it wants.
+            reaching = [
+                e.first_offset
+                for e in self._pending.values()
+                if self._next_first <= e.first_offset <= committed < e.last_offset
+                and e.last_offset - e.first_offset <= MAX_FILE_SPAN
+            ]  # fmt: skip
+            committed = min([committed, *(first - 1 for first in reaching)])
+            if committed < self._next_first:
                 return None
             now = self.clock()
             entries = sorted(

@@ -258,3 +258,20 @@ def test_the_json_report_lists_every_problem(settings: Settings, tmp_path: Path)
     assert set(answer) == {"archive", "since", "before", "reference", "pinned_keys", "intact",
                            "streams", "problem_counts", "problems", "warnings", "bytes_checked",
                            "seconds"}
+
+
+def test_an_object_replaced_by_a_larger_one_is_read_no_further_than_its_listed_size(
+    settings: Settings, tmp_path: Path
+) -> None:
+    signer, public = new_signer(tmp_path, "k1")
+    built = build_archive(settings, [signer] * 2)
+    replaced = built.objects[0][0]
+    listed = len(get(settings, replaced))
+    total = sum(len(get(settings, key)) for keys in built.objects for key in keys)
+    # Someone with write access puts 32 MB under a listed key: verify need not read it all
+    # to know it is not what the digest lists.
+    put(settings, replaced, b"\0" * (32 * 1024 * 1024))
+    code, report = integrity(settings, "--public-key", str(public))
+    assert (code, kinds(report)) == (1, [("object_altered", replaced)])
+    assert f"more than {listed:,} bytes" in report["problems"][0]["detail"]
+    assert report["bytes_checked"] == total + 1

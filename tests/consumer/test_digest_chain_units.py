@@ -10,6 +10,7 @@ import pytest
 from audit_logging.archive import digest_format as fmt
 from audit_logging.archive import layout, parquet
 from audit_logging.consumer.digests import DigestChain, parquet_entry
+from audit_logging.consumer.ledger import MAX_FILE_SPAN
 from audit_logging.consumer.s3 import S3Store, make_s3_client
 from audit_logging.settings import Settings
 from tests.consumer._digest_chain import assert_complete_chain
@@ -88,3 +89,44 @@ def test_newest_digests_removed_leave_a_gap_the_chain_does_not_paper_over(
     # 29 stay uncovered for every reader to see.
     assert written.first_offset == 30
     assert written.previous is not None and written.previous.last_offset == 19
+
+
+def test_an_object_reaching_past_a_seal_waits_for_a_digest_that_covers_all_its_offsets(
+    settings: Settings, store: S3Store
+) -> None:
+    # A member killed before its first digest archived offsets 0..9 in one object. Its
+    # successor reads them again in other batches (0..4, then 5..9): the ledger finds each
+    # record in that object, and a digest is due right after the new chain's first batch.
+    first = _chain(settings, store)
+    _archive(settings, store, first, 0, 9)
+    (key,) = [k for k in store.list_keys(settings.s3_prefix) if k.endswith(".parquet")]
+    successor = _chain(settings, store)
+    successor.resume(None, None)
+    successor.load()
+    successor.begin(0)
+    successor.add_existing([key])
+    # A seal in the middle of that object must not cover part of its offsets and leave the
+    # object to a later digest starting after its first offset (verify --integrity:
+    # object_outside_digest on an untouched archive).
+    successor.seal(4)
+    successor.add_existing([key])
+    _archive(settings, store, successor, 10, 14)
+    assert successor.seal(14) is not None
+    assert_complete_chain(settings)
+
+
+def test_an_object_spanning_more_offsets_than_a_batch_does_not_hold_the_chain_back(
+    settings: Settings, store: S3Store
+) -> None:
+    chain = _chain(settings, store)
+    _archive(settings, store, chain, 0, 9)
+    assert chain.seal(9) == 9
+    _archive(settings, store, chain, 10, 19)
+    # Someone with write access to the bucket adds an object reaching far ahead; a member made
+    # active again finds it after the chain's last digest.
+    far = 12 + MAX_FILE_SPAN + 1
+    forged = layout.archive_key(settings.s3_prefix, settings.rabbitmq_stream_name,
+                                "2020-01-01", 12, far)
+    assert store.put_create_only(forged, b"not parquet", parquet.PARQUET_CONTENT_TYPE)
+    chain.resume(19, 9)
+    assert chain.seal(19) == 19
