@@ -18,7 +18,8 @@ import pyarrow as pa
 from audit_logging.archive import digest_format, layout, parquet
 from audit_logging.consumer import dead_letter
 from audit_logging.consumer.batch import Batch
-from audit_logging.consumer.digests import DigestChain, dead_letter_entry
+from audit_logging.consumer.digest_entries import dead_letter_entry
+from audit_logging.consumer.digests import DigestChain
 from audit_logging.consumer.ledger import ArchiveLedger
 from audit_logging.consumer.s3 import S3Store
 from audit_logging.retry import AbandonedError
@@ -135,7 +136,10 @@ class Archiver:
         )
         stats.files += 1
         self._check_fence()
-        if self.store.put_create_only(key, data, parquet.PARQUET_CONTENT_TYPE):
+        metadata = self.digests.vouch(key, data)
+        if self.store.put_create_only(
+            key, data, parquet.PARQUET_CONTENT_TYPE, metadata=metadata
+        ):
             times = [str(batch.records[p]["timestamp"]) for p in positions]
             sha256 = hashlib.sha256(data).hexdigest()
             entry = digest_format.ObjectEntry(
@@ -166,7 +170,8 @@ class Archiver:
         key = dead_letter.dead_letter_key(self.s3_prefix, self.stream, first, last)
         data = dead_letter.encode(self.stream, fresh)
         self._check_fence()
-        if self.store.put_create_only(key, data, "application/x-ndjson"):
+        metadata = self.digests.vouch(key, data)
+        if self.store.put_create_only(key, data, "application/x-ndjson", metadata=metadata):
             self.digests.add(dead_letter_entry(key, data, first, last))
         else:
             self.digests.add_existing([key])

@@ -17,20 +17,17 @@ import concurrent.futures
 import dataclasses
 import datetime as dt
 import hashlib
-import io
-import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Final
 
-import pyarrow.parquet as pq
-
 from audit_logging.archive import digest_format as fmt
 from audit_logging.archive import layout
-from audit_logging.archive.signing import Signer, public_pem
+from audit_logging.archive.signing import Signer, public_pem, verify_signature
 from audit_logging.consumer import dead_letter
+from audit_logging.consumer.digest_entries import dead_letter_entry, parquet_entry, vouch, vouched
 from audit_logging.consumer.ledger import MAX_FILE_SPAN
 from audit_logging.consumer.s3 import S3Store, is_missing
 from audit_logging.record import format_timestamp
@@ -42,29 +39,6 @@ _LISTED_AT_ONCE: Final = 8
 
 def _moment(seconds: float) -> str:
     return format_timestamp(dt.datetime.fromtimestamp(seconds, dt.UTC))
-
-
-def parquet_entry(key: str, data: bytes, first: int, last: int) -> fmt.ObjectEntry:
-    """The digest entry of an archive object, from its bytes."""
-    table = pq.read_table(io.BytesIO(data), columns=["timestamp"])
-    times = [t for t in table.column("timestamp").to_pylist() if isinstance(t, str)]
-    return fmt.ObjectEntry(
-        key, "archive", hashlib.sha256(data).hexdigest(), len(data), table.num_rows,
-        first, last, min(times, default=None), max(times, default=None),
-    )  # fmt: skip
-
-
-def dead_letter_entry(key: str, data: bytes, first: int, last: int) -> fmt.ObjectEntry:
-    """The digest entry of a dead-letter object, from its bytes (times: the broker's)."""
-    times = [
-        str(json.loads(line).get("broker_timestamp"))
-        for line in data.splitlines()
-        if line.strip()
-    ]
-    return fmt.ObjectEntry(
-        key, "dead_letter", hashlib.sha256(data).hexdigest(), len(data), len(times),
-        first, last, min(times, default=None), max(times, default=None),
-    )  # fmt: skip
 
 
 @dataclasses.dataclass(eq=False)
@@ -149,28 +123,50 @@ class DigestChain:
         self._published = True
 
     def _newest(self) -> tuple[str | None, fmt.SignedDigest | None]:
-        """The digest with the highest offsets, found through the newest day folder."""
-        folder = fmt.digest_dir(self.s3_prefix, self.stream)
+        """The digest with the highest offsets that can be this group's: no further ahead
+        of what RabbitMQ knows than one batch (a digest is written before the offset is
+        stored), and, if it names our key, signed by it. One that is not is logged and
+        passed over: followed, it would stop the chain until its offsets came."""
         pattern = fmt.digest_key_re(self.s3_prefix, self.stream)
-        for _ in range(3):  # year=, month=, day=
-            folders = sorted(self.store.list_folders(folder))
-            if not folders:
-                return None, None
-            folder = folders[-1]
-        best: tuple[int, str] | None = None
-        for key in self.store.list_keys(folder):
+        found: list[tuple[int, str]] = []
+        for key in self.store.list_keys(fmt.digest_dir(self.s3_prefix, self.stream)):
             match = pattern.match(key)
-            if match and (best is None or int(match.group(2)) > best[0]):
-                best = (int(match.group(2)), key)
-        if best is None:
-            return None, None
-        try:
-            return best[1], fmt.parse_digest(self.store.get(best[1]))
-        except fmt.DigestFormatError as exc:
-            _log.error(
-                "the newest digest %s cannot be read (%s); the chain goes on after it", best[1], exc
-            )
-            return None, None
+            if match:
+                found.append((int(match.group(2)), key))
+        known = [x for x in (self._stored, self._digested) if x is not None]
+        bound = max(known) + MAX_FILE_SPAN if known else None
+        for last, key in sorted(found, reverse=True):
+            if bound is not None and last > bound:
+                _log.error(
+                    "digest %s claims offsets up to %d, far beyond the %d RabbitMQ knows "
+                    "of: not ours, passed over (verify --integrity reports it)",
+                    key, last, max(known),
+                )  # fmt: skip
+                continue
+            try:
+                head = fmt.parse_digest(self.store.get(key))
+            except fmt.DigestFormatError as exc:
+                _log.error(
+                    "the newest digest %s cannot be read (%s); the chain goes on after it",
+                    key, exc,
+                )  # fmt: skip
+                return None, None
+            signer = self.signer
+            if (
+                signer is not None
+                and head.digest.key_id == signer.key_id
+                and not verify_signature(
+                    signer.public, head.digest.signed_bytes(), head.signature or ""
+                )
+            ):
+                _log.error(
+                    "digest %s names the key of AUDIT_LOG_SIGNING_KEY_FILE but its signature "
+                    "does not verify: forged, passed over (verify --integrity reports it)",
+                    key,
+                )
+                continue
+            return key, head
+        return None, None
 
     def _take_undigested(self, first: int) -> None:
         """A predecessor archived offsets from ``first`` on and stopped before its next
@@ -218,11 +214,21 @@ class DigestChain:
         if offsets is None:
             return
         try:
-            data = self.store.get(key)
+            data, metadata = self.store.get_with_metadata(key)
         except Exception as exc:
             if is_missing(exc):
                 return
             raise
+        if self.signer is not None and not vouched(self.signer, key, data, metadata):
+            # Not written by a member holding our key: someone else put it in the bucket (or
+            # changed it). Listing it would sign it as ours; verify --integrity names it.
+            _log.error(
+                "%s holds offsets %d-%d of %s but does not carry the signature of "
+                "AUDIT_LOG_SIGNING_KEY_FILE that the consumer gives every object it writes: "
+                "not listed in a digest (verify --integrity reports it)",
+                key, offsets[0], offsets[1], self.stream,
+            )  # fmt: skip
+            return
         make = parquet_entry if suffix == ".parquet" else dead_letter_entry
         try:
             entry = make(key, data, *offsets)
@@ -234,6 +240,10 @@ class DigestChain:
         self._pending[key] = entry
 
     # -- what is archived --------------------------------------------------------------------
+
+    def vouch(self, key: str, data: bytes) -> dict[str, str] | None:
+        """The metadata to write ``data`` at ``key`` with (see :func:`vouch`)."""
+        return vouch(self.signer, key, data)
 
     def begin(self, first_offset: int) -> None:
         """A batch starting at ``first_offset`` is archived: a chain's first digest starts

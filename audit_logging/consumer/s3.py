@@ -149,16 +149,25 @@ class S3Store:
         return self._retry("Object Lock configuration", read)
 
     def put_create_only(
-        self, key: str, body: bytes, content_type: str, *, retain: bool = True
+        self,
+        key: str,
+        body: bytes,
+        content_type: str,
+        *,
+        retain: bool = True,
+        metadata: dict[str, str] | None = None,
     ) -> bool:
         """Write ``key`` unless it exists: True if written, False if it was already there.
         ``retain``: with the store's Object Lock retention, if it has one (what is archived);
-        False for a bookkeeping object that must stay deletable (the group marker)."""
+        False for a bookkeeping object that must stay deletable (the group marker).
+        ``metadata``: the object's user metadata (``x-amz-meta-*``)."""
         lock = self.lock if retain else None
+        extra: dict[str, Any] = {"Metadata": metadata} if metadata else {}
         try:
             if len(body) > self._multipart_threshold:
                 self._retry(
-                    f"upload {key}", lambda: self._multipart(key, body, content_type, lock)
+                    f"upload {key}",
+                    lambda: self._multipart(key, body, content_type, lock, extra),
                 )
             else:
                 self._retry(
@@ -171,6 +180,7 @@ class S3Store:
                         ContentType=content_type,
                         IfNoneMatch="*",
                         **(lock.write_args() if lock else {}),
+                        **extra,
                     ),
                 )
         except ClientError as exc:
@@ -180,7 +190,12 @@ class S3Store:
         return True
 
     def _multipart(
-        self, key: str, body: bytes, content_type: str, lock: ObjectLock | None
+        self,
+        key: str,
+        body: bytes,
+        content_type: str,
+        lock: ObjectLock | None,
+        extra: dict[str, Any],
     ) -> None:
         # With a lock the upload declares a checksum algorithm, so every part carries a
         # checksum (S3 wants one on each part of a retained object) and the completion
@@ -190,6 +205,7 @@ class S3Store:
             Key=key,
             ContentType=content_type,
             **(lock.write_args() if lock else {}),
+            **extra,
         )
         upload_id = upload["UploadId"]
         checksum: dict[str, Any] = {"ChecksumAlgorithm": CHECKSUM_ALGORITHM} if lock else {}
@@ -263,5 +279,14 @@ class S3Store:
 
         def get() -> bytes:
             return self._client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+
+        return self._retry(f"get {key}", get)
+
+    def get_with_metadata(self, key: str) -> tuple[bytes, dict[str, str]]:
+        """The object's bytes and user metadata (names lowercased, as S3 gives them)."""
+
+        def get() -> tuple[bytes, dict[str, str]]:
+            answer = self._client.get_object(Bucket=self.bucket, Key=key)
+            return answer["Body"].read(), dict(answer.get("Metadata", {}))
 
         return self._retry(f"get {key}", get)

@@ -3,13 +3,18 @@ way it can be made active again."""
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import threading
+from pathlib import Path
 
 import pytest
 
 from audit_logging.archive import digest_format as fmt
 from audit_logging.archive import layout, parquet
-from audit_logging.consumer.digests import DigestChain, parquet_entry
+from audit_logging.archive.signing import Signer, load_signer, new_private_pem
+from audit_logging.consumer.digest_entries import parquet_entry
+from audit_logging.consumer.digests import DigestChain
 from audit_logging.consumer.ledger import MAX_FILE_SPAN
 from audit_logging.consumer.s3 import S3Store, make_s3_client
 from audit_logging.settings import Settings
@@ -24,10 +29,17 @@ def store(settings: Settings) -> S3Store:
     return S3Store(make_s3_client(settings), settings.require("s3_bucket"), threading.Event())
 
 
-def _chain(settings: Settings, store: S3Store) -> DigestChain:
+def _chain(settings: Settings, store: S3Store, signer: Signer | None = None) -> DigestChain:
     return DigestChain(
-        store, settings.s3_prefix, settings.rabbitmq_stream_name, "tests", 3600.0, None
+        store, settings.s3_prefix, settings.rabbitmq_stream_name, "tests", 3600.0, signer
     )
+
+
+def _signer(folder: Path) -> Signer:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "signing.pem"
+    path.write_bytes(new_private_pem())
+    return load_signer(path)
 
 
 def _archive(settings: Settings, store: S3Store, chain: DigestChain, first: int, last: int) -> None:
@@ -36,7 +48,8 @@ def _archive(settings: Settings, store: S3Store, chain: DigestChain, first: int,
     day = layout.day_of(records[0])
     key = layout.archive_key(settings.s3_prefix, settings.rabbitmq_stream_name, day, first, last)
     data = parquet.parquet_bytes(parquet.records_table(records))
-    assert store.put_create_only(key, data, parquet.PARQUET_CONTENT_TYPE)
+    metadata = chain.vouch(key, data)
+    assert store.put_create_only(key, data, parquet.PARQUET_CONTENT_TYPE, metadata=metadata)
     chain.load()
     chain.begin(first)
     chain.add(parquet_entry(key, data, first, last))
@@ -130,3 +143,65 @@ def test_an_object_spanning_more_offsets_than_a_batch_does_not_hold_the_chain_ba
     assert store.put_create_only(forged, b"not parquet", parquet.PARQUET_CONTENT_TYPE)
     chain.resume(19, 9)
     assert chain.seal(19) == 19
+
+
+def _listed(settings: Settings, store: S3Store) -> set[str]:
+    keys = [k for k in store.list_keys(settings.s3_prefix + "digest/") if k.endswith(".json")]
+    return {e.key for k in keys for e in fmt.parse_digest(store.get(k)).digest.objects}
+
+
+def test_a_successor_lists_only_objects_its_group_signed_not_one_added_to_the_bucket(
+    settings: Settings, store: S3Store, tmp_path: Path
+) -> None:
+    signer = _signer(tmp_path)
+    chain = _chain(settings, store, signer)
+    _archive(settings, store, chain, 0, 9)
+    assert chain.seal(9) == 9
+    _archive(settings, store, chain, 10, 19)  # then the member is killed, offset 19 stored
+    stream = settings.rabbitmq_stream_name
+    # Someone who can write to the bucket adds a file for offsets the next digest covers,
+    # and another with a signature copied from a real object.
+    forged = layout.archive_key(settings.s3_prefix, stream, "2020-01-01", 12, 13)
+    data = parquet.parquet_bytes(parquet.records_table(make_records(2)))
+    assert store.put_create_only(forged, data, parquet.PARQUET_CONTENT_TYPE)
+    copied = layout.archive_key(settings.s3_prefix, stream, "2020-01-02", 14, 15)
+    real_key = next(k for k in store.list_keys(settings.s3_prefix) if "-00000000000000000010-" in k)
+    _, real_metadata = store.get_with_metadata(real_key)
+    assert real_metadata
+    assert store.put_create_only(copied, data, parquet.PARQUET_CONTENT_TYPE, metadata=real_metadata)
+    successor = _chain(settings, store, signer)
+    successor.resume(19, 9)
+    assert successor.seal(19) == 19
+    listed = _listed(settings, store)
+    assert real_key in listed
+    assert forged not in listed and copied not in listed
+
+
+def test_a_forged_newest_digest_does_not_stop_the_chain(
+    settings: Settings, store: S3Store, tmp_path: Path
+) -> None:
+    signer = _signer(tmp_path)
+    stream = settings.rabbitmq_stream_name
+    chain = _chain(settings, store, signer)
+    _archive(settings, store, chain, 0, 9)
+    assert chain.seal(9) == 9
+    # Far ahead of every offset, in a day folder after every other; and one within reach,
+    # naming our key, with a signature of another key.
+    far = 10**15
+    ahead = fmt.Digest(stream, 1, 10, far, "2020-01-01T00:00:00Z", "2020-01-01T00:00:00Z",
+                       (), None, None, "attacker")
+    key = fmt.digest_key(settings.s3_prefix, stream, dt.datetime(9999, 1, 1, tzinfo=dt.UTC),
+                         10, far)
+    assert store.put_create_only(key, fmt.SignedDigest(ahead, None).object_bytes(), "x")
+    near = dataclasses.replace(ahead, last_offset=12, key_id=signer.key_id)
+    other = _signer(tmp_path / "other")
+    forged = fmt.SignedDigest(near, other.sign(near.signed_bytes()))
+    near_key = fmt.digest_key(settings.s3_prefix, stream, dt.datetime.now(dt.UTC), 10, 12)
+    assert store.put_create_only(near_key, forged.object_bytes(), "x")
+    chain.resume(9, 9)  # a restart: RabbitMQ says the digests cover offset 9
+    _archive(settings, store, chain, 10, 19)
+    assert chain.seal(19) == 19
+    (written,) = [k for k in store.list_keys(settings.s3_prefix + "digest/")
+                  if k.endswith("-00000000000000000010-00000000000000000019.json")]
+    previous = fmt.parse_digest(store.get(written)).digest.previous
+    assert previous is not None and previous.last_offset == 9
