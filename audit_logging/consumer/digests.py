@@ -74,11 +74,6 @@ class DigestChain:
             self._pending: dict[str, fmt.ObjectEntry] = {}
             self._period_start = self.clock()
 
-    @property
-    def covered(self) -> int | None:
-        """The last offset the chain covers (None: no digest yet)."""
-        return None if self._next_first is None else self._next_first - 1
-
     # -- reading the chain back ------------------------------------------------------------
 
     def load(self) -> None:
@@ -200,17 +195,16 @@ class DigestChain:
         start = f"{folder}{self.stream}-{max(0, first - MAX_FILE_SPAN):020d}"
         keys = []
         for key in self.store.list_keys(f"{folder}{self.stream}-", start):
-            offsets = _offsets(key, folder, self.stream, suffix)
-            if offsets is not None and offsets[1] >= first:
+            offsets = _offsets(key, self.stream)
+            if key.endswith(suffix) and offsets is not None and offsets[1] >= first:
                 keys.append(key)
         return keys
 
     def _add_existing(self, key: str) -> None:
         if key in self._pending:
             return
-        folder, _, _ = key.rpartition("/")
         suffix = ".parquet" if key.endswith(".parquet") else ".ndjson"
-        offsets = _offsets(key, folder + "/", self.stream, suffix)
+        offsets = _offsets(key, self.stream)
         if offsets is None:
             return
         try:
@@ -261,7 +255,7 @@ class DigestChain:
         """Objects S3 already held for records read again: listed unless a digest has them."""
         with self._lock:
             for key in keys:
-                offsets = _any_offsets(key)
+                offsets = _offsets(key, self.stream)
                 if offsets is None or key in self._pending:
                     continue
                 if self._next_first is not None and offsets[1] < self._next_first:
@@ -343,21 +337,15 @@ class DigestChain:
             return committed
 
 
-def _offsets(key: str, folder: str, stream: str, suffix: str) -> tuple[int, int] | None:
-    name = key[len(folder):]
+def _offsets(key: str, stream: str) -> tuple[int, int] | None:
+    """The offsets an archive or dead-letter file of ``stream`` names
+    (``{stream}-{first:020d}-{last:020d}.parquet`` or ``.ndjson``), else None."""
+    name = key.rpartition("/")[2]
     head = f"{stream}-"
-    if not key.startswith(folder) or not name.startswith(head) or not name.endswith(suffix):
+    suffix = next((x for x in (layout.PARQUET_SUFFIX, ".ndjson") if name.endswith(x)), None)
+    if suffix is None or not name.startswith(head):
         return None
     parts = name[len(head) : -len(suffix)].split("-")
     if len(parts) != 2 or not all(len(p) == 20 and p.isdigit() for p in parts):
         return None
     return int(parts[0]), int(parts[1])
-
-
-def _any_offsets(key: str) -> tuple[int, int] | None:
-    name = key.rpartition("/")[2]
-    stem = name.removesuffix(layout.PARQUET_SUFFIX).removesuffix(".ndjson")
-    parts = stem.rsplit("-", 2)
-    if len(parts) != 3 or not all(len(p) == 20 and p.isdigit() for p in parts[1:]):
-        return None
-    return int(parts[1]), int(parts[2])
