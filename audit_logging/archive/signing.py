@@ -56,6 +56,9 @@ def load_public_key_file(path: Path, option: str = "--public-key") -> Ed25519Pub
         data = path.read_bytes()[: _MAX_KEY_FILE + 1]
     except OSError as exc:
         raise ConfigurationError(option, f"cannot read {str(path)!r}: {exc.strerror}") from None
+    if len(data) > _MAX_KEY_FILE:
+        # As for the private key: the first PEM block of a huge file is no key to trust.
+        raise ConfigurationError(option, f"{str(path)!r} is too large for a PEM key")
     try:
         return load_public_pem(data)
     except ValueError as exc:

@@ -1,0 +1,5 @@
+"""An empty key file (a deploy that wrote nothing)."""
+
+
+def damage(good: bytes) -> bytes:
+    return b""
