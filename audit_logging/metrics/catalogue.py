@@ -134,4 +134,4 @@ def markdown_table(side: Side | None = None) -> str:
         if side is None or metric.side == side:
             labels = ", ".join(f"`{label}`" for label in metric.labels) or "-"
             rows.append(f"| `{metric.name}` | {metric.kind} | {labels} | {metric.help} |")
-    return "\n".join(rows)
+    return "\n".join(rows) + "\n"
