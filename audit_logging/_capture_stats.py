@@ -35,7 +35,9 @@ LATENCY_BOUNDS: Final = (
 
 class ConfirmLatency:
     """A fixed-bucket histogram of confirm latencies: written by the publisher's thread
-    only (once per publish frame, for all of its records), read by a scrape."""
+    only, read by a scrape. A publish frame goes to one stream, which confirms in order: the
+    confirm of its last record times all of its records, in one observation. A frame whose
+    connection drops first is not timed; its records are, when their resend is confirmed."""
 
     def __init__(self) -> None:
         self.buckets = [0] * (len(LATENCY_BOUNDS) + 1)  # the last one is +Inf
