@@ -162,16 +162,17 @@ def snapshot() -> Snapshot:
 
 def spool_bytes(folders: Iterable[Path]) -> int:
     """Bytes of records the spool folders hold on disk (segments and overflow file), read
-    now; a folder or file removed meanwhile counts as empty."""
+    now; a folder or file removed meanwhile (or unreadable) counts as empty: a scrape must
+    not fail over it."""
     total = 0
     for folder in folders:
         try:
             with os.scandir(folder) as items:
                 files = [item for item in items if item.name.endswith(".log")]
-        except FileNotFoundError:
+        except OSError:
             continue
         for item in files:
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):
                 total += item.stat().st_size
     return total
 

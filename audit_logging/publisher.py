@@ -69,8 +69,8 @@ class StreamPublisher:
         # metrics read them, and keep them once the publisher is gone.
         self._counts: collections.Counter[str] = collections.Counter()
         self._latency = ConfirmLatency()
-        _capture_stats.track(self, self._counts, self._latency)
         self._init_process_state()
+        _capture_stats.track(self, self._counts, self._latency)  # a scrape may read it now
         # A child forked from this process (gunicorn --preload) starts afresh: its own
         # queue, thread, spool and producer name. The parent keeps what it had.
         os.register_at_fork(after_in_child=_forget_in_child(weakref.ref(self)))
