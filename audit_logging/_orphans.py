@@ -53,6 +53,7 @@ async def replay_orphan(link: Link, orphan: Spool) -> bool:
             await asyncio.wait_for(done, CONFIRM_TIMEOUT)
             orphan.commit(entries[-1].end, len(entries))
             outbox.counts["published"] += len(entries)
+            outbox.counts["replayed"] += len(entries)
     except Exception as exc:  # noqa: BLE001 - try again on a later round
         orphan.rewind()
         link.report(

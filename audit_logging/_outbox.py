@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Final, Protocol
 
+from audit_logging._capture_stats import ConfirmLatency, count_rejected
 from audit_logging._spool import Spool
 
 logger = logging.getLogger("audit_logging.publisher")
@@ -54,7 +55,12 @@ class Reporter:
 
 
 class RecordRejected(Exception):  # noqa: N818 - a signal between encode and the publisher
-    """Raised by an encode function for an item that cannot become a record."""
+    """Raised by an encode function for an item that cannot become a record; ``reason`` is
+    one of ``REJECT_REASONS`` (counted by it)."""
+
+    def __init__(self, message: str, reason: str = "invalid") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class Outbox:
@@ -64,12 +70,14 @@ class Outbox:
         queue_size: int,
         report: Report,
         counts: collections.Counter[str],
+        latency: ConfirmLatency | None = None,
     ) -> None:
         self.queue: collections.deque[Any] = collections.deque()
         self.queue_size = queue_size
         self.encode = encode
         self.report = report
         self.counts = counts
+        self.latency = latency if latency is not None else ConfirmLatency()
         # Taken from the queue, not yet sent nor spooled.
         self.in_hand = 0
         self.spool: Spool | None = None
@@ -98,10 +106,12 @@ class Outbox:
         self.in_hand = count = min(len(queue), MAX_BATCH * frames)
         bodies: list[bytes] = []
         size = 0
+        taken = 0
         for index in range(count):
             if index % YIELD_EVERY == YIELD_EVERY - 1:
                 self.yield_to_app()
             item = queue.popleft()
+            taken += 1
             self._seen_queue_len -= 1
             body = self.encode_or_count(item)
             if body is None:
@@ -112,16 +122,19 @@ class Outbox:
                 # Give back what did not fit: it stays first in line.
                 self.in_hand = len(bodies)
                 break
+        # Counted here, once per batch, rather than by the app's thread at each call.
+        self.counts["accepted"] += taken
         return bodies
 
     def encode_or_count(self, item: Any) -> bytes | None:
         """The record's JSON, or None (counted as rejected) if it cannot become a record."""
         try:
             return self.encode(item)
-        except RecordRejected:
-            pass
+        except RecordRejected as exc:
+            count_rejected(exc.reason)
         except Exception:
             logger.exception("Audit record could not be encoded")
+            count_rejected("encode_error")
         self.counts["rejected"] += 1
         return None
 
@@ -195,6 +208,7 @@ class Outbox:
     def spill(self, item: Any) -> None:
         """The queue is full (the app logs faster than records leave): rather than lose the
         record or block, encode it here and append it to the spool's overflow file."""
+        self.counts["accepted"] += 1
         body = self.encode_or_count(item)
         if body is None:
             return

@@ -26,6 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final, Protocol
 
+from audit_logging import _capture_stats
+from audit_logging._capture_stats import ConfirmLatency, Gauges
 from audit_logging._link import BACKOFF_MAX, Link
 from audit_logging._loop import finish_tasks, new_loop
 from audit_logging._orphans import replay_orphan
@@ -63,7 +65,12 @@ class StreamPublisher:
         self._report = Reporter(REPORT_EVERY)
         self._closed = False
         self._handovers = 0
+        # The same objects for the publisher's whole life (a fork clears them): the process's
+        # metrics read them, and keep them once the publisher is gone.
+        self._counts: collections.Counter[str] = collections.Counter()
+        self._latency = ConfirmLatency()
         self._init_process_state()
+        _capture_stats.track(self, self._counts, self._latency)  # a scrape may read it now
         # A child forked from this process (gunicorn --preload) starts afresh: its own
         # queue, thread, spool and producer name. The parent keeps what it had.
         os.register_at_fork(after_in_child=_forget_in_child(weakref.ref(self)))
@@ -71,11 +78,11 @@ class StreamPublisher:
         # are adopted and sent as capture starts, even by a process that logs nothing.
         self._start()
 
-    def _init_process_state(self, *, keep_counts: bool = False) -> None:
+    def _init_process_state(self) -> None:
         self._pid = os.getpid()
-        if not keep_counts:
-            self._counts: collections.Counter[str] = collections.Counter()
-        self._outbox = Outbox(self._encode, self._settings.queue_size, self._report, self._counts)
+        self._outbox = Outbox(
+            self._encode, self._settings.queue_size, self._report, self._counts, self._latency
+        )
         self._queue = self._outbox.queue  # the app's threads append here
         self._link: Link | None = None
         self._start_lock = threading.Lock()
@@ -100,13 +107,15 @@ class StreamPublisher:
                     and thread is not threading.current_thread()):
                 return  # still stopping: it spools what it finds in the queue
             leftover = self._queue
-            self._init_process_state(keep_counts=True)
+            self._init_process_state()
             self._queue.extend(leftover)  # queued after the old worker's last look
             self._closed = False
 
     def _after_fork(self) -> None:
         if self._outbox.spool is not None:
             self._outbox.spool.forget_after_fork()
+        self._counts.clear()  # counts are per process
+        self._latency.reset()
         self._init_process_state()
 
     # -- the app's side -------------------------------------------------------------------
@@ -207,15 +216,37 @@ class StreamPublisher:
         return self._outbox.waiting() + (len(link.direct) if link is not None else 0)
 
     def stats(self) -> dict[str, int]:
-        """Counters: submitted is not kept (it would cost the app's thread); published,
-        spooled, rejected (invalid), lost (could not be kept), and pending."""
+        """Counters: accepted (taken from the queue or spilled to the spool by the app's
+        thread: records still queued are not in it yet), published (confirmed), replayed
+        (confirmed from a spool), spooled, rejected (invalid), lost (could not be kept), and
+        pending."""
         return {
+            "accepted": self._counts["accepted"],
             "published": self._counts["published"],
+            "replayed": self._counts["replayed"],
             "spooled": self._counts["spooled"],
             "rejected": self._counts["rejected"],
             "lost": self._counts["lost"],
             "pending": self.undelivered(),
         }
+
+    @property
+    def open(self) -> bool:
+        """Whether this publisher is in use (not closed, and not a forked parent's)."""
+        return not self._closed and self._pid == os.getpid()
+
+    def gauges(self) -> Gauges:
+        """Its state now, for a metrics scrape (any thread; cheap: a few lengths and one
+        listing of each spool folder)."""
+        outbox, link = self._outbox, self._link
+        spools = [s for s in (outbox.spool, *outbox.orphans) if s is not None]
+        return Gauges(
+            queue_records=len(self._queue),
+            spool_records=sum(s.unsent + s.overflow_count for s in spools),
+            spool_bytes=_capture_stats.spool_bytes(s.path for s in spools),
+            unconfirmed=link.in_flight() if link is not None else 0,
+            connected=link is not None and link.connected,
+        )
 
     def _poke(self) -> None:
         loop, wake = self._loop, self._wake

@@ -72,6 +72,41 @@ def test_capture_imports_without_the_server_side_packages(module: str) -> None:
     assert not server_side, f"{module} pulls in {server_side}"
 
 
+@pytest.mark.parametrize("module", CAPTURE)
+def test_capture_imports_without_prometheus_client(module: str) -> None:
+    """Capture keeps its counts in plain Python: the metrics extra only exports them."""
+    loaded = _imported_after(module, ("prometheus_client",))
+    if module == "audit_logging.publisher":
+        assert "audit_logging._capture_stats" in loaded  # the counts are there without it
+    assert not [m for m in loaded if m.startswith("audit_logging.metrics")], module
+
+
+def test_the_capture_metrics_without_the_extra_name_it() -> None:
+    script = textwrap.dedent(
+        """
+        import importlib, importlib.abc, sys
+        class Block(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] == "prometheus_client":
+                    raise ImportError(f"blocked for this test: {name}")
+                return None
+        sys.meta_path.insert(0, Block())
+        from audit_logging.errors import MissingExtraError
+        try:
+            import audit_logging.metrics.capture
+        except MissingExtraError as exc:
+            print(exc)
+        else:
+            raise SystemExit("imported without prometheus_client")
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "pip install 'audit-logging-pipeline[metrics]'" in done.stdout, done.stdout
+
+
 def test_the_consumer_and_the_api_never_import_each_other() -> None:
     consumer = _imported_after("audit_logging.consumer.__main__", ("starlette", "uvicorn"))
     assert not [m for m in consumer if m.startswith("audit_logging.api")]

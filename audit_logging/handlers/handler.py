@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, Final
 
+from audit_logging._capture_stats import count_rejected
 from audit_logging.context import current_context
 from audit_logging.errors import RecordError
 from audit_logging.handlers._snapshot import PLAIN_TYPES, Snapshot, merge_truncated
@@ -79,6 +80,7 @@ class AuditHandler(logging.Handler):
                 return
             values = record.__dict__
             if "action" not in values:
+                count_rejected("no_action")
                 library_logger.error(
                     "Audit record from logger %r refused: no 'action' in extra= (message: %.200r)",
                     record.name,
@@ -147,7 +149,7 @@ class AuditHandler(logging.Handler):
             return self.audit_formatter.format(record).encode("utf-8")
         except RecordError as exc:
             library_logger.error("Audit record from logger %r refused: %s", record.name, exc)
-            raise RecordRejected(str(exc)) from None
+            raise RecordRejected(str(exc), "invalid") from None
         except (ValueError, OverflowError, RecursionError) as exc:
             # A value the repairs let through that Python's own conversions refuse (a
             # timestamp of 10**400 seconds): one record refused, said once, no traceback.
@@ -155,7 +157,7 @@ class AuditHandler(logging.Handler):
                 "Audit record from logger %r refused: a field cannot be stored (%s: %.200s)",
                 record.name, type(exc).__name__, exc,
             )
-            raise RecordRejected(str(exc)) from None
+            raise RecordRejected(str(exc), "unstorable") from None
 
     def _snapshot_problems(self, logger: str, item: dict[Any, Any], snapshot: Snapshot) -> None:
         if snapshot.truncated:
