@@ -29,6 +29,7 @@ from tests.consumer._helpers import (
     wait_for_offset,
     wait_until,
 )
+from tests.consumer.conftest import StartConsumer
 from tests.status._status import StatusRun, run_status
 
 pytestmark = [pytest.mark.services]
@@ -70,11 +71,11 @@ def _status(settings: Settings, cwd: Path, *args: str, **env: str) -> StatusRun:
 
 
 def test_status_shows_what_a_running_consumer_wrote_then_calls_it_stale_once_stopped(
-    quick: Settings, start_consumer: object, offline_app: Path, tmp_path: Path
+    quick: Settings, start_consumer: StartConsumer, offline_app: Path, tmp_path: Path
 ) -> None:
     records = make_records(50)
     publish(quick, [*bodies_of(records), b"not json: a dead letter"])
-    consumer = start_consumer(  # type: ignore[operator]
+    consumer = start_consumer(
         "--flush-interval", "1", env={"AUDIT_LOG_DIGEST_INTERVAL": "1"})
     wait_for_offset(quick, 50, 120)
     prefix = quick.s3_prefix
@@ -117,7 +118,7 @@ def test_status_shows_what_a_running_consumer_wrote_then_calls_it_stale_once_sto
     assert screen.returncode == 0, screen
     assert stream in screen.stdout and screen.stdout.splitlines()[-1] == "healthy"
 
-    assert consumer.stop() == 0  # type: ignore[attr-defined]
+    assert consumer.stop() == 0
     publish_records(quick, 5)
 
     def stale(run: StatusRun) -> bool:
