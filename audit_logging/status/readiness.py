@@ -50,7 +50,15 @@ def read_readiness(url: str, timeout: float = READ_TIMEOUT) -> Readiness:
     figures = Readiness(url)
     try:
         status, body = _get(url + "/readyz", timeout)
-    except Exception as exc:  # noqa: BLE001 - unreachable, reset, too slow, too large
+    except _AnswerError as exc:
+        figures.reachable = True
+        figures.http_status = exc.status
+        figures.error = f"/readyz answered HTTP {exc.status} but {exc}"
+        return figures
+    except TimeoutError:
+        figures.error = f"unreachable: no answer within {timeout:g} s"
+        return figures
+    except Exception as exc:  # noqa: BLE001 - refused, reset, not HTTP
         figures.error = f"unreachable: {describe_error(exc, 200)}"
         return figures
     figures.reachable = True
@@ -70,7 +78,17 @@ def read_readiness(url: str, timeout: float = READ_TIMEOUT) -> Readiness:
     return figures
 
 
+class _AnswerError(Exception):
+    """An answer begun and not finished as it must be: too large, or too slow."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
 def _get(url: str, timeout: float) -> tuple[int, bytes]:
+    """(status, body) of a GET, within ``timeout`` seconds in all, the body at most
+    :data:`MAX_ANSWER` bytes."""
     deadline = time.monotonic() + timeout
     parts = urllib.parse.urlsplit(url)
     kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
@@ -79,19 +97,23 @@ def _get(url: str, timeout: float) -> tuple[int, bytes]:
         connection.request("GET", parts.path or "/", headers={"Accept": "application/json"})
         response = connection.getresponse()
         body = b""
-        while len(body) <= MAX_ANSWER:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError
-            if connection.sock is not None:
-                connection.sock.settimeout(left)
-            chunk = response.read1(MAX_ANSWER + 1 - len(body))
-            if not chunk:
-                return response.status, body
-            body += chunk
-        raise ValueError(f"the answer is larger than {MAX_ANSWER // 1024} KiB")
-    except TimeoutError as exc:
-        raise TimeoutError(f"no complete answer within {timeout:g} s") from exc
+        try:
+            while len(body) <= MAX_ANSWER:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                if connection.sock is not None:
+                    connection.sock.settimeout(left)
+                chunk = response.read1(MAX_ANSWER + 1 - len(body))
+                if not chunk:
+                    return response.status, body
+                body += chunk
+        except TimeoutError:
+            raise _AnswerError(response.status, "no complete answer within "
+                                                f"{timeout:g} s") from None
+        except http.client.IncompleteRead:
+            raise _AnswerError(response.status, "the answer was cut short") from None
+        raise _AnswerError(response.status, f"the answer is larger than {MAX_ANSWER // 1024} KiB")
     finally:
         connection.close()
 

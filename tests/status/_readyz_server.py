@@ -31,10 +31,7 @@ class ReadyzServer:
         self._listener.bind(("127.0.0.1", 0))
         self._listener.listen(16)
         self._stop = threading.Event()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
 
     def start(self) -> ReadyzServer:
         threading.Thread(target=self._accept, daemon=True).start()
