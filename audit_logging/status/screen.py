@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 from audit_logging.status.figures import S3Object, Status, iso, waited
 
-LAG_NOTE = ("lag: offsets behind the newest record, offset-tracking entries included "
-            "(an upper bound in records; 0 when caught up)")
+LAG_NOTE = ("lag: offsets behind the newest record, the group's offset-tracking entries "
+            "included (an upper bound in records; 0 when caught up)")
 
 
 def render(status: Status) -> str:
@@ -80,7 +80,7 @@ def _streams(status: Status) -> list[str]:
 
 
 def _consumers(status: Status) -> list[str]:
-    lines = [f"Consumers ({LAG_NOTE})"]
+    lines = ["Consumers"]
     rows = [["name", "stream", "stored offset", "lag", "oldest unprocessed record"]]
     for consumer in status.broker.consumers:
         for item in consumer.streams:
@@ -93,7 +93,7 @@ def _consumers(status: Status) -> list[str]:
     if len(rows) == 1:
         return [*lines, "  (not read: RabbitMQ did not answer)"]
     lines += table(rows)
-    lines.append(f"  stale when the oldest unprocessed record waits more than "
+    lines.append(f"  {LAG_NOTE}; stale when the oldest unprocessed record waits more than "
                  f"{status.stale_after:g} s")
     return lines
 
@@ -119,10 +119,10 @@ def _readiness(status: Status) -> list[str]:
     return lines
 
 
-def _object(item: S3Object | None, now: float) -> str:
+def _object(item: S3Object | None, prefix: str, now: float) -> str:
     if item is None:
         return "none"
-    return f"{item.key}  {_ago(item.time, now)}  {_size(item.size)}"
+    return f"{item.key.removeprefix(prefix)}  {_ago(item.time, now)}  {_size(item.size)}"
 
 
 def _archive(status: Status) -> list[str]:
@@ -134,16 +134,19 @@ def _archive(status: Status) -> list[str]:
         return lines
     letters = archive.dead_letters
     count = f"{letters.objects:,}" + ("" if letters.complete else "+")
-    rows = [["newest object", _object(archive.newest_object, now)]]
+    prefix = archive.prefix
+    rows = [["newest object", _object(archive.newest_object, prefix, now)]]
     for digest in archive.digests:
         text = "none" if digest.key is None else (
-            f"{digest.key}  {_ago(digest.time, now)}  covers to offset {digest.last_offset:,}")
+            f"{digest.key.removeprefix(prefix)}  {_ago(digest.time, now)}  covers offsets to "
+            f"{digest.last_offset:,}")
         rows.append([f"newest digest of {digest.stream}", text])
     rows.append(["dead letters, last day",
                  f"{count} files, {_size(letters.bytes)}"
                  + ("" if letters.newest is None else
-                    f"; newest {letters.newest.key} {_ago(letters.newest.time, now)}")])
-    return lines + table(rows)
+                    f"; newest {letters.newest.key.removeprefix(prefix)}  "
+                    f"{_ago(letters.newest.time, now)}")])
+    return [*lines, "  (keys below the prefix)", *table(rows)]
 
 
 def _index(status: Status) -> list[str]:
