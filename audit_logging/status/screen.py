@@ -142,7 +142,8 @@ def _archive(status: Status) -> list[str]:
             f"{digest.last_offset:,}")
         rows.append([f"newest digest of {digest.stream}", text])
     rows.append(["dead letters, last day",
-                 f"{count} files, {_size(letters.bytes)}"
+                 f"{count} {'file' if letters.objects == 1 else 'files'}, "
+                 f"{_size(letters.bytes)}"
                  + ("" if letters.newest is None else
                     f"; newest {letters.newest.key.removeprefix(prefix)}  "
                     f"{_ago(letters.newest.time, now)}")])
