@@ -126,6 +126,22 @@ class Spool:
         overflow = path / _OVERFLOW
         return count + (_count_lines(overflow) if overflow.is_file() else 0)
 
+    @staticmethod
+    def pending_bytes_on_disk(path: Path) -> int:
+        """Bytes of the records :meth:`pending_on_disk` counts (with their publishing ids
+        and line ends), from the files' sizes: nothing is read but the commit position."""
+        if not path.is_dir():
+            return 0
+        reader = Spool.__new__(Spool)
+        reader.path = path
+        start = reader._read_commit()
+        size = 0
+        for segment in reader._segments():
+            if segment >= start.segment:
+                length = _size(reader._segment_path(segment))
+                size += max(0, length - start.offset) if segment == start.segment else length
+        return size + _size(path / _OVERFLOW)
+
     # -- writing --------------------------------------------------------------------------
 
     def append(self, records: Sequence[tuple[int, bytes]]) -> None:
@@ -345,6 +361,13 @@ class Spool:
                     chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b"")
                 )
         return count
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 def _count_lines(path: Path) -> int:

@@ -1,0 +1,265 @@
+"""What status found, as plain figures, and the rules that call it healthy or not.
+
+Each part is gathered on its own (a service that fails leaves its ``error`` set and the rest
+still reported); :func:`problems` then judges the whole.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import Any, Final
+
+# The consumer archives a batch at the latest one flush interval after its first record;
+# a record waiting two intervals plus this is not being consumed.
+STALE_GRACE: Final = 30.0
+
+
+@dataclasses.dataclass
+class StreamEnd:
+    stream: str
+    exists: bool = True
+    end_offset: int | None = None  # the newest record's offset (None: no record)
+    end_time: float | None = None  # when the broker wrote it (Unix seconds)
+
+
+@dataclasses.dataclass
+class Backlog:
+    """One consumer name on one stream."""
+
+    stream: str
+    stored_offset: int | None = None
+    # end_offset - stored_offset: offsets, the group's offset-tracking entries included, so
+    # an upper bound in records; 0 when caught up.
+    lag: int | None = None
+    oldest_waiting_offset: int | None = None
+    oldest_waiting_time: float | None = None  # broker time of the first unprocessed record
+
+
+@dataclasses.dataclass
+class ConsumerName:
+    name: str
+    streams: list[Backlog] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class Broker:
+    reachable: bool = False
+    error: str | None = None
+    streams: list[StreamEnd] = dataclasses.field(default_factory=list)
+    consumers: list[ConsumerName] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class Readiness:
+    """What one consumer's ``/readyz`` answered."""
+
+    url: str
+    reachable: bool = False
+    http_status: int | None = None
+    ready: bool | None = None
+    dependencies: dict[str, bool] = dataclasses.field(default_factory=dict)
+    partitions: dict[str, str] = dataclasses.field(default_factory=dict)
+    problems: list[str] = dataclasses.field(default_factory=list)
+    error: str | None = None  # unreachable, or an answer of the wrong shape
+
+
+@dataclasses.dataclass
+class S3Object:
+    key: str
+    time: float  # LastModified (Unix seconds)
+    size: int
+
+
+@dataclasses.dataclass
+class Digest:
+    stream: str
+    key: str | None = None
+    time: float | None = None
+    last_offset: int | None = None
+
+
+@dataclasses.dataclass
+class DeadLetters:
+    objects: int = 0  # dead-letter files written in the last day
+    bytes: int = 0
+    newest: S3Object | None = None
+    # False when the listing stopped at its bound: the counts are then a lower bound.
+    complete: bool = True
+
+
+@dataclasses.dataclass
+class Archive:
+    bucket: str
+    prefix: str
+    reachable: bool = False
+    error: str | None = None
+    newest_object: S3Object | None = None
+    digests: list[Digest] = dataclasses.field(default_factory=list)
+    dead_letters: DeadLetters = dataclasses.field(default_factory=DeadLetters)
+
+
+@dataclasses.dataclass
+class MonthlyIndex:
+    index: str
+    documents: int | None
+    health: str | None
+
+
+@dataclasses.dataclass
+class Index:
+    prefix: str
+    reachable: bool = False
+    error: str | None = None
+    indices: list[MonthlyIndex] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class SpoolFolder:
+    name: str
+    records: int
+    bytes: int
+
+
+@dataclasses.dataclass
+class Spool:
+    path: str
+    exists: bool = False
+    records: int = 0
+    bytes: int = 0
+    folders: list[SpoolFolder] = dataclasses.field(default_factory=list)
+    error: str | None = None
+
+
+@dataclasses.dataclass
+class Status:
+    checked_at: float
+    stale_after: float
+    broker: Broker
+    readiness: list[Readiness]
+    archive: Archive
+    index: Index
+    spool: Spool
+    problems: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def healthy(self) -> bool:
+        return not self.problems
+
+
+def default_stale_after(flush_interval: float) -> float:
+    return 2 * flush_interval + STALE_GRACE
+
+
+def waited(backlog: Backlog, now: float) -> float | None:
+    """How long the oldest unprocessed record has waited (None: nothing waits)."""
+    if backlog.oldest_waiting_time is None:
+        return None
+    return max(0.0, now - backlog.oldest_waiting_time)
+
+
+def problems(status: Status) -> list[str]:
+    """Why status is unhealthy, one line each; [] when healthy."""
+    found: list[str] = []
+    broker = status.broker
+    if broker.error is not None:
+        found.append(f"RabbitMQ: {broker.error}")
+    found += [f"RabbitMQ: stream {end.stream!r} does not exist"
+              for end in broker.streams if not end.exists]
+    for consumer in broker.consumers:
+        for backlog in consumer.streams:
+            wait = waited(backlog, status.checked_at)
+            if wait is not None and wait > status.stale_after:
+                found.append(
+                    f"consumer {consumer.name!r} is stale on {backlog.stream!r}: its oldest "
+                    f"unprocessed record (offset {backlog.oldest_waiting_offset}) has waited "
+                    f"{wait:.0f} s (more than {status.stale_after:g} s)"
+                )
+    for answer in status.readiness:
+        if answer.error is not None:
+            found.append(f"consumer at {answer.url}: {answer.error}")
+        elif not answer.ready:
+            said = "; ".join(answer.problems) or "no reason given"
+            found.append(f"consumer at {answer.url} is not ready: {said}")
+    if status.archive.error is not None:
+        found.append(f"S3: {status.archive.error}")
+    if status.index.error is not None:
+        found.append(f"OpenSearch: {status.index.error}")
+    found += [f"OpenSearch: index {index.index} is red" for index in status.index.indices
+              if index.health == "red"]
+    if status.spool.error is not None:
+        found.append(f"spool: {status.spool.error}")
+    return found
+
+
+def iso(moment: float | None) -> str | None:
+    if moment is None:
+        return None
+    return dt.datetime.fromtimestamp(moment, dt.UTC).isoformat(timespec="seconds").replace(
+        "+00:00", "Z")
+
+
+def as_json(status: Status) -> dict[str, Any]:
+    """The ``--json`` document: every figure, times as RFC 3339, and the problems."""
+    now = status.checked_at
+
+    def backlog(item: Backlog) -> dict[str, Any]:
+        return {
+            "stream": item.stream,
+            "stored_offset": item.stored_offset,
+            "lag": item.lag,
+            "oldest_waiting_offset": item.oldest_waiting_offset,
+            "oldest_waiting_time": iso(item.oldest_waiting_time),
+            "waited_seconds": _rounded(waited(item, now)),
+        }
+
+    def s3_object(item: S3Object | None) -> dict[str, Any] | None:
+        if item is None:
+            return None
+        return {"key": item.key, "time": iso(item.time), "size": item.size}
+
+    broker, archive, index, spool = status.broker, status.archive, status.index, status.spool
+    return {
+        "healthy": status.healthy,
+        "problems": status.problems,
+        "checked_at": iso(now),
+        "stale_after_seconds": status.stale_after,
+        "broker": {
+            "reachable": broker.reachable,
+            "error": broker.error,
+            "streams": [{"stream": end.stream, "exists": end.exists, "end_offset": end.end_offset,
+                         "end_time": iso(end.end_time)} for end in broker.streams],
+            "consumers": [{"name": consumer.name,
+                           "streams": [backlog(item) for item in consumer.streams]}
+                          for consumer in broker.consumers],
+            "lag_note": "lag counts offsets, the group's offset-tracking entries included: an "
+                        "upper bound in records, 0 when caught up",
+        },
+        "consumer_urls": [dataclasses.asdict(answer) for answer in status.readiness],
+        "archive": {
+            "bucket": archive.bucket,
+            "prefix": archive.prefix,
+            "reachable": archive.reachable,
+            "error": archive.error,
+            "newest_object": s3_object(archive.newest_object),
+            "digests": [{"stream": digest.stream, "key": digest.key, "time": iso(digest.time),
+                         "last_offset": digest.last_offset} for digest in archive.digests],
+            "dead_letters_last_day": {
+                "objects": archive.dead_letters.objects,
+                "bytes": archive.dead_letters.bytes,
+                "newest": s3_object(archive.dead_letters.newest),
+                "complete": archive.dead_letters.complete,
+            },
+        },
+        "index": {
+            "prefix": index.prefix,
+            "reachable": index.reachable,
+            "error": index.error,
+            "indices": [dataclasses.asdict(item) for item in index.indices],
+        },
+        "spool": dataclasses.asdict(spool),
+    }
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
