@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from audit_logging.consumer.health import Probe, opensearch_check, s3_check
@@ -39,8 +39,14 @@ class Monitor:
     """Everything ``--metrics-port`` turns on, for one consumer process."""
 
     def __init__(
-        self, settings: Settings, options: ConsumerOptions, stopping: Callable[[], bool]
+        self,
+        settings: Settings,
+        options: ConsumerOptions,
+        stopping: Callable[[], bool],
+        probes: Mapping[str, Probe] | None = None,
     ) -> None:
+        """``probes``: "opensearch" and "s3" (tests give their own; by default each asks
+        its service)."""
         assert options.metrics_port is not None
         client = require_prometheus()
         self.registry = client.CollectorRegistry(auto_describe=True)
@@ -50,10 +56,14 @@ class Monitor:
         self._services: Sequence[ConsumerService] = ()
         self._pushed: dict[str, int] = {}
         self._lock = threading.Lock()
-        self._probes = {
-            "opensearch": Probe("OpenSearch", opensearch_check(settings)),
-            "s3": Probe("S3", s3_check(settings)),
-        }
+        self._probes = (
+            dict(probes)
+            if probes is not None
+            else {
+                "opensearch": Probe("OpenSearch", opensearch_check(settings)),
+                "s3": Probe("S3", s3_check(settings)),
+            }
+        )
         routes = {
             "/metrics": endpoints.metrics_route(self.registry, before=self.sync),
             "/healthz": endpoints.alive,
@@ -78,15 +88,17 @@ class Monitor:
             probe.start()
         self._server.start()
 
-    def attach(self, services: Sequence[ConsumerService]) -> None:
-        """The services exist: their metrics are exported and their lag is watched."""
+    def attach(self, services: Sequence[ConsumerService], *, watch_lag: bool = True) -> None:
+        """The services exist: their metrics are exported and (from the running event
+        loop, unless ``watch_lag`` is False) their lag is watched."""
         with self._lock:
             self._services = tuple(services)
             for service in self._services:
                 self.recorder.add_stream(service.stream)
                 self._pushed.setdefault(service.stream, 0)
-        watch = LagWatch(self._settings, lambda: self._services, self.recorder)
-        self._lag_task = asyncio.create_task(watch.run(), name="lag")
+        if watch_lag:
+            watch = LagWatch(self._settings, lambda: self._services, self.recorder)
+            self._lag_task = asyncio.create_task(watch.run(), name="lag")
 
     async def close(self) -> None:
         if self._lag_task is not None:
