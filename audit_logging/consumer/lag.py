@@ -42,8 +42,7 @@ from rstream.recovery import BackOffRecoveryStrategy
 from audit_logging.stream_end import stream_ends
 
 if TYPE_CHECKING:
-    from audit_logging.consumer.metrics import PrometheusRecorder
-    from audit_logging.consumer.service import ConsumerService
+    from audit_logging.consumer.metrics import PrometheusRecorder, Watched
     from audit_logging.settings import Settings
 
 LAG_EVERY: Final = 3.0
@@ -65,7 +64,7 @@ class LagWatch:
     def __init__(
         self,
         settings: Settings,
-        services: Callable[[], Sequence[ConsumerService]],
+        services: Callable[[], Sequence[Watched]],
         recorder: PrometheusRecorder,
         every: float = LAG_EVERY,
     ) -> None:
@@ -102,7 +101,7 @@ class LagWatch:
             recovery_strategy=BackOffRecoveryStrategy(False),
         )
 
-    def _forget(self, active: Sequence[ConsumerService]) -> None:
+    def _forget(self, active: Sequence[Watched]) -> None:
         """No lag series for a stream we are not active on (any more)."""
         keep = {service.stream for service in active}
         for stream in self._reported - keep:
@@ -111,7 +110,7 @@ class LagWatch:
                     gauge.remove(stream)
         self._reported &= keep
 
-    async def _refresh(self, consumer: Consumer, active: Sequence[ConsumerService]) -> None:
+    async def _refresh(self, consumer: Consumer, active: Sequence[Watched]) -> None:
         ends = await stream_ends(consumer, [service.stream for service in active])
         for service in active:
             end = ends[service.stream]

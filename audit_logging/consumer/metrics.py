@@ -14,7 +14,7 @@ import collections
 import re
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 from audit_logging.metrics._prometheus import make
 
@@ -33,6 +33,25 @@ _REASON: Final = re.compile(r"[a-z][a-z0-9_]{0,39}")
 def reason_label(letter: DeadLetter) -> str:
     code = letter.code or letter.stage
     return code if _REASON.fullmatch(code) else "other"
+
+
+class Watched(Protocol):
+    """What the metrics read of one stream's service (from the endpoint's threads too:
+    plain attribute reads, no locks)."""
+
+    @property
+    def stream(self) -> str: ...
+    @property
+    def active(self) -> bool: ...
+    @property
+    def connected(self) -> bool: ...
+    @property
+    def consumed(self) -> int: ...
+    @property
+    def stored(self) -> int | None: ...
+    @property
+    def committed(self) -> int | None: ...
+    def oldest_unprocessed_timestamp(self) -> float | None: ...
 
 
 class Recorder:

@@ -22,14 +22,13 @@ from typing import TYPE_CHECKING, Any, Final
 
 from audit_logging.consumer.health import Probe, opensearch_check, s3_check
 from audit_logging.consumer.lag import LagWatch
-from audit_logging.consumer.metrics import PrometheusRecorder
+from audit_logging.consumer.metrics import PrometheusRecorder, Watched
 from audit_logging.errors import ConfigurationError
 from audit_logging.metrics import endpoints
 from audit_logging.metrics._prometheus import require_prometheus
 
 if TYPE_CHECKING:
     from audit_logging.consumer.options import ConsumerOptions
-    from audit_logging.consumer.service import ConsumerService
     from audit_logging.settings import Settings
 
 MAX_PROBLEMS: Final = 20
@@ -53,7 +52,7 @@ class Monitor:
         self.recorder = PrometheusRecorder(self.registry, settings.flush_interval)
         self._settings = settings
         self._stopping = stopping
-        self._services: Sequence[ConsumerService] = ()
+        self._services: Sequence[Watched] = ()
         self._pushed: dict[str, int] = {}
         self._lock = threading.Lock()
         self._probes = (
@@ -88,7 +87,7 @@ class Monitor:
             probe.start()
         self._server.start()
 
-    def attach(self, services: Sequence[ConsumerService], *, watch_lag: bool = True) -> None:
+    def attach(self, services: Sequence[Watched], *, watch_lag: bool = True) -> None:
         """The services exist: their metrics are exported and (from the running event
         loop, unless ``watch_lag`` is False) their lag is watched."""
         with self._lock:
