@@ -4,12 +4,17 @@ metrics extra."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import time
 
 import pytest
 
+from audit_logging.partitions import partition_names
+from audit_logging.publisher import StreamPublisher
 from audit_logging.settings import Settings
 from tests._ports import free_port
+from tests._stack import delete_super_stream
 from tests.consumer._helpers import (
     NAME,
     bodies_of,
@@ -115,3 +120,53 @@ def test_without_the_metrics_extra_it_runs_and_refuses_only_metrics_port(
     assert "needs the 'prometheus-client' package" in refused.log()
     assert "audit-logging-pipeline[metrics]" in refused.log()
     assert "Traceback" not in refused.log()
+
+
+def test_on_a_super_stream_each_partition_is_active_in_one_member_and_standby_in_the_other(
+    settings: Settings, start_consumer: StartConsumer
+) -> None:
+    partitioned = dataclasses.replace(settings, stream_partitions=2)
+    names = partition_names(settings.rabbitmq_stream_name, 2)
+    try:
+        publisher = StreamPublisher(partitioned, lambda body: body)
+        for body in bodies_of(make_records(40)):
+            publisher.submit(body)
+        assert publisher.close(timeout=60) == 0
+        args = ("--batch-size", "100", "--flush-interval", "1", "--consumer-name", "parts")
+        env = {"AUDIT_LOG_STREAM_PARTITIONS": "2"}
+        ports = [free_port(), free_port()]
+        first = start_consumer(*args, "--metrics-port", str(ports[0]), env=env)
+        wait_until(
+            "the first member active on both partitions",
+            lambda: readyz(ports[0]),
+            lambda answer: (
+                answer[0] == 200 and answer[1]["partitions"] == dict.fromkeys(names, "active")
+            ),
+            30,
+        )
+        second = start_consumer(*args, "--metrics-port", str(ports[1]), env=env, workdir="b")
+
+        def roles() -> list[dict[str, str]]:
+            return [readyz(port)[1].get("partitions", {}) for port in ports]
+
+        def spread(seen: list[dict[str, str]]) -> bool:
+            return all(sorted(r.values()) == ["active", "standby"] for r in seen) and all(
+                sorted(r[name] for r in seen) == ["active", "standby"] for name in names
+            )
+
+        seen = wait_until("one partition active in each member", roles, spread, 60)
+        for port, partitions in zip(ports, seen, strict=True):
+            assert readyz(port)[0] == 200
+            for name, role in partitions.items():
+                assert sample(port, PREFIX + "active", stream=name) == (role == "active")
+                # Only the active member reports a partition's lag.
+                wait_until(
+                    f"lag series of {name} on {port} ({role})",
+                    lambda port=port, name=name: sample(port, PREFIX + "lag_messages", stream=name),
+                    lambda lag, role=role: (lag is None) == (role == "standby"),
+                    10,
+                )
+        assert first.stop() == 0, first.log()
+        assert second.stop() == 0, second.log()
+    finally:
+        asyncio.run(delete_super_stream(partitioned))
