@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import time
 
 import pytest
@@ -122,6 +123,10 @@ def test_without_the_metrics_extra_it_runs_and_refuses_only_metrics_port(
     assert "Traceback" not in refused.log()
 
 
+def has_lag_series_only_if_active(role: str, lag: float | None) -> bool:
+    return (lag is None) == (role == "standby")
+
+
 def test_on_a_super_stream_each_partition_is_active_in_one_member_and_standby_in_the_other(
     settings: Settings, start_consumer: StartConsumer
 ) -> None:
@@ -162,8 +167,8 @@ def test_on_a_super_stream_each_partition_is_active_in_one_member_and_standby_in
                 # Only the active member reports a partition's lag.
                 wait_until(
                     f"lag series of {name} on {port} ({role})",
-                    lambda port=port, name=name: sample(port, PREFIX + "lag_messages", stream=name),
-                    lambda lag, role=role: (lag is None) == (role == "standby"),
+                    functools.partial(sample, port, PREFIX + "lag_messages", stream=name),
+                    functools.partial(has_lag_series_only_if_active, role),
                     10,
                 )
         assert first.stop() == 0, first.log()
