@@ -81,6 +81,9 @@ class Indexer:
     # How a wait for OpenSearch is reported and how long it lasts; None: the consumer's,
     # until ``abandon`` is set.
     waiter: Callable[[], Waiter] | None = None
+    # Called with the seconds of each bulk request, answered or failed (the consumer's
+    # latency histogram).
+    on_bulk: Callable[[float], None] | None = None
 
     def _waiter(self) -> Waiter:
         return self.waiter() if self.waiter is not None else Waiter("OpenSearch", self.abandon)
@@ -233,6 +236,10 @@ class Indexer:
                 continue
             return response
 
+    def _bulk_took(self, began: float) -> None:
+        if self.on_bulk is not None:
+            self.on_bulk(time.monotonic() - began)
+
     def _chunks(self, positions: list[int], lines: list[bytes]) -> list[list[int]]:
         chunks: list[list[int]] = []
         chunk: list[int] = []
@@ -255,12 +262,15 @@ class Indexer:
         body = b"".join(lines[p] for p in chunk)
         while True:
             waiter.check()
+            began = time.monotonic()
             try:
                 response = self.client.bulk(body=body, params={"filter_path": _FILTER_PATH})
             except OpenSearchConnectionError as exc:
+                self._bulk_took(began)
                 waiter.failed(describe_error(exc))
                 continue
             except TransportError as exc:
+                self._bulk_took(began)
                 status = exc.status_code if isinstance(exc.status_code, int) else 0
                 if status == 413 and len(chunk) > 1:
                     # Too large for the cluster's http.max_content_length: halve it.
@@ -272,6 +282,7 @@ class Indexer:
                     return [(chunk[0], 413, "request too large for OpenSearch")]
                 waiter.failed(describe_error(exc))
                 continue
+            self._bulk_took(began)
             break
         if not response.get("errors"):
             return [(p, 200, None) for p in chunk]

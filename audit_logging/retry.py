@@ -18,7 +18,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 from audit_logging.errors import AuditLoggingError
@@ -47,9 +47,11 @@ class Waiter:
         give_up_after: float | None = None,
         log: logging.Logger = _log,
         meanwhile: str = CONSUMER_MEANWHILE,
+        on_retry: Callable[[], None] | None = None,
     ) -> None:
         """``give_up_after``: seconds of failing without a success after which :meth:`failed`
-        raises :class:`AbandonedError` (None: wait until ``abandon`` is set)."""
+        raises :class:`AbandonedError` (None: wait until ``abandon`` is set). ``on_retry``:
+        called at each failed attempt (the consumer counts them)."""
         self.what = what
         # Only failed() and check() read it: a coroutine's pause() ends on its own event.
         self._abandon = abandon if abandon is not None else threading.Event()
@@ -62,6 +64,7 @@ class Waiter:
         self._give_up_after = give_up_after
         self._log = log
         self._meanwhile = meanwhile
+        self._on_retry = on_retry
         self.attempts = 0
 
     def failed(self, reason: str) -> None:
@@ -70,9 +73,7 @@ class Waiter:
             raise AbandonedError(f"gave up waiting for {self.what} ({reason})")
         waited = time.monotonic() - (self._since or time.monotonic())
         if self._give_up_after is not None and waited >= self._give_up_after:
-            raise AbandonedError(
-                f"gave up waiting for {self.what} after {waited:.0f} s ({reason})"
-            )
+            raise AbandonedError(f"gave up waiting for {self.what} after {waited:.0f} s ({reason})")
 
     async def pause(self, reason: str, until: asyncio.Event) -> None:
         """For a coroutine: the same back-off on the event loop, no worker thread; it ends
@@ -83,6 +84,8 @@ class Waiter:
     def _next_delay(self, reason: str) -> float:
         now = time.monotonic()
         self.attempts += 1
+        if self._on_retry is not None:
+            self._on_retry()
         if self._since is None:
             self._since = now
             self._reported_at = now

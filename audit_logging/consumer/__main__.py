@@ -17,11 +17,15 @@ from collections.abc import Callable, Mapping, Sequence
 from audit_logging.consumer.daily_verify import MINIMUM_EVERY, parse_every
 from audit_logging.consumer.options import (
     DEFAULT_CONSUMER_NAME,
+    DEFAULT_METRICS_HOST,
     ConsumerOptions,
     check_consumer_name,
+    check_metrics_host,
+    parse_metrics_port,
     parse_start,
 )
 from audit_logging.errors import ConfigurationError, MissingExtraError
+from audit_logging.metrics._prometheus import require_prometheus
 from audit_logging.settings import Settings
 
 PROG = "python -m audit_logging.consumer"
@@ -112,6 +116,19 @@ def build_parser() -> argparse.ArgumentParser:
         "often (3600, 30m, 1h, 24h; at least 60 s) and log one line about it (default: never)",
     )
     parser.add_argument(
+        "--metrics-port",
+        metavar="PORT",
+        help="serve /metrics (Prometheus), /healthz and /readyz on this TCP port; needs the "
+        "metrics extra (default: off)",
+    )
+    parser.add_argument(
+        "--metrics-host",
+        default=DEFAULT_METRICS_HOST,
+        metavar="HOST",
+        help="the address --metrics-port listens on; 0.0.0.0 for every interface "
+        f"(default {DEFAULT_METRICS_HOST})",
+    )
+    parser.add_argument(
         "--log-level",
         default="INFO",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -148,11 +165,15 @@ def _load(
             if args.verify_every is None
             else parse_every(args.verify_every, minimum=verify_minimum)
         ),
+        metrics_port=None if args.metrics_port is None else parse_metrics_port(args.metrics_port),
+        metrics_host=check_metrics_host(args.metrics_host),
     )
     return settings, options
 
 
-def _require_extras() -> None:
+def _require_extras(args: argparse.Namespace) -> None:
+    if args.metrics_port is not None:
+        require_prometheus()
     for module, package in (
         ("opensearchpy", "opensearch-py"),
         ("boto3", "boto3"),
@@ -188,10 +209,8 @@ def main(
         level = max(levels.get(noisy, logging.WARNING), logging.getLogger().level)
         logging.getLogger(noisy).setLevel(level)
     try:
-        _require_extras()
-        settings, options = _load(
-            args, os.environ if environ is None else environ, verify_minimum
-        )
+        _require_extras(args)
+        settings, options = _load(args, os.environ if environ is None else environ, verify_minimum)
     except (ConfigurationError, MissingExtraError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2

@@ -32,6 +32,8 @@ class Batch:
     records: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     dead: list[DeadLetter] = dataclasses.field(default_factory=list)
     duplicates: int = 0
+    # The broker's times (ms) of the first and last message's chunks.
+    first_broker_timestamp: int = 0
     last_broker_timestamp: int = 0
     closed: bool = False
     # Indexing progress: records[:sent] were handed to the indexer, records[:resolved] are
@@ -48,6 +50,7 @@ class Batch:
     def _see(self, offset: int, broker_timestamp: int) -> None:
         if self.messages == 0:
             self.first_offset = offset
+            self.first_broker_timestamp = broker_timestamp
         self.last_offset = offset
         self.messages += 1
         self.last_broker_timestamp = broker_timestamp

@@ -47,6 +47,8 @@ class Batcher:
     indexer: Indexer
     archive: Callable[[Batch], Awaitable[None]]
     shutdown: Shutdown
+    # Called with the number of records each bulk job put into OpenSearch (the metrics).
+    on_indexed: Callable[[int], None] | None = None
 
     def __post_init__(self) -> None:
         self._numbers = 0
@@ -145,6 +147,8 @@ class Batcher:
             refusals = await asyncio.to_thread(self.indexer.index, records, positions)
             took = time.monotonic() - began
             batch.resolve(start, len(records), refusals, took)
+            if self.on_indexed is not None:
+                self.on_indexed(len(records) - len(refusals))
             _log.debug("indexed %d records of batch %d in %.3f s", len(records), batch.number, took)
 
     def _next_index_job(self, now: float) -> tuple[Batch, int, list[dict[str, Any]]] | None:

@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import ipaddress
+import re
 from typing import Literal
 
 from audit_logging.errors import ConfigurationError
 from audit_logging.stream_offsets import DEFAULT_CONSUMER_NAME, check_consumer_name
 
-__all__ = ["DEFAULT_CONSUMER_NAME", "ConsumerOptions", "StartFrom", "check_consumer_name",
-           "parse_start"]
+__all__ = [
+    "DEFAULT_CONSUMER_NAME",
+    "DEFAULT_METRICS_HOST",
+    "ConsumerOptions",
+    "StartFrom",
+    "check_consumer_name",
+    "check_metrics_host",
+    "parse_metrics_port",
+    "parse_start",
+]
 
+DEFAULT_METRICS_HOST = "127.0.0.1"
 StartKind = Literal["first", "last", "next", "offset", "timestamp"]
 
 
@@ -78,3 +89,33 @@ class ConsumerOptions:
     retention_interval: float = 24 * 3600.0
     # --verify-every: seconds between checks of the last complete day (None: never).
     verify_every: float | None = None
+    # --metrics-port / --metrics-host: where /metrics, /healthz and /readyz are served
+    # (None: not at all, and prometheus-client is not needed).
+    metrics_port: int | None = None
+    metrics_host: str = DEFAULT_METRICS_HOST
+
+
+def parse_metrics_port(text: str, flag: str = "--metrics-port") -> int:
+    word = text.strip()
+    if not word.isdigit() or not 0 < int(word) < 65536:
+        raise ConfigurationError(flag, f"must be a TCP port from 1 to 65535, got {text!r}")
+    return int(word)
+
+
+def check_metrics_host(text: str, flag: str = "--metrics-host") -> str:
+    """An IP address or a host name to listen on (0.0.0.0 or :: for every interface)."""
+    word = text.strip()
+    try:
+        ipaddress.ip_address(word)
+    except ValueError:
+        if not _HOST_NAME.fullmatch(word):
+            raise ConfigurationError(
+                flag, f"must be an IP address or a host name, got {text[:100]!r}"
+            ) from None
+    return word
+
+
+_HOST_NAME = re.compile(
+    r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -38,7 +39,9 @@ T = TypeVar("T")
 _EXISTS: Final = frozenset({"PreconditionFailed", "412"})
 
 
-def make_s3_client(settings: Settings) -> S3Client:
+def make_s3_client(
+    settings: Settings, *, connect_timeout: float = 5, read_timeout: float = 60
+) -> S3Client:
     secret = settings.aws_secret_access_key
     return boto3.client(
         "s3",
@@ -48,8 +51,8 @@ def make_s3_client(settings: Settings) -> S3Client:
         aws_secret_access_key=secret.get() if secret else None,
         # Our own retry loop waits out outages and reports them; botocore's would hide them.
         config=Config(
-            connect_timeout=5,
-            read_timeout=60,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
             retries={"max_attempts": 1, "mode": "standard"},
             max_pool_connections=8,
         ),
@@ -86,9 +89,15 @@ class S3Store:
         multipart_threshold: int = 64 * 1024 * 1024,
         part_size: int = 16 * 1024 * 1024,
         lock: ObjectLock | None = None,
+        on_retry: Callable[[], None] | None = None,
+        on_put: Callable[[float], None] | None = None,
     ) -> None:
-        """``lock``: the Object Lock retention every write gets (None: none)."""
+        """``lock``: the Object Lock retention every write gets (None: none). ``on_retry``:
+        called at each failed attempt of any call; ``on_put``: with the seconds of each
+        attempt to write an object (the consumer's metrics)."""
         self._client = client
+        self._on_retry = on_retry
+        self._on_put = on_put
         self.bucket = bucket
         self._abandon = abandon
         self.lock = lock
@@ -96,7 +105,7 @@ class S3Store:
         self._part_size = part_size
 
     def _retry(self, what: str, call: Callable[[], T]) -> T:
-        waiter = Waiter(f"S3 ({what})", self._abandon)
+        waiter = Waiter(f"S3 ({what})", self._abandon, on_retry=self._on_retry)
         while True:
             waiter.check()
             try:
@@ -167,20 +176,22 @@ class S3Store:
             if len(body) > self._multipart_threshold:
                 self._retry(
                     f"upload {key}",
-                    lambda: self._multipart(key, body, content_type, lock, extra),
+                    self._timed(lambda: self._multipart(key, body, content_type, lock, extra)),
                 )
             else:
                 self._retry(
                     f"put {key}",
                     # The retention date is taken at each attempt: it counts from the write.
-                    lambda: self._client.put_object(
-                        Bucket=self.bucket,
-                        Key=key,
-                        Body=body,
-                        ContentType=content_type,
-                        IfNoneMatch="*",
-                        **(lock.write_args() if lock else {}),
-                        **extra,
+                    self._timed(
+                        lambda: self._client.put_object(
+                            Bucket=self.bucket,
+                            Key=key,
+                            Body=body,
+                            ContentType=content_type,
+                            IfNoneMatch="*",
+                            **(lock.write_args() if lock else {}),
+                            **extra,
+                        )
                     ),
                 )
         except ClientError as exc:
@@ -188,6 +199,20 @@ class S3Store:
                 return False
             raise
         return True
+
+    def _timed(self, call: Callable[[], T]) -> Callable[[], T]:
+        on_put = self._on_put
+        if on_put is None:
+            return call
+
+        def timed() -> T:
+            began = time.monotonic()
+            try:
+                return call()
+            finally:
+                on_put(time.monotonic() - began)
+
+        return timed
 
     def _multipart(
         self,

@@ -27,6 +27,7 @@ from audit_logging.consumer.batch import Batch
 from audit_logging.consumer.batcher import Batcher
 from audit_logging.consumer.dedup import RecentIds
 from audit_logging.consumer.digests import DigestChain
+from audit_logging.consumer.metrics import NO_METRICS, Recorder
 from audit_logging.consumer.object_lock import ObjectLock
 from audit_logging.consumer.options import ConsumerOptions
 from audit_logging.consumer.s3 import S3Store, make_s3_client
@@ -36,7 +37,7 @@ from audit_logging.consumer.startup import prepare_sinks
 from audit_logging.consumer.totals import Totals, log_batch
 from audit_logging.errors import ConfigurationError
 from audit_logging.indexer import Indexer
-from audit_logging.retry import AbandonedError
+from audit_logging.retry import AbandonedError, Waiter
 from audit_logging.search_index import make_client
 
 if TYPE_CHECKING:
@@ -60,12 +61,14 @@ class ConsumerService:
         opensearch: OpenSearch | None = None,
         on_uploaded: Callable[[str], None] | None = None,
         signer: Signer | None = None,
+        metrics: Recorder = NO_METRICS,
     ) -> None:
         """One stream's consumer: ``settings.rabbitmq_stream_name``, or ``partition``, one
         partition stream of that super stream. ``retention``: this one deletes expired
         indices (one per process is enough). ``on_uploaded``: called
         with each archive key right after its upload (tests end the process there).
-        ``signer``: the key of ``AUDIT_LOG_SIGNING_KEY_FILE`` that signs the digests."""
+        ``signer``: the key of ``AUDIT_LOG_SIGNING_KEY_FILE`` that signs the digests.
+        ``metrics``: told what happens, batch by batch (see consumer/metrics.py)."""
         self._settings = settings
         self._options = options
         self._place = StreamPlace(
@@ -76,6 +79,9 @@ class ConsumerService:
         self._where = self._place.where
         self._retention = retention
         self._name = options.consumer_name
+        self._metrics = metrics
+        # Messages taken into a batch; read by the metrics at each scrape.
+        self.consumed = 0
         self._shutdown = Shutdown()
         self._opensearch = opensearch or make_client(settings, timeout=60, max_retries=0)
         self._store = S3Store(
@@ -85,6 +91,8 @@ class ConsumerService:
             multipart_threshold=options.multipart_threshold,
             part_size=options.multipart_part_size,
             lock=ObjectLock.from_settings(settings),
+            on_retry=(lambda: metrics.retry("s3")) if metrics.enabled else None,
+            on_put=metrics.s3_put_seconds if metrics.enabled else None,
         )
         self._indexer = Indexer(
             self._opensearch,
@@ -92,6 +100,8 @@ class ConsumerService:
             self._shutdown.abandon,
             max_docs=options.bulk_max_docs,
             max_bytes=options.bulk_max_bytes,
+            waiter=self._opensearch_waiter if metrics.enabled else None,
+            on_bulk=metrics.bulk_seconds if metrics.enabled else None,
         )
         digests = DigestChain(
             self._store,
@@ -113,7 +123,14 @@ class ConsumerService:
         self._resume_at: int | None = None
         self._failure: BaseException | None = None
         self._exit_code = 0
-        self._session = Session(settings, options, self, place=self._place, shutdown=self._shutdown)
+        self._session = Session(
+            settings,
+            options,
+            self,
+            place=self._place,
+            shutdown=self._shutdown,
+            on_retry=(lambda: metrics.retry("broker")) if metrics.enabled else None,
+        )
         self._batches = Batcher(
             settings,
             options,
@@ -121,6 +138,7 @@ class ConsumerService:
             indexer=self._indexer,
             archive=self._archive,
             shutdown=self._shutdown,
+            on_indexed=self._indexed if metrics.enabled else None,
         )
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -187,6 +205,46 @@ class ConsumerService:
     def active(self) -> bool:
         """The broker makes this the consumer group's active member on its stream."""
         return self._session.active and not self.stopping
+
+    # -- what the metrics read (from the endpoint's thread: plain attribute reads) -----------
+
+    @property
+    def stream(self) -> str:
+        return self._stream
+
+    @property
+    def connected(self) -> bool:
+        """Subscribed on a live connection to the broker, active or standby."""
+        return self._session.connected
+
+    @property
+    def stored(self) -> int | None:
+        """The offset this process last stored (or read as the group's at activation)."""
+        return self._session.stored
+
+    @property
+    def committed(self) -> int | None:
+        """The last offset made durable in both sinks (stored right after)."""
+        return self.totals.committed
+
+    def oldest_unprocessed_timestamp(self) -> float | None:
+        """The broker time (Unix seconds) of the first message read past :attr:`committed`,
+        if this process has read one; None otherwise."""
+        committed = self.totals.committed
+        for batch in (self._batches.archiving, self._batches.filling):
+            if batch is None or not batch.messages:
+                continue
+            if committed is None or batch.last_offset > committed:
+                return batch.first_broker_timestamp / 1000
+        return None
+
+    def _opensearch_waiter(self) -> Waiter:
+        return Waiter(
+            "OpenSearch", self._shutdown.abandon, on_retry=lambda: self._metrics.retry("opensearch")
+        )
+
+    def _indexed(self, count: int) -> None:
+        self._metrics.indexed(self._stream, count)
 
     def _give_up(self, code: int) -> None:
         self._exit_code = self._exit_code or code
@@ -288,6 +346,7 @@ class ConsumerService:
             return
         # Offsets may jump: the broker's offset-tracking entries take offsets of their own.
         self._next_offset = offset + 1
+        self.consumed += 1
         batch = self._batches.filling
         now = time.monotonic()
         if batch.messages == 0:
@@ -327,6 +386,7 @@ class ConsumerService:
             await self._session.store(batch.last_offset)
             if digested is not None:
                 await self._session.store_digested(digested)
+            self._metrics.batch_done(self._stream, batch, stats, letters, time.monotonic() - began)
             log_batch(batch, stats, len(letters), archive_seconds)
         except AbandonedError:
             _log.warning(

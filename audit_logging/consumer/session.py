@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from rstream import ConsumerOffsetSpecification, OffsetSpecification, OffsetType
@@ -71,6 +72,8 @@ class Session:
     _: dataclasses.KW_ONLY
     place: StreamPlace
     shutdown: Shutdown
+    # Called at each failed attempt to connect (the consumer's retry metric).
+    on_retry: Callable[[], None] | None = None
 
     def __post_init__(self) -> None:
         self._name = self.options.consumer_name
@@ -79,6 +82,7 @@ class Session:
         self.active = False
         self._lost = False
         self._updates = 0
+        self._subscribed = False
         # Ends the current connection: set on stop and when the connection is lost.
         self._over = asyncio.Event()
         self.stored: int | None = None
@@ -86,9 +90,19 @@ class Session:
     def stop(self) -> None:
         self._over.set()
 
+    @property
+    def connected(self) -> bool:
+        """Subscribed on a live connection (as the active member or a standby)."""
+        return self._subscribed and not self._lost and not self._over.is_set()
+
     async def run(self) -> None:
         """Connections one after another until stopping; reconnects after a loss."""
-        waiter = Waiter(f"RabbitMQ {self.place.where}", self.shutdown.abandon, maximum=10.0)
+        waiter = Waiter(
+            f"RabbitMQ {self.place.where}",
+            self.shutdown.abandon,
+            maximum=10.0,
+            on_retry=self.on_retry,
+        )
         while not self.shutdown.stopping.is_set():
             self._over.clear()
             self._lost = False
@@ -112,6 +126,7 @@ class Session:
                 await self.close()
 
     async def close(self) -> None:
+        self._subscribed = False
         consumer, self.consumer = self.consumer, None
         if consumer is not None:
             with contextlib.suppress(TimeoutError, Exception):
@@ -158,6 +173,7 @@ class Session:
                 if found:
                     raise single_is_super(self.place.stream, len(found)) from None
             raise
+        self._subscribed = True
         asyncio.get_running_loop().call_later(1.0, self._report_standby, consumer)
 
     def _report_standby(self, consumer: Consumer) -> None:
@@ -321,4 +337,3 @@ class Session:
                 stream.stored_offset(consumer, self.place.stream, self._name), 10
             )
         return stored
-

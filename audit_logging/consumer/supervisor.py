@@ -22,12 +22,14 @@ from typing import TYPE_CHECKING
 from audit_logging.archive.signing import Signer, load_signer
 from audit_logging.consumer import stream
 from audit_logging.consumer.daily_verify import DailyVerify
+from audit_logging.consumer.metrics import NO_METRICS
 from audit_logging.consumer.service import ConsumerService
 from audit_logging.errors import ConfigurationError, describe_error
 from audit_logging.partitions import check_count, settled_partitions, single_is_not_super
 from audit_logging.retry import Waiter
 
 if TYPE_CHECKING:
+    from audit_logging.consumer.monitor import Monitor
     from audit_logging.consumer.options import ConsumerOptions
     from audit_logging.settings import Settings
 
@@ -49,6 +51,7 @@ class Supervisor:
         self._stopping = asyncio.Event()
         self._signals = 0
         self._verify: asyncio.Task[None] | None = None
+        self._monitor: Monitor | None = None
 
     async def run(self) -> int:
         """Consume until SIGTERM/SIGINT; the process exit code (0, 1 or 2 for a setting)."""
@@ -62,6 +65,7 @@ class Supervisor:
             handled.append(sig)
         try:
             try:
+                self._start_monitor()
                 signer = self._signer()
                 partitions = await self._partitions()
             except ConfigurationError as exc:
@@ -77,15 +81,35 @@ class Supervisor:
                     retention=index == 0,
                     on_uploaded=self._on_uploaded,
                     signer=signer,
+                    metrics=NO_METRICS if self._monitor is None else self._monitor.recorder,
                 )
                 for index, partition in enumerate(partitions)
             ]
             if self._stopping.is_set():
                 return 0
+            if self._monitor is not None:
+                self._monitor.attach(self._services)
             return await self._run_services()
         finally:
+            if self._monitor is not None:
+                await self._monitor.close()
             for sig in handled:
                 loop.remove_signal_handler(sig)
+
+    def _start_monitor(self) -> None:
+        """--metrics-port: the endpoints answer from the start (/readyz says what we wait
+        for); prometheus-client is imported only here."""
+        if self._options.metrics_port is None:
+            return
+        from audit_logging.consumer.monitor import Monitor
+
+        self._monitor = Monitor(self._settings, self._options, self._stopping.is_set)
+        self._monitor.start()
+        _log.info(
+            "serving /metrics, /healthz and /readyz on http://%s:%d",
+            self._options.metrics_host,
+            self._monitor.port,
+        )
 
     def _signer(self) -> Signer | None:
         path = self._settings.signing_key_file
