@@ -28,7 +28,7 @@ JOB = "audit-logging-consumer"  # the job the rules look for
 _VALUES = {
     "stream": ("s1", "s2"),
     "dependency": ("broker", "opensearch", "s3"),
-    "reason": ("invalid_json",),
+    "reason": ("not_json",),
     "sink": ("s3",),
     "route": ("/api/audit-logs/search/",),
     "status": ("200",),
