@@ -117,3 +117,32 @@ apt_install() { # log package... -> install Debian packages with apt-get, its ou
   log_tail "$apt_log"
   return 1
 }
+
+POLICY_RC=/usr/sbin/policy-rc.d
+POLICY_BACKUP=""
+POLICY_SET=0
+
+restore_policy_rc() { # puts back what /usr/sbin/policy-rc.d was before apt_install_no_start
+  ((POLICY_SET)) || return 0
+  if [[ -n "$POLICY_BACKUP" ]]; then mv -f "$POLICY_BACKUP" "$POLICY_RC"; else rm -f "$POLICY_RC"; fi
+  POLICY_SET=0
+}
+
+apt_install_no_start() { # log package... -> apt_install, with the packages' postinst kept
+  # from starting their system services (we only want the programs: a system daemon would
+  # take memory and a port). Any pre-existing policy-rc.d is put back afterwards.
+  local rc=0
+  trap 'restore_policy_rc' EXIT
+  trap 'restore_policy_rc; exit 130' INT TERM
+  if [[ -e "$POLICY_RC" ]]; then
+    POLICY_BACKUP="$(mktemp /usr/sbin/policy-rc.d.devstack.XXXXXX)"
+    cp -p "$POLICY_RC" "$POLICY_BACKUP"
+  fi
+  POLICY_SET=1
+  printf '#!/bin/sh\n# temporary, from devstack (%s)\nexit 101\n' "$DEVSTACK_SERVICE" >"$POLICY_RC"
+  chmod 0755 "$POLICY_RC"
+  apt_install "$@" || rc=$?
+  restore_policy_rc
+  trap - EXIT INT TERM
+  return "$rc"
+}

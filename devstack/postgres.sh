@@ -48,16 +48,6 @@ is_ready() {
   "$bin/pg_isready" -q -h 127.0.0.1 -p "$PORT" -t 2 >/dev/null 2>&1
 }
 
-POLICY_RC=/usr/sbin/policy-rc.d
-POLICY_BACKUP=""
-POLICY_SET=0
-
-restore_policy_rc() {
-  ((POLICY_SET)) || return 0
-  if [[ -n "$POLICY_BACKUP" ]]; then mv -f "$POLICY_BACKUP" "$POLICY_RC"; else rm -f "$POLICY_RC"; fi
-  POLICY_SET=0
-}
-
 online_system_clusters() { # "version name" of each Debian cluster that is running
   command -v pg_lsclusters >/dev/null 2>&1 || return 0
   pg_lsclusters --no-header 2>/dev/null | awk '$4 == "online" { print $1, $2 }' || true
@@ -66,23 +56,10 @@ online_system_clusters() { # "version name" of each Debian cluster that is runni
 install_postgres() {
   pg_bin_dir >/dev/null && return 0
   log "postgres: installing Debian's postgresql (apt-get)..."
-  local rc=0 before cluster
+  local before cluster
   before="$(online_system_clusters)"
-  # Stop the package's postinst from starting the system cluster: it would only take
-  # memory and port 5432. Any pre-existing policy-rc.d is put back afterwards.
-  trap 'restore_policy_rc' EXIT
-  trap 'restore_policy_rc; exit 130' INT TERM
-  if [[ -e "$POLICY_RC" ]]; then
-    POLICY_BACKUP="$(mktemp /usr/sbin/policy-rc.d.devstack.XXXXXX)"
-    cp -p "$POLICY_RC" "$POLICY_BACKUP"
-  fi
-  POLICY_SET=1
-  printf '#!/bin/sh\n# temporary, from devstack/postgres.sh\nexit 101\n' >"$POLICY_RC"
-  chmod 0755 "$POLICY_RC"
-  apt_install "$APT_LOG" postgresql || rc=$?
-  restore_policy_rc
-  trap - EXIT INT TERM
-  ((rc == 0)) || exit 1
+  # The package's postinst would start the system cluster (memory, port 5432): kept from it.
+  apt_install_no_start "$APT_LOG" postgresql || exit 1
   if ! pg_bin_dir >/dev/null; then
     log "postgres: installing postgresql left no server in /usr/lib/postgresql; see $APT_LOG"
     exit 1

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Start (idempotently) or stop the local stack: RabbitMQ Streams, OpenSearch and the S3 server.
+# Start (idempotently) or stop the local stack: RabbitMQ Streams, OpenSearch and the S3 server
+# (and install promtool and prometheus, which the tests of deploy/ run).
 # `start` leaves the settings that point at them in devstack/local.env.
 set -euo pipefail
 # shellcheck source=SCRIPTDIR/_lib.sh
@@ -82,6 +83,8 @@ start() {
     bash "$DEVSTACK_DIR/rabbitmq.sh" cluster-start "$cluster" || failed+=(rabbitmq-cluster)
   fi
   AUDIT_LOG_AWS_S3_BUCKET="$bucket" bash "$DEVSTACK_DIR/s3.sh" start || failed+=(s3)
+  # promtool and prometheus for tests/deploy/ (only installed: no daemon is started).
+  bash "$DEVSTACK_DIR/prometheus.sh" install || failed+=(prometheus)
   wait "$os_pid" || failed+=(opensearch)
   cat "$DEVSTACK_STATE/opensearch-start.out"
   if [ ${#failed[@]} -gt 0 ]; then
