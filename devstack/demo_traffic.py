@@ -81,8 +81,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rate", type=float, default=5.0, help="events per second")
     parser.add_argument("--count", type=int, default=0, help="stop after this many (0: never)")
+    parser.add_argument("--metrics-port", type=int, default=0,
+                        help="serve the capture metrics on 127.0.0.1 at this port (0: not)")
     args = parser.parse_args()
     audit_logging.configure(source="demo-shop")
+    if args.metrics_port:
+        # As an app would: its handler's counts, exported from the default registry.
+        import prometheus_client
+
+        from audit_logging.metrics.capture import register_capture_metrics
+
+        register_capture_metrics()
+        prometheus_client.start_http_server(args.metrics_port, addr="127.0.0.1")
     stop = False
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

@@ -9,6 +9,9 @@ set -euo pipefail
 state="$DEVSTACK_STATE/up"
 py="$(default_python)"
 api_port="${AUDIT_LOG_API_PORT:-8000}"
+consumer_metrics_port="${AUDIT_LOG_CONSUMER_METRICS_PORT:-9464}"
+demo_metrics_port="${AUDIT_LOG_DEMO_METRICS_PORT:-9465}"
+prometheus_port="${AUDIT_LOG_PROMETHEUS_PORT:-9090}"
 mkdir -p "$state"
 
 running() { live_pid_in_file "$state/$1.pid" >/dev/null; }
@@ -40,6 +43,29 @@ stop_bg() {
   rm -f "$state/$name.pid"
 }
 
+# A Prometheus of the demo's own, scraping the consumer, the API and the demo app every 5 s
+# with deploy/'s alert rules loaded: what an operator's would see.
+start_prometheus() {
+  local config="$state/prometheus"
+  mkdir -p "$config"
+  cp "$REPO_ROOT/deploy/prometheus/alerts.yml" "$config/alerts.yml"
+  (umask 077; printf '%s' "${AUDIT_LOG_API_TOKENS%%,*}" > "$config/api.token")
+  cat > "$config/prometheus.yml" <<YAML
+global: {scrape_interval: 5s, evaluation_interval: 5s}
+rule_files: [alerts.yml]
+scrape_configs:
+  - job_name: audit-logging-consumer
+    static_configs: [{targets: ["127.0.0.1:$consumer_metrics_port"]}]
+  - job_name: audit-logging-api
+    authorization: {type: Bearer, credentials_file: api.token}
+    static_configs: [{targets: ["127.0.0.1:$api_port"]}]
+  - job_name: audit-logging-apps
+    static_configs: [{targets: ["127.0.0.1:$demo_metrics_port"]}]
+YAML
+  start_bg prometheus prometheus --config.file="$config/prometheus.yml" \
+    --storage.tsdb.path="$config/data" --web.listen-address="127.0.0.1:$prometheus_port"
+}
+
 fail() {
   log "up: $1 failed; see $state/$1.log"
   log_tail "$state/$1.log"
@@ -67,9 +93,11 @@ sys.stdout.buffer.write(signing.public_pem(signing.load_signer(Path(sys.argv[1])
     "$key" > "$public"
   export AUDIT_LOG_SIGNING_KEY_FILE="${AUDIT_LOG_SIGNING_KEY_FILE:-$key}"
   export AUDIT_LOG_DIGEST_INTERVAL="${AUDIT_LOG_DIGEST_INTERVAL:-60}"
-  start_bg consumer "$py" -m audit_logging.consumer --flush-interval 5
+  start_bg consumer "$py" -m audit_logging.consumer --flush-interval 5 \
+    --metrics-port "$consumer_metrics_port"
   start_bg api "$py" -m audit_logging.api --host 127.0.0.1 --port "$api_port"
-  start_bg demo "$py" "$DEVSTACK_DIR/demo_traffic.py" --rate 5
+  start_bg demo "$py" "$DEVSTACK_DIR/demo_traffic.py" --rate 5 --metrics-port "$demo_metrics_port"
+  start_prometheus
 
   local url="http://127.0.0.1:$api_port" token="$AUDIT_LOG_API_TOKENS"
   # Only events logged from now on prove that the pipeline runs (older ones may be indexed).
@@ -91,6 +119,10 @@ sys.stdout.buffer.write(signing.public_pem(signing.load_signer(Path(sys.argv[1])
     sleep 1
   done
   [ "$count" -gt 0 ] || { log "up: no demo event became searchable within 60 s"; fail consumer; }
+  wait_for 30 0.5 "" curl -fsS "http://127.0.0.1:$consumer_metrics_port/readyz" > /dev/null ||
+    { log "up: the consumer's /readyz did not answer 200 within 30 s"; fail consumer; }
+  wait_for 30 0.5 "" curl -fsS "http://127.0.0.1:$prometheus_port/-/ready" > /dev/null ||
+    fail prometheus
   cat <<MSG
 
 The pipeline runs: demo traffic -> RabbitMQ stream -> consumer -> OpenSearch + S3 -> API.
@@ -99,7 +131,13 @@ The pipeline runs: demo traffic -> RabbitMQ stream -> consumer -> OpenSearch + S
   Try:    curl -H "Authorization: Bearer $token" "$url/api/audit-logs/search/?action=LOGIN_FAILED"
           curl -H "Authorization: Bearer $token" "$url/api/audit-logs/search/?search_term=invoice"
   Docs:   $url/api/audit-logs/openapi.json      Health: $url/healthz
-  Logs:   $state/{consumer,api,demo}.log
+  Metrics: consumer http://127.0.0.1:$consumer_metrics_port/metrics (/readyz, /healthz)
+          API      $url/metrics (Bearer token; /readyz)
+          demo app http://127.0.0.1:$demo_metrics_port/metrics (capture)
+          Prometheus http://127.0.0.1:$prometheus_port (alerts: /alerts), scraping all three
+  Status: set -a; . devstack/local.env; set +a
+          $py -m audit_logging status --consumer-url http://127.0.0.1:$consumer_metrics_port
+  Logs:   $state/{consumer,api,demo,prometheus}.log
   S3:     s3://$AUDIT_LOG_AWS_S3_BUCKET/$AUDIT_LOG_S3_PREFIX at $AWS_ENDPOINT_URL_S3
   Integrity: digests signed with $AUDIT_LOG_SIGNING_KEY_FILE, one a minute; check them with
           set -a; . devstack/local.env; set +a
@@ -110,6 +148,6 @@ MSG
 
 case "${1:-up}" in
   up) up ;;
-  stop) for name in demo api consumer; do stop_bg "$name"; done ;;
+  stop) for name in prometheus demo api consumer; do stop_bg "$name"; done ;;
   *) log "usage: $0 [up|stop]"; exit 2 ;;
 esac
