@@ -72,12 +72,15 @@ class MetricsMiddleware:
         self.app = app
         self.metrics = metrics
         self.routes = [route for route in routes if isinstance(route, Route)]
+        # The router leaves the route it chose in the scope: its template is looked up here
+        # by identity (a Route is not hashable), and only a request the router never chose a
+        # route for is matched again.
+        self._templates = {id(route): route.path for route in self.routes}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        route = self.template(scope)
         # Unless a response starts, the server answers an exception that escapes with 500.
         status = 500
         started = time.perf_counter()
@@ -91,12 +94,15 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_seeing_status)
         finally:
+            route = self._templates.get(id(scope.get("route")))
+            if route is None:
+                route = self.template(scope)
             self.metrics.request(route, status, time.perf_counter() - started)
 
     def template(self, scope: Scope) -> str:
         """The template of the route the path matches (whatever the method), else
-        :data:`UNMATCHED`. Matched here rather than read from the router's scope, so that a
-        request refused before routing (a credential in the URL) is counted under its route."""
+        :data:`UNMATCHED`: for a request refused before routing (a credential in the URL),
+        counted under its route all the same."""
         for route in self.routes:
             match, _ = route.matches(scope)
             if match is not Match.NONE:
