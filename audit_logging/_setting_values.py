@@ -4,6 +4,7 @@ the checked value, or raises a :class:`ConfigurationError` that names the settin
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 from collections.abc import Callable
@@ -232,3 +233,58 @@ def parse_path(setting: str, raw: Any) -> Path:
     if not value or "\x00" in value:
         raise ConfigurationError(setting, f"must be a file system path, got {raw!r}")
     return Path(value).expanduser()
+
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+MAX_NETWORKS: Final = 64
+_MAPPED_V4: Final = ipaddress.IPv6Network("::ffff:0:0/96")
+
+
+def parse_networks(setting: str, raw: Any) -> tuple[IPNetwork, ...]:
+    """IP networks in CIDR form (``10.0.0.0/8``, ``2001:db8::/32``) or single addresses,
+    comma-separated in one string or as a list. Strict, since a network here opens a door: an
+    empty entry, host bits set (``10.0.0.1/8`` is most likely a typo) or more than
+    :data:`MAX_NETWORKS` entries is refused. An IPv4-mapped IPv6 network becomes the IPv4
+    network it is, as peer addresses are compared in IPv4 form."""
+    if isinstance(raw, str):
+        items: list[Any] = raw.split(",")
+    elif isinstance(raw, list | tuple):
+        items = list(raw)
+    else:
+        raise ConfigurationError(
+            setting, f"must be IP networks, comma-separated, got {type(raw).__name__}"
+        )
+    if len(items) > MAX_NETWORKS:
+        raise ConfigurationError(setting, f"holds {len(items)} networks, more than {MAX_NETWORKS}")
+    networks: list[IPNetwork] = []
+    for item in items:
+        if isinstance(item, ipaddress.IPv4Network | ipaddress.IPv6Network):
+            network = item
+        elif isinstance(item, str):
+            network = _network(setting, item.strip())
+        else:
+            raise ConfigurationError(
+                setting, f"must be IP networks, got an entry of type {type(item).__name__}"
+            )
+        if isinstance(network, ipaddress.IPv6Network) and network.subnet_of(_MAPPED_V4):
+            mapped = network.network_address.ipv4_mapped
+            network = ipaddress.IPv4Network(f"{mapped}/{network.prefixlen - 96}")
+        networks.append(network)
+    return tuple(networks)
+
+
+def _network(setting: str, text: str) -> IPNetwork:
+    if not text:
+        raise ConfigurationError(
+            setting, "has an empty entry (two commas in a row, or one at an end)"
+        )
+    example = "an IP network in CIDR form such as 10.0.0.0/8, or an address"
+    try:
+        return ipaddress.ip_network(text, strict=True)
+    except ValueError:
+        pass
+    try:
+        loose = ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise ConfigurationError(setting, f"'{shown(text)}' is not {example}") from None
+    raise ConfigurationError(setting, f"'{shown(text)}' has host bits set: did you mean {loose}?")

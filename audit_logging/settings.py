@@ -8,6 +8,7 @@ the setting is a secret, the value.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -30,6 +31,7 @@ from audit_logging._setting_values import (
     parse_forwarded_header,
     parse_host,
     parse_int,
+    parse_networks,
     parse_path,
     parse_pattern,
     parse_s3_prefix,
@@ -289,6 +291,15 @@ class Settings:
         parse_path,
         "or a file of them, one a line",
         default=None,
+    )
+    # Peers (never a forwarding header) that may read the API's /metrics without a token.
+    metrics_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = _setting(
+        "AUDIT_LOG_METRICS_NETWORKS",
+        parse_networks,
+        "networks (CIDR, comma-separated) whose direct peers may read the API's `/metrics` "
+        "without a token, e.g. the Prometheus servers'; unset: `/metrics` needs a token",
+        default=(),
+        shown="",
     )
     source: str | None = _setting(
         "AUDIT_LOG_SOURCE",

@@ -1,5 +1,7 @@
 """Query API latency at 1,000,000 records: a filtered free-text search through the API
-against the same query sent straight to OpenSearch, interleaved in the same run.
+against the same query sent straight to OpenSearch, interleaved in the same run; and the cost
+of the API's Prometheus metrics: the same requests to a server keeping them and to one started
+with ``--no-metrics``, interleaved.
 
 The records live under their own prefix (``bench-api``) and are kept between runs: a rerun
 reuses them when the prefix already holds exactly 1,000,000 records with today's mapping.
@@ -34,7 +36,7 @@ from audit_logging.search_index import (
     make_client,
 )
 from audit_logging.settings import Settings
-from bench._results import Result, percentile
+from bench._results import Result, median, percentile
 
 PREFIX: Final = "bench-api"
 RECORDS: Final = 1_000_000
@@ -43,6 +45,12 @@ WARMUP: Final = 50
 SAMPLES: Final = 500
 P99_GOAL_MS: Final = 50.0
 OVERHEAD_GOAL: Final = 1.3
+METRICS_GOAL: Final = 0.97  # throughput with metrics over throughput without
+CHEAP_SAMPLES: Final = 3000
+# Pairs of servers started for the comparison, each pair started in the other order: two
+# processes of the same code differ by a few per cent (where the OS puts them), as much as
+# the metrics may cost, so one pair alone would measure its luck.
+METRICS_ROUNDS: Final = 4
 
 _ACTIONS = ["UPDATE"] * 50 + ["CREATE"] * 20 + ["VIEW"] * 15 + ["DELETE"] * 5 + ["LOGIN"] * 8
 _ACTIONS += ["EXPORT"] * 2
@@ -140,7 +148,7 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def _serve(settings: Settings, token: str) -> Iterator[str]:
+def _serve(settings: Settings, token: str, *args: str) -> Iterator[str]:
     port = _free_port()
     env = {
         "PATH": os.environ.get("PATH", ""),
@@ -153,7 +161,7 @@ def _serve(settings: Settings, token: str) -> Iterator[str]:
     process = subprocess.Popen(
         [
             *(sys.executable, "-m", "audit_logging.api", "--port", str(port)),
-            *("--env-file", os.devnull, "--log-level", "warning"),
+            *("--env-file", os.devnull, "--log-level", "warning", *args),
         ],
         env=env,
         stdout=subprocess.DEVNULL,
@@ -239,6 +247,78 @@ def _measure(settings: Settings, base: str, token: str) -> _Timings:
     return timings
 
 
+@dataclasses.dataclass
+class _Pair:
+    on: list[float] = dataclasses.field(default_factory=list)
+    off: list[float] = dataclasses.field(default_factory=list)
+
+
+def _measure_metrics(on: str, off: str, token: str, share: int) -> tuple[_Pair, _Pair]:
+    """The same requests to the server keeping metrics (``on``) and to the one without
+    (``off``), one after the other, the first of each pair alternating: the searches of the
+    latency measure, and a cheap request (authenticated, a 404 asking no backend) where the
+    metrics' own cost is the largest share; each ``1/share`` of the samples."""
+    searches, cheap = _Pair(), _Pair()
+    headers = {"Authorization": f"Bearer {token}", "Accept-Encoding": "identity"}
+    cheap_path = "/api/audit-logs/detail/not-a-log-id/"
+    with httpx.Client(headers=headers, timeout=30) as client:
+
+        def timed(url: str, params: dict[str, str] | None, status: int) -> float:
+            t0 = time.perf_counter()
+            response = client.get(url, params=params)
+            elapsed = (time.perf_counter() - t0) * 1000
+            if response.status_code != status:
+                raise RuntimeError(f"bench: {url} answered {response.status_code}")
+            return elapsed
+
+        for sink, path, queries, status, warmup in (
+            (searches, "/api/audit-logs/search/", _queries(WARMUP + SAMPLES // share), 200, WARMUP),
+            (cheap, cheap_path, [None] * (WARMUP + CHEAP_SAMPLES // share), 404, WARMUP),
+        ):
+            for i, query in enumerate(queries):
+                pairs = [(on, sink.on), (off, sink.off)]
+                if i % 2:
+                    pairs.reverse()  # neither server always goes first
+                for base, samples in pairs:
+                    elapsed = timed(f"{base}{path}", query, status)
+                    if i >= warmup:
+                        samples.append(elapsed)
+        # The server keeping metrics did keep them.
+        scraped = client.get(f"{on}/metrics")
+        if "audit_logging_api_requests_total" not in scraped.text:
+            raise RuntimeError("bench: the server with metrics exported none")
+    return searches, cheap
+
+
+def _metrics_results(searches: _Pair, cheap: _Pair) -> list[Result]:
+    results = []
+    for what, pair in (
+        (f"searches (as above), {SAMPLES} pairs", searches),
+        (f"a cheap request (token checked, 404, no backend), {CHEAP_SAMPLES} pairs", cheap),
+    ):
+        # Requests a second one client sends back to back, at the median latency.
+        on, off = 1000 / median(pair.on), 1000 / median(pair.off)
+        mean_ratio = (sum(pair.off) / len(pair.off)) / (sum(pair.on) / len(pair.on))
+        results.append(
+            Result(
+                area="api",
+                measure=f"requests/s with metrics vs --no-metrics: {what}",
+                ours=on,
+                baseline=off,
+                unit="req/s",
+                goal=f">= {METRICS_GOAL}x",
+                met=on >= METRICS_GOAL * off,
+                note=(
+                    f"{METRICS_ROUNDS} pairs of servers (started in either order), the same "
+                    f"requests interleaved (order alternating); median "
+                    f"{median(pair.on):.3f} ms with, {median(pair.off):.3f} ms without; "
+                    f"ratio of means {mean_ratio:.3f}"
+                ),
+            )
+        )
+    return results
+
+
 def run(settings: Settings) -> list[Result]:
     settings = dataclasses.replace(settings, opensearch_index_prefix=PREFIX)
     client = make_client(settings, timeout=300)  # loading 1,000,000 records takes a while
@@ -253,6 +333,17 @@ def run(settings: Settings) -> list[Result]:
     token = secrets.token_hex(24)
     with _serve(settings, token) as base:
         timings = _measure(settings, base, token)
+    searches, cheap = _Pair(), _Pair()
+    for round_ in range(METRICS_ROUNDS):
+        with contextlib.ExitStack() as servers:
+            started = [(), ("--no-metrics",)]
+            if round_ % 2:
+                started.reverse()
+            bases = {a: servers.enter_context(_serve(settings, token, *a)) for a in started}
+            got = _measure_metrics(bases[()], bases[("--no-metrics",)], token, METRICS_ROUNDS)
+        for total, part in zip((searches, cheap), got, strict=True):
+            total.on.extend(part.on)
+            total.off.extend(part.off)
     api50, api99 = percentile(timings.api, 50), percentile(timings.api, 99)
     os50, os99 = percentile(timings.direct, 50), percentile(timings.direct, 99)
     query = "action + object_type + time range + search_term, page of 20"
@@ -280,4 +371,5 @@ def run(settings: Settings) -> list[Result]:
             met=api99 <= P99_GOAL_MS,
             note="2-core machine: OpenSearch, the API and the client share it",
         ),
+        *_metrics_results(searches, cheap),
     ]

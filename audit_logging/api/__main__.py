@@ -1,4 +1,5 @@
-"""``python -m audit_logging.api [--host H] [--port P] [--insecure-no-auth]``: serve the API."""
+"""``python -m audit_logging.api [--host H] [--port P] [--insecure-no-auth] [--no-metrics]``:
+serve the API."""
 
 from __future__ import annotations
 
@@ -30,6 +31,11 @@ def _parser() -> argparse.ArgumentParser:
         "--insecure-no-auth",
         action="store_true",
         help="serve without authentication when no token is configured (local development only)",
+    )
+    parser.add_argument(
+        "--no-metrics",
+        action="store_true",
+        help="keep no Prometheus metrics (/metrics then answers 501)",
     )
     parser.add_argument(
         "--trusted-proxy",
@@ -102,8 +108,11 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.load(env_file=Path(args.env_file))
         # Reads are audited: ship those records, with the caller's address and user agent.
         audit_logging.configure(settings=settings)
+        api = create_app(
+            settings, allow_no_auth=args.insecure_no_auth, metrics=not args.no_metrics
+        )
         app = AuditMiddleware(
-            _drain_audit_at_shutdown(create_app(settings, allow_no_auth=args.insecure_no_auth)),
+            _drain_audit_at_shutdown(api),
             settings=settings,
             trusted_proxies=args.trusted_proxy,
             session_cookie=None,  # Bearer tokens, no sessions

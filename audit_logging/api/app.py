@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from audit_logging._setting_values import IPNetwork
 from audit_logging.api import errors
 from audit_logging.api.auth import (
     TOKENS_SETTING,
@@ -23,6 +24,7 @@ from audit_logging.api.auth import (
     BearerTokenAuthenticator,
     Caller,
     configured_tokens,
+    failure_reason,
 )
 from audit_logging.api.credentials import RefuseCredentialsInQuery
 from audit_logging.api.cursor import encode_cursor
@@ -30,8 +32,10 @@ from audit_logging.api.exception_handlers import (
     EXCEPTION_HANDLERS,
     guarded,
 )
+from audit_logging.api.metrics import ApiMetrics, MetricsMiddleware, peer_in
 from audit_logging.api.openapi import OPERATIONS, openapi_document
 from audit_logging.api.params import PROOF, parse_detail, parse_search, single_values
+from audit_logging.api.readiness import OK, Readiness, readiness
 from audit_logging.api.tiered import TieredReads
 from audit_logging.errors import ConfigurationError, MissingExtraError, shown
 from audit_logging.record import FIELDS
@@ -51,7 +55,9 @@ TIER_HEADER: Final = "X-Audit-Log-Tier"  # which tier a detail came from: index 
 _UUID_RE: Final = re.compile(
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 )
-_HEALTH_TIMEOUT: Final = 2.0
+METRICS_OFF: Final = (
+    "Metrics are turned off on this server (create_app(metrics=False), or --no-metrics)"
+)
 
 
 def create_app(
@@ -63,6 +69,7 @@ def create_app(
     opensearch_timeout: float = 10.0,
     archive_timeout: float = 30.0,
     audit_logger: logging.Logger | None = None,
+    metrics: bool = True,
 ) -> Starlette:
     """The query API as an ASGI app.
 
@@ -74,6 +81,10 @@ def create_app(
     ``settings`` and closes it when the app's lifespan ends. Reads are audited through
     ``audit_logger`` (default: the ``audit`` logger). A search's archive part stops after
     ``archive_timeout`` seconds (the answer then says so in its notices).
+
+    With ``metrics`` (and the ``metrics`` extra installed), requests, refused credentials
+    and tier reads are counted in the app's own Prometheus registry, served at ``/metrics``
+    to callers with a token or from ``AUDIT_LOG_METRICS_NETWORKS``.
     """
     if authenticator is None:
         tokens = configured_tokens(settings)
@@ -93,17 +104,24 @@ def create_app(
                 "records without authentication (for local development only: "
                 "--insecure-no-auth / allow_no_auth=True)",
             )
+    kept, metrics_off = _metrics(metrics)
     owns_client = client is None
     if client is None:
         client = make_async_client(settings, timeout=opensearch_timeout, max_retries=1)
+    archive = _archive(settings)
     api = _Api(
         client=client,
         authenticator=authenticator,
         audit=audit_logger if audit_logger is not None else logging.getLogger("audit"),
         session_key=session_lookup(settings),
-        reads=TieredReads(client, settings.opensearch_index_prefix, archive=_archive(settings),
+        reads=TieredReads(client, settings.opensearch_index_prefix, archive=archive,
                           retention_months=settings.retention_months,
-                          timeout=opensearch_timeout, archive_seconds=archive_timeout),
+                          timeout=opensearch_timeout, archive_seconds=archive_timeout,
+                          on_read=kept.backend if kept is not None else None),
+        metrics=kept,
+        metrics_off=metrics_off,
+        metrics_networks=settings.metrics_networks,
+        readiness=readiness(client, settings, archive=archive is not None),
     )
 
     @contextlib.asynccontextmanager
@@ -111,6 +129,7 @@ def create_app(
         try:
             yield
         finally:
+            api.readiness.close()
             if owns_client:
                 await api.client.close()
 
@@ -123,10 +142,12 @@ def create_app(
         # Before routing and authentication: a token in the URL is refused even when valid.
         # The search's session filter is the one credential a route takes by design.
         middleware=[
+            # Outermost, so that every answer is counted, the refusals below included.
+            *([Middleware(MetricsMiddleware, metrics=kept, routes=routes)] if kept else []),
             Middleware(
                 RefuseCredentialsInQuery,
                 accepted={op.path: op.credential_params for op in OPERATIONS},
-            )
+            ),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
@@ -135,6 +156,17 @@ def create_app(
     # could point at http://, and clients that follow it would resend the Bearer token.
     app.router.redirect_slashes = False
     return app
+
+
+def _metrics(wanted: bool) -> tuple[ApiMetrics | None, str]:
+    """The app's metrics, or None and why /metrics has none: the API runs without them."""
+    if not wanted:
+        return None, METRICS_OFF
+    try:
+        return ApiMetrics(), ""
+    except MissingExtraError as exc:
+        logger.info("The API keeps no metrics: %s", exc)
+        return None, f"Metrics are not available on this server: {exc}"
 
 
 def _archive(settings: Settings) -> ArchiveSearch | None:
@@ -162,12 +194,20 @@ class _Api:
         audit: logging.Logger,
         session_key: SessionLookup,
         reads: TieredReads,
+        metrics: ApiMetrics | None,
+        metrics_off: str,
+        metrics_networks: tuple[IPNetwork, ...],
+        readiness: Readiness,
     ) -> None:
         self.client = client
         self.authenticator = authenticator
         self.audit = audit
         self.session_key = session_key
         self.reads = reads
+        self.metrics = metrics
+        self.metrics_off = metrics_off
+        self.metrics_networks = metrics_networks
+        self.readiness = readiness
         self._openapi = openapi_document(OPERATIONS)
 
     async def caller(self, request: Request) -> Caller:
@@ -175,6 +215,8 @@ class _Api:
         if inspect.isawaitable(found):
             found = await found
         if found is None:
+            if self.metrics is not None:
+                self.metrics.auth_failure(failure_reason(request.headers))
             raise errors.UnauthorizedError(
                 "A valid 'Authorization: Bearer <token>' header is required"
             )
@@ -244,17 +286,34 @@ class _Api:
         single_values(request.query_params.multi_items(), ())
         return JSONResponse(self._openapi)
 
-    async def health(self, request: Request) -> Response:
+    async def liveness(self, request: Request) -> Response:
+        # The process serves requests; nothing else is asked (a liveness probe that failed
+        # with OpenSearch would restart every API process for a fault they cannot mend).
         single_values(request.query_params.multi_items(), ())
-        # ping() answers False, not an exception, when OpenSearch is unreachable.
-        if await self.client.ping(request_timeout=_HEALTH_TIMEOUT):
-            return JSONResponse(
-                {"status": "ok", "opensearch": "reachable"}, headers=errors.NO_STORE
-            )
+        return JSONResponse({"status": "alive"}, headers=errors.NO_STORE)
+
+    async def ready(self, request: Request) -> Response:
+        single_values(request.query_params.multi_items(), ())
+        checks = await self.readiness.check()
+        if all(state == OK for state in checks.values()):
+            return JSONResponse({"status": "ready", "checks": checks}, headers=errors.NO_STORE)
         return JSONResponse(
-            {"status": "unavailable", "opensearch": "unreachable"},
+            {"status": "unavailable", "checks": checks},
             status_code=503,
             headers={**errors.NO_STORE, **errors.UnavailableError("").headers()},
+        )
+
+    async def prometheus(self, request: Request) -> Response:
+        # The direct peer, never a forwarding header: any client can write one.
+        if not peer_in(request.scope, self.metrics_networks):
+            await self.caller(request)
+        single_values(request.query_params.multi_items(), ())
+        if self.metrics is None:
+            raise errors.MetricsUnavailableError(self.metrics_off)
+        return Response(
+            self.metrics.exposition(),
+            media_type=self.metrics.content_type,
+            headers=errors.NO_STORE,
         )
 
     def _audit_read(

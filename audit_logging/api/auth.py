@@ -78,6 +78,22 @@ class BearerTokenAuthenticator:
         return Caller(id=f"api-token:{fingerprint}", name=f"API token {fingerprint}")
 
 
+# Why a request was refused, as the auth failures metric counts it: a fixed set, whatever the
+# request holds. "rejected" is a well-formed credential the authenticator did not accept.
+MISSING: Final = "missing"
+MALFORMED: Final = "malformed"
+REJECTED: Final = "rejected"
+FAILURE_REASONS: Final = (MISSING, MALFORMED, REJECTED)
+
+
+def failure_reason(headers: Mapping[str, str]) -> str:
+    """Why these headers authenticated no caller (one of :data:`FAILURE_REASONS`), judged by
+    their ``Authorization`` header: none, not ``Bearer <token>``, or a token refused."""
+    if "authorization" not in headers:
+        return MISSING
+    return MALFORMED if bearer_token(headers) is None else REJECTED
+
+
 def bearer_token(headers: Mapping[str, str]) -> str | None:
     """The token of an ``Authorization: Bearer <token>`` header, else ``None``."""
     value = headers.get("authorization")

@@ -79,6 +79,14 @@ class UnavailableError(ApiError):
         return {"Retry-After": str(RETRY_AFTER_SECONDS)}
 
 
+class MetricsUnavailableError(ApiError):
+    """``/metrics`` on an app that keeps no metrics (the ``metrics`` extra is missing, or
+    they are turned off): a standing state of this server, not a passing one, hence 501."""
+
+    status = 501
+    code = "metrics_unavailable"
+
+
 class InternalError(ApiError):
     status = 500
     code = "internal_error"

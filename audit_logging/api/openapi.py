@@ -16,10 +16,12 @@ from typing import Any, Final
 from audit_logging.api.errors import (
     RETRY_AFTER_SECONDS,
     BadParameterError,
+    MetricsUnavailableError,
     NotFoundError,
     UnauthorizedError,
     UnavailableError,
 )
+from audit_logging.api.metrics import UNMATCHED
 from audit_logging.api.params import (
     MAX_WINDOW,
     OFFSET_WITH_CURSOR,
@@ -28,6 +30,7 @@ from audit_logging.api.params import (
     PROOF_VALUES,
     SEARCH_PARAMS,
 )
+from audit_logging.api.readiness import STATES as READINESS_STATES
 from audit_logging.record_filter import Param
 from audit_logging.schema import BY_NAME, FIELD_NAMES, FIELDS, SUMMARY_FIELDS
 
@@ -122,6 +125,10 @@ _RESPONSES: Final = {
     ),
     "NotFoundError": _error_response("No such record (or not visible to this caller)."),
     "UnavailableError": _error_response("OpenSearch is unreachable; retry later.", _RETRY_AFTER),
+    "MetricsUnavailableError": _error_response(
+        "This server keeps no metrics: the 'metrics' extra is not installed"
+        " (pip install 'audit-logging-pipeline[metrics]'), or they are turned off."
+    ),
 }
 
 
@@ -192,6 +199,7 @@ _STATUS_OF: Final = {
     "UnauthorizedError": UnauthorizedError.status,
     "NotFoundError": NotFoundError.status,
     "UnavailableError": UnavailableError.status,
+    "MetricsUnavailableError": MetricsUnavailableError.status,
 }
 
 
@@ -249,13 +257,39 @@ _OPENAPI: Final = {
         **_errors("BadParameterError", "UnauthorizedError"),
     },
 }
-_HEALTH: Final = {
-    "summary": "Whether OpenSearch answers (no authentication)",
+_LIVENESS: Final = {
+    "summary": "Whether the process serves requests (no authentication; for a liveness probe)",
+    "description": "Always 200 while the server runs: it asks no dependency (see /readyz).",
     "security": [],
     "responses": {
-        "200": _json("OpenSearch answers.", _schema("Health")),
+        "200": _json("The process serves requests.", _schema("Liveness")),
         **_errors("BadParameterError"),
-        "503": _json("OpenSearch does not answer.", _schema("Health"), _RETRY_AFTER),
+    },
+}
+_READINESS: Final = {
+    "summary": "Whether the API can answer (no authentication; for a readiness probe)",
+    "description": "Checks OpenSearch and, when the API reads the archive, its S3 bucket,"
+    " each within 2 seconds (a result is reused for 1 second). The answer names each"
+    " dependency's state, never an error's details (those go to the server's log).",
+    "security": [],
+    "responses": {
+        "200": _json("Every dependency answers.", _schema("Readiness")),
+        **_errors("BadParameterError"),
+        "503": _json("A dependency does not answer: checks says which.", _schema("Readiness"),
+                     _RETRY_AFTER),
+    },
+}
+_METRICS: Final = {
+    "summary": "The API's metrics, in the Prometheus text format",
+    "description": "Needs a token, unless the request's direct peer (the TCP connection's"
+    " address, never a forwarding header) is in AUDIT_LOG_METRICS_NETWORKS. Requests are"
+    f" counted by route template; a path no route matches counts as '{UNMATCHED}'.",
+    "responses": {
+        "200": {
+            "description": "The Prometheus text exposition format.",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        },
+        **_errors("BadParameterError", "UnauthorizedError", "MetricsUnavailableError"),
     },
 }
 # Every route of the API, in the document's order: the app mounts these and no other.
@@ -269,7 +303,9 @@ OPERATIONS: Final = (
     ),
     Operation("/api/audit-logs/detail/{log_id}/", "detail", "getAuditLog", _DETAIL),
     Operation("/api/audit-logs/openapi.json", "openapi", "getOpenApi", _OPENAPI),
-    Operation("/healthz", "health", "health", _HEALTH),
+    Operation("/healthz", "liveness", "health", _LIVENESS),
+    Operation("/readyz", "ready", "readiness", _READINESS),
+    Operation("/metrics", "prometheus", "metrics", _METRICS),
 )
 
 
@@ -279,8 +315,9 @@ def openapi_document(operations: tuple[Operation, ...] = OPERATIONS) -> dict[str
         "info": {
             "title": "Audit log query API",
             "version": "1",
-            "description": "Search and read audit records. Every route but /healthz needs "
-            "'Authorization: Bearer <token>'. Every read is itself audited (SEARCH, VIEW). "
+            "description": "Search and read audit records. Every route but /healthz and "
+            "/readyz needs 'Authorization: Bearer <token>' (/metrics not from "
+            "AUDIT_LOG_METRICS_NETWORKS). Every read is itself audited (SEARCH, VIEW). "
             'Errors are {"error": {"code", "message", "field"}}.',
         },
         "security": _BEARER,
@@ -347,12 +384,23 @@ def openapi_document(operations: tuple[Operation, ...] = OPERATIONS) -> dict[str
                         }
                     },
                 },
-                "Health": {
+                "Liveness": {
                     "type": "object",
-                    "required": ["status", "opensearch"],
+                    "required": ["status"],
+                    "properties": {"status": {"type": "string", "enum": ["alive"]}},
+                },
+                "Readiness": {
+                    "type": "object",
+                    "required": ["status", "checks"],
                     "properties": {
-                        "status": {"type": "string", "enum": ["ok", "unavailable"]},
-                        "opensearch": {"type": "string", "enum": ["reachable", "unreachable"]},
+                        "status": {"type": "string", "enum": ["ready", "unavailable"]},
+                        "checks": {
+                            "type": "object",
+                            "description": "Each dependency (opensearch; s3 when the API"
+                            " reads the archive) and its state.",
+                            "additionalProperties": {"type": "string",
+                                                     "enum": list(READINESS_STATES)},
+                        },
                     },
                 },
             },

@@ -11,10 +11,12 @@ off a partial answer as whole.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from audit_logging.api.cursor import Cursor
@@ -47,6 +49,11 @@ INDEX_OPTIONS: Final = {
     "allow_partial_search_results": False,
 }
 _Made = TypeVar("_Made")
+# What the time spent reading a tier is reported as (the API's backend metric's label).
+OPENSEARCH: Final = "opensearch"
+ARCHIVE_BACKEND: Final = "archive"
+# Told each read of a tier: its backend and the seconds it took, failed or not.
+ReadTimer = Callable[[str, float], None]
 _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 NOT_CONFIGURED: Final = (
     "records before {boundary} are kept only in the archive, which this API is not set up to"
@@ -112,8 +119,10 @@ class TieredReads:
         timeout: float,
         archive_seconds: float = 30.0,
         today: Callable[[], dt.date] = lambda: dt.datetime.now(dt.UTC).date(),
+        on_read: ReadTimer | None = None,
     ) -> None:
         self.client = client
+        self.on_read = on_read
         self.prefix = prefix
         self.archive = archive
         self.retention_months = retention_months
@@ -122,18 +131,30 @@ class TieredReads:
         self.today = today
         self._proofs: RecordProofs | None = None
 
+    @contextlib.contextmanager
+    def _timed(self, backend: str) -> Iterator[None]:
+        if self.on_read is None:
+            yield
+            return
+        started = time.perf_counter()
+        try:
+            yield
+        finally:  # a slow failure is what an operator most needs to see
+            self.on_read(backend, time.perf_counter() - started)
+
     def boundary(self) -> dt.datetime:
         return retained_since(self.today(), self.retention_months)
 
     async def _index(self, params: SearchParams, visible: Mapping[str, Any] | None,
                      ) -> tuple[int, list[dict[str, Any]]]:
-        result = await self.client.search(
-            index=search_indices(self.prefix, params),
-            body=search_body(params, visible),
-            filter_path=SEARCH_FILTER_PATH,
-            request_timeout=self.timeout,
-            **INDEX_OPTIONS,
-        )
+        with self._timed(OPENSEARCH):
+            result = await self.client.search(
+                index=search_indices(self.prefix, params),
+                body=search_body(params, visible),
+                filter_path=SEARCH_FILTER_PATH,
+                request_timeout=self.timeout,
+                **INDEX_OPTIONS,
+            )
         section = result.get("hits", {})
         return section.get("total", {}).get("value", 0), section.get("hits", [])
 
@@ -196,9 +217,10 @@ class TieredReads:
 
         assert self.archive is not None
         below = None if after is None else After(_moment(after.timestamp_ns), after.log_id)
-        return await asyncio.to_thread(self.archive.page, search, offset=offset,
-                                       size=max(0, size), after=below, columns=SUMMARY_FIELDS,
-                                       seconds=self.archive_seconds)
+        with self._timed(ARCHIVE_BACKEND):
+            return await asyncio.to_thread(self.archive.page, search, offset=offset,
+                                           size=max(0, size), after=below,
+                                           columns=SUMMARY_FIELDS, seconds=self.archive_seconds)
 
     def _answer(self, params: SearchParams, count: int,
                 rows: list[tuple[dict[str, Any], list[Any]]], tiers: list[str],
@@ -217,13 +239,14 @@ class TieredReads:
         the tiers looked in, the last being where it was found, and with ``proof`` the
         record's proof (:mod:`audit_logging.archive.proof`), which reads the archive for a
         record the index holds too."""
-        result = await self.client.search(
-            index=index_pattern(self.prefix),
-            body=detail_body(log_id, visible),
-            filter_path=DETAIL_FILTER_PATH,
-            request_timeout=self.timeout,
-            **INDEX_OPTIONS,
-        )
+        with self._timed(OPENSEARCH):
+            result = await self.client.search(
+                index=index_pattern(self.prefix),
+                body=detail_body(log_id, visible),
+                filter_path=DETAIL_FILTER_PATH,
+                request_timeout=self.timeout,
+                **INDEX_OPTIONS,
+            )
         hits = result.get("hits", {}).get("hits", [])
         if hits:
             indexed = _pick(hits[0].get("_source", {}), fields)
@@ -246,7 +269,8 @@ class TieredReads:
                 record = None if found is None else found[0]
                 told = None if found is None else _told(log_id, found[1])
             else:
-                record = await asyncio.to_thread(self.archive.find, log_id)
+                with self._timed(ARCHIVE_BACKEND):
+                    record = await asyncio.to_thread(self.archive.find, log_id)
         except ApiError:
             raise
         except UnreadableFileError as exc:  # waiting will not mend it: no Retry-After
@@ -278,7 +302,8 @@ class TieredReads:
             self._proofs = RecordProofs(self.archive.store)
         proofs, seconds = self._proofs, self.archive_seconds
         try:
-            return await asyncio.wait_for(asyncio.to_thread(make, proofs, seconds), seconds)
+            with self._timed(ARCHIVE_BACKEND):
+                return await asyncio.wait_for(asyncio.to_thread(make, proofs, seconds), seconds)
         except UnreadableFileError:
             raise
         except (TimeoutError, ProofTooLongError) as exc:

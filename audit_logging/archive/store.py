@@ -44,15 +44,24 @@ FILE_BYTES_KEPT: Final = 128 * 1024 * 1024
 _Read = TypeVar("_Read")
 
 
-def s3_filesystem(settings: Settings) -> pafs.S3FileSystem:
+def s3_filesystem(
+    settings: Settings,
+    *,
+    connect_timeout: float = 5,
+    request_timeout: float = 60,
+    attempts: int = 3,
+) -> pafs.S3FileSystem:
+    """The archive's S3, as pyarrow reads it; ``attempts`` bounds the tries of one request
+    (3 is pyarrow's own default)."""
     secret = settings.aws_secret_access_key
     return pafs.S3FileSystem(
         access_key=settings.aws_access_key_id,
         secret_key=secret.get() if secret else None,
         region=settings.aws_region_name or "us-east-1",
         endpoint_override=settings.aws_endpoint_url_s3,
-        connect_timeout=5,
-        request_timeout=60,
+        connect_timeout=connect_timeout,
+        request_timeout=request_timeout,
+        retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=attempts),
     )
 
 

@@ -72,7 +72,7 @@ def test_a_missing_trailing_slash_is_a_404_with_a_hint_not_a_redirect(client: Te
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
 def test_other_methods_are_405(client: TestClient, method: str) -> None:
-    for path in (SEARCH, DETAIL, "/api/audit-logs/openapi.json", "/healthz"):
+    for path in (SEARCH, DETAIL, "/api/audit-logs/openapi.json", "/healthz", "/readyz", "/metrics"):
         response = client.request(method, path)
         assert_error(response, 405, "method_not_allowed")
         assert "GET" in response.headers["allow"]
@@ -97,17 +97,28 @@ def test_unreachable_opensearch_is_503_with_retry_after(api_settings: Settings, 
             response = client.get(path)
             assert_error(response, 503, "search_unavailable")
             assert response.headers["retry-after"] == "5"
+        ready = client.get("/readyz", headers={"Authorization": ""})
+        assert ready.status_code == 503
+        assert ready.json()["status"] == "unavailable"
+        assert ready.json()["checks"]["opensearch"] == "unreachable"
+        assert ready.headers["retry-after"] == "5"
+        # Liveness asks no dependency: the process itself is fine.
         health = client.get("/healthz", headers={"Authorization": ""})
-        assert health.status_code == 503
-        assert health.json() == {"status": "unavailable", "opensearch": "unreachable"}
-        assert health.headers["retry-after"] == "5"
+        assert health.status_code == 200
+        assert health.json() == {"status": "alive"}
 
 
-def test_healthz_needs_no_token_and_says_opensearch_answers(app: Any) -> None:
+def test_healthz_and_readyz_need_no_token_and_readyz_says_each_dependency_answers(
+    app: Any, api_settings: Settings
+) -> None:
+    assert api_settings.s3_bucket is not None  # the archive is read: S3 is checked too
     with TestClient(app) as client:
-        response = client.get("/healthz")
-    assert response.status_code == 200
-    assert response.json() == {"status": "ok", "opensearch": "reachable"}
+        health = client.get("/healthz")
+        ready = client.get("/readyz")
+    assert health.status_code == 200
+    assert health.json() == {"status": "alive"}
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "checks": {"opensearch": "ok", "s3": "ok"}}
 
 
 class Failing:

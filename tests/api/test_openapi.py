@@ -45,6 +45,22 @@ def test_document_needs_a_token_and_describes_both_routes(client: TestClient) ->
     assert doc["paths"]["/healthz"]["get"]["security"] == []
 
 
+def test_document_lists_the_probes_and_metrics_as_the_app_serves_them(
+    app: Starlette, client: TestClient
+) -> None:
+    doc = client.get(OPENAPI).json()
+    served = {route.path for route in app.routes}  # type: ignore[attr-defined]
+    assert set(doc["paths"]) == served
+    assert {"/healthz", "/readyz", "/metrics"} <= served
+    for probe in ("/healthz", "/readyz"):
+        assert doc["paths"][probe]["get"]["security"] == []  # no token
+    metrics = doc["paths"]["/metrics"]["get"]
+    assert "security" not in metrics  # the document's default: a Bearer token
+    assert "AUDIT_LOG_METRICS_NETWORKS" in metrics["description"]
+    assert set(metrics["responses"]) == {"200", "400", "401", "501"}
+    assert set(doc["paths"]["/readyz"]["get"]["responses"]) == {"200", "400", "503"}
+
+
 def test_document_says_cursor_and_from_offset_exclude_each_other(client: TestClient) -> None:
     doc = client.get(OPENAPI).json()
     search = doc["paths"]["/api/audit-logs/search/"]["get"]
