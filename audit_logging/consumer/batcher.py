@@ -72,6 +72,16 @@ class Batcher:
     def full(self) -> bool:
         return self.filling.messages >= self.settings.batch_size
 
+    def oldest_after(self, committed: int | None) -> float | None:
+        """The broker time (Unix seconds) of the first message read past ``committed``, if
+        one was read; None otherwise."""
+        for batch in (self.archiving, self.filling):
+            if batch is None or not batch.messages:
+                continue
+            if committed is None or batch.last_offset > committed:
+                return batch.first_broker_timestamp / 1000
+        return None
+
     def drop_filling(self) -> None:
         """Stop reading: the filling batch is dropped (read again by whoever is active)."""
         if self.filling.messages:

@@ -22,23 +22,18 @@ from typing import TYPE_CHECKING
 
 from audit_logging.consumer import dead_letter, retention
 from audit_logging.consumer.admit import Admission
-from audit_logging.consumer.archiver import Archiver
 from audit_logging.consumer.batch import Batch
 from audit_logging.consumer.batcher import Batcher
 from audit_logging.consumer.dedup import RecentIds
-from audit_logging.consumer.digests import DigestChain
 from audit_logging.consumer.metrics import NO_METRICS, Recorder
-from audit_logging.consumer.object_lock import ObjectLock
 from audit_logging.consumer.options import ConsumerOptions
-from audit_logging.consumer.s3 import S3Store, make_s3_client
 from audit_logging.consumer.session import Session
 from audit_logging.consumer.shutdown import Shutdown, StreamPlace
+from audit_logging.consumer.sinks import make_sinks
 from audit_logging.consumer.startup import prepare_sinks
 from audit_logging.consumer.totals import Totals, log_batch
 from audit_logging.errors import ConfigurationError
-from audit_logging.indexer import Indexer
-from audit_logging.retry import AbandonedError, Waiter
-from audit_logging.search_index import make_client
+from audit_logging.retry import AbandonedError
 
 if TYPE_CHECKING:
     from opensearchpy import OpenSearch
@@ -83,37 +78,12 @@ class ConsumerService:
         # Messages taken into a batch; read by the metrics at each scrape.
         self.consumed = 0
         self._shutdown = Shutdown()
-        self._opensearch = opensearch or make_client(settings, timeout=60, max_retries=0)
-        self._store = S3Store(
-            make_s3_client(settings),
-            settings.require("s3_bucket"),
-            self._shutdown.abandon,
-            multipart_threshold=options.multipart_threshold,
-            part_size=options.multipart_part_size,
-            lock=ObjectLock.from_settings(settings),
-            on_retry=(lambda: metrics.retry("s3")) if metrics.enabled else None,
-            on_put=metrics.s3_put_seconds if metrics.enabled else None,
-        )
-        self._indexer = Indexer(
-            self._opensearch,
-            settings.opensearch_index_prefix,
-            self._shutdown.abandon,
-            max_docs=options.bulk_max_docs,
-            max_bytes=options.bulk_max_bytes,
-            waiter=self._opensearch_waiter if metrics.enabled else None,
-            on_bulk=metrics.bulk_seconds if metrics.enabled else None,
-        )
-        digests = DigestChain(
-            self._store,
-            settings.s3_prefix,
-            self._stream,
-            options.consumer_name,
-            settings.digest_interval,
-            signer,
-        )
-        self._archiver = Archiver(
-            self._store, settings.s3_prefix, self._stream, digests, on_uploaded
-        )
+        sinks = make_sinks(
+            settings, options, self._stream, self._shutdown.abandon, metrics,
+            opensearch=opensearch, signer=signer, on_uploaded=on_uploaded,
+        )  # fmt: skip
+        self._opensearch, self._store = sinks.opensearch, sinks.store
+        self._indexer, self._archiver = sinks.indexer, sinks.archiver
         self._recent = RecentIds(options.dedup_window)
         self._admission = Admission(self._recent, settings.opensearch_index_prefix)
         self.totals = Totals()
@@ -230,18 +200,7 @@ class ConsumerService:
     def oldest_unprocessed_timestamp(self) -> float | None:
         """The broker time (Unix seconds) of the first message read past :attr:`committed`,
         if this process has read one; None otherwise."""
-        committed = self.totals.committed
-        for batch in (self._batches.archiving, self._batches.filling):
-            if batch is None or not batch.messages:
-                continue
-            if committed is None or batch.last_offset > committed:
-                return batch.first_broker_timestamp / 1000
-        return None
-
-    def _opensearch_waiter(self) -> Waiter:
-        return Waiter(
-            "OpenSearch", self._shutdown.abandon, on_retry=lambda: self._metrics.retry("opensearch")
-        )
+        return self._batches.oldest_after(self.totals.committed)
 
     def _indexed(self, count: int) -> None:
         self._metrics.indexed(self._stream, count)
