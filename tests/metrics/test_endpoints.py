@@ -4,6 +4,7 @@ concurrent connections."""
 from __future__ import annotations
 
 import json
+import select
 import socket
 import time
 import urllib.error
@@ -127,3 +128,35 @@ def test_idle_connections_beyond_the_bound_are_closed_unanswered(
             pass
         assert time.monotonic() < deadline, "the slots never came back"
         time.sleep(0.1)
+
+
+def test_a_request_trickled_in_is_cut_off_at_its_deadline(
+    server: tuple[EndpointServer, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that sends a byte now and then, each within the read timeout, must not hold
+    a slot for ever: MAX_CONCURRENT of them would keep /healthz and /readyz from answering
+    (and a liveness probe would restart the process)."""
+    monkeypatch.setattr(endpoints._Handler, "timeout", 0.5)
+    monkeypatch.setattr(endpoints, "REQUEST_DEADLINE", 1.0)
+    trickler = socket.create_connection(("127.0.0.1", server[0].port), timeout=5)
+    closed = False
+    try:
+        trickler.sendall(b"GET /healthz HTTP/1.0\r\nX-Slow: ")
+        for _ in range(40):  # 40 bytes, 0.25 s apart: 10 s, ten times the deadline
+            ready, _, _ = select.select([trickler], [], [], 0.25)
+            if ready:
+                try:
+                    closed = trickler.recv(100) == b""
+                except ConnectionError:
+                    closed = True
+                if closed:
+                    break
+            try:
+                trickler.sendall(b"a")
+            except ConnectionError:
+                closed = True
+                break
+    finally:
+        trickler.close()
+    assert closed, "a request sent a byte at a time kept its connection past the deadline"
+    assert request(server[0].port, "/healthz")[0] == 200
