@@ -17,6 +17,7 @@ import importlib
 import io
 import json
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -172,6 +173,15 @@ class _Server(ThreadingHTTPServer):
             super().process_request_thread(request, client_address)
         finally:
             self._slots.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # socketserver prints a traceback to stderr; a client that hung up or timed out (a
+        # scraper's or a probe's own timeout) is routine, and anyone could cause one per
+        # connection.
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionError, TimeoutError)):
+            return
+        _log.warning("the endpoint server failed on a request", exc_info=True)
 
 
 class EndpointServer:
