@@ -135,11 +135,13 @@ def _read(counts: collections.Counter[str]) -> dict[str, int]:
 
 
 def snapshot() -> Snapshot:
-    totals = collections.Counter(_read(_retired_counts))
     latency = ConfirmLatency()
     gauges = Gauges()
     connected: bool | None = None
     with _lock:
+        # The retired counts under the same lock as the live ones: a publisher collected in
+        # between would be in neither, and the counters would go down for this scrape.
+        totals = collections.Counter(_read(_retired_counts))
         latency.add(_retired_latency)
         entries = list(_entries.values())
         for entry in entries:

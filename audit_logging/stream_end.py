@@ -23,6 +23,10 @@ EMPTY_AFTER: Final = 1.0
 # The newest chunk's messages arrive in one frame: a pause this long after one of them means
 # the rest of the chunk has arrived too.
 CHUNK_SETTLE: Final = 0.05
+# A stream written to without pause gets newer chunks more often than CHUNK_SETTLE: what
+# has arrived this long after the first message is the answer (all of it at or past the
+# end asked about); waiting for a pause would wait for the writing to stop.
+SETTLE_AT_MOST: Final = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +59,8 @@ async def stream_end(
         except TimeoutError:
             return None
         count = 0
-        while count != len(seen):
+        settled_by = asyncio.get_running_loop().time() + SETTLE_AT_MOST
+        while count != len(seen) and asyncio.get_running_loop().time() < settled_by:
             count = len(seen)
             await asyncio.sleep(CHUNK_SETTLE)
     finally:

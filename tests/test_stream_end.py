@@ -7,7 +7,7 @@ import asyncio
 import time
 
 import pytest
-from rstream import Consumer
+from rstream import AMQPMessage, Consumer, Producer
 from rstream.exceptions import StreamDoesNotExist
 
 from audit_logging.settings import Settings
@@ -66,3 +66,35 @@ def test_ends_of_several_streams_and_a_missing_one(settings: Settings) -> None:
     assert [end.offset if end else None for end in ends.values()] == [4]
     with pytest.raises(StreamDoesNotExist):
         asyncio.run(_end(settings, settings.rabbitmq_stream_name + "-missing"))
+
+
+def test_the_end_of_a_stream_written_to_without_pause_is_found(settings: Settings) -> None:
+    """A busy stream gets a new chunk more often than the newest chunk takes to settle: the
+    answer must not wait for the writing to stop (the lag and status would never get one)."""
+    create_stream(settings)
+    publish_records(settings, 10)
+    bodies = [b'{"busy": %d}' % n for n in range(3000)]
+
+    async def busy_writer() -> None:
+        async with Producer(**connect_args(settings)) as producer:
+            for body in bodies:  # one message a frame, a frame every 10 ms: about 30 s
+                await producer.send_batch(settings.rabbitmq_stream_name, [AMQPMessage(body=body)])
+                await asyncio.sleep(0.01)
+
+    async def while_busy() -> tuple[StreamEnd | None, bool]:
+        writer = asyncio.create_task(busy_writer())
+        try:
+            await asyncio.sleep(1.0)  # the writing is under way
+            async with Consumer(**connect_args(settings)) as consumer:
+                found = await asyncio.wait_for(
+                    stream_end(consumer, settings.rabbitmq_stream_name), 120
+                )
+            return found, writer.done()
+        finally:
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
+
+    end, writer_done = asyncio.run(while_busy())
+    assert not writer_done, "stream_end answered only once the writing stopped"
+    assert end is not None
+    assert end.offset >= 9

@@ -3,8 +3,10 @@
 The process's real work (an asyncio loop, a request handler) never waits on it: each route
 is a function that reads what the process already keeps and returns at once. Only GET is
 served; another method on a route is 405, an unknown path 404. Connections are HTTP/1.0 (one
-request each), reads time out, and at most ``MAX_CONCURRENT`` requests are answered at
-once (more are closed unanswered), so a misbehaving scraper costs the process little.
+request each), reads time out, a request must arrive whole within ``REQUEST_DEADLINE`` (a
+byte now and then does not keep a connection open), and at most ``MAX_CONCURRENT`` requests
+are answered at once (more are closed unanswered), so a misbehaving scraper costs the
+process little.
 Nothing here reads a secret: what a route returns is what its function gives.
 """
 
@@ -12,9 +14,12 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import io
 import json
 import logging
+import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from socket import AF_INET6, socket
@@ -24,6 +29,7 @@ from audit_logging.metrics._prometheus import require_prometheus
 
 MAX_CONCURRENT: Final = 16
 READ_TIMEOUT: Final = 5.0
+REQUEST_DEADLINE: Final = 10.0
 _log = logging.getLogger("audit_logging.metrics")
 
 
@@ -63,11 +69,41 @@ def metrics_route(registry: Any, before: Callable[[], None] | None = None) -> Ro
     return route
 
 
+class _DeadlineReader(io.RawIOBase):
+    """The connection's reads, each bounded by the read timeout and all of them by one
+    deadline: the socket timeout alone restarts with every byte received."""
+
+    def __init__(self, connection: socket, per_read: float | None, deadline: float) -> None:
+        self._connection = connection
+        self._per_read = per_read
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the request did not arrive within its deadline")
+        self._connection.settimeout(left if self._per_read is None else min(self._per_read, left))
+        try:
+            return self._connection.recv_into(buffer)
+        finally:
+            self._connection.settimeout(self._per_read)  # the answer's writes
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     timeout = READ_TIMEOUT
     server_version = "audit-logging"
     sys_version = ""
+
+    def setup(self) -> None:
+        super().setup()
+        # http.server catches a TimeoutError from a read: the connection is closed unanswered.
+        self.rfile.close()  # the socket's own file: it would keep the socket from closing
+        deadline = time.monotonic() + REQUEST_DEADLINE
+        self.rfile = io.BufferedReader(_DeadlineReader(self.connection, self.timeout, deadline))
 
     def do_GET(self) -> None:
         route = self.server.routes.get(self._path())
@@ -137,6 +173,15 @@ class _Server(ThreadingHTTPServer):
             super().process_request_thread(request, client_address)
         finally:
             self._slots.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # socketserver prints a traceback to stderr; a client that hung up or timed out (a
+        # scraper's or a probe's own timeout) is routine, and anyone could cause one per
+        # connection.
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionError, TimeoutError)):
+            return
+        _log.warning("the endpoint server failed on a request", exc_info=True)
 
 
 class EndpointServer:

@@ -16,6 +16,7 @@ import logging
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
@@ -314,3 +315,45 @@ def test_the_default_registry_serves_the_capture_metrics() -> None:
         assert "audit_logging_capture_records_published_total" in page
     finally:
         prometheus_client.REGISTRY.unregister(collector)
+
+
+class _Retiring:
+    """A publisher as _capture_stats sees it, with counts of its own."""
+
+    open = False
+
+    def gauges(self) -> _capture_stats.Gauges:
+        return _capture_stats.Gauges()
+
+
+def test_a_publisher_collected_during_a_scrape_is_still_counted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A publisher's counts move from "live" to "retired" when it is collected, on whatever
+    thread collects it. A scrape that read the retired counts before the move and the live
+    ones after it would miss them: the counter would go down for one scrape (a reset to
+    rate()) and up again at the next."""
+    holder = [_Retiring()]
+    counts: collections.Counter[str] = collections.Counter(accepted=1000, published=1000)
+    _capture_stats.track(holder[0], counts, ConfirmLatency())
+    before = _capture_stats.snapshot().counts
+    read = _capture_stats._read
+    collected: list[threading.Thread] = []
+
+    def read_then_collect(which: collections.Counter[str]) -> dict[str, int]:
+        found = read(which)
+        if which is _capture_stats._retired_counts and not collected:
+            # Another thread drops the last reference now, right after this read.
+            collected.append(threading.Thread(target=holder.clear))
+            collected[0].start()
+            collected[0].join(0.5)  # done, unless it waits for the scrape to finish
+        return found
+
+    monkeypatch.setattr(_capture_stats, "_read", read_then_collect)
+    during = _capture_stats.snapshot().counts
+    monkeypatch.undo()
+    collected[0].join(10)
+    assert not holder
+    assert during["accepted"] >= before["accepted"]
+    assert during["published"] >= before["published"]
+    assert _capture_stats.snapshot().counts["accepted"] >= before["accepted"]

@@ -4,7 +4,10 @@ concurrent connections."""
 from __future__ import annotations
 
 import json
+import select
 import socket
+import struct
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -127,3 +130,72 @@ def test_idle_connections_beyond_the_bound_are_closed_unanswered(
             pass
         assert time.monotonic() < deadline, "the slots never came back"
         time.sleep(0.1)
+
+
+def test_a_request_trickled_in_is_cut_off_at_its_deadline(
+    server: tuple[EndpointServer, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that sends a byte now and then, each within the read timeout, must not hold
+    a slot for ever: MAX_CONCURRENT of them would keep /healthz and /readyz from answering
+    (and a liveness probe would restart the process)."""
+    monkeypatch.setattr(endpoints._Handler, "timeout", 0.5)
+    monkeypatch.setattr(endpoints, "REQUEST_DEADLINE", 1.0)
+    trickler = socket.create_connection(("127.0.0.1", server[0].port), timeout=5)
+    closed = False
+    try:
+        trickler.sendall(b"GET /healthz HTTP/1.0\r\nX-Slow: ")
+        for _ in range(40):  # 40 bytes, 0.25 s apart: 10 s, ten times the deadline
+            ready, _, _ = select.select([trickler], [], [], 0.25)
+            if ready:
+                try:
+                    closed = trickler.recv(100) == b""
+                except ConnectionError:
+                    closed = True
+                if closed:
+                    break
+            try:
+                trickler.sendall(b"a")
+            except ConnectionError:
+                closed = True
+                break
+    finally:
+        trickler.close()
+    assert closed, "a request sent a byte at a time kept its connection past the deadline"
+    assert request(server[0].port, "/healthz")[0] == 200
+
+
+def test_a_client_gone_before_its_answer_prints_no_traceback(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """A scraper or probe that gives up (its timeout) leaves a broken pipe behind: that is
+    routine, and must not write a traceback to the process's stderr for each one."""
+    hang_up = threading.Event()
+    answered = threading.Event()
+    answering: list[threading.Thread] = []
+
+    def slow() -> Response:
+        answering.append(threading.current_thread())
+        hang_up.wait(10)
+        return endpoints.json_response(200, {"status": "late"})
+
+    def after_the_answer() -> Response:
+        answered.set()
+        return endpoints.alive()
+
+    running = EndpointServer("127.0.0.1", 0, {"/slow": slow, "/healthz": after_the_answer})
+    running.start()
+    try:
+        client = socket.create_connection(("127.0.0.1", running.port), timeout=5)
+        # Closed with a reset, as a client's timeout may: the answer's write then fails.
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        client.sendall(b"GET /slow HTTP/1.0\r\n\r\n")
+        time.sleep(0.2)  # the request is read and the route is waiting
+        client.close()
+        hang_up.set()
+        answering[0].join(10)  # its write has failed, and the failure has been handled
+        assert not answering[0].is_alive()
+        assert request(running.port, "/healthz")[0] == 200  # and the server is still whole
+    finally:
+        running.close()
+    assert answered.is_set()
+    assert "Traceback" not in capfd.readouterr().err
