@@ -1,9 +1,11 @@
-"""``python -m audit_logging status [--json] [--consumer-name NAME]... [--consumer-url URL]...
-[--stale-after SECONDS]``.
+"""``python -m audit_logging status [--json] [--only PART[,PART...]]... [--consumer-name
+NAME]... [--consumer-url URL]... [--stale-after SECONDS]``.
 
 Exit 0 when healthy, 1 when something is not (each reason named), 2 for bad usage or a bad
 setting. Every part is asked at once and each within its own deadline, so status answers in
-about 15 s even when a service hangs.
+about 15 s even when a service hangs. ``--only`` reads and judges some parts and needs the
+settings of those alone: an app host, which has neither the archive's bucket nor OpenSearch,
+asks ``--only spool``.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
-from audit_logging.errors import ConfigurationError, MissingExtraError, describe_error
+from audit_logging.errors import ConfigurationError, MissingExtraError, describe_error, shown
 from audit_logging.partitions import partition_names
 from audit_logging.settings import Settings
 from audit_logging.status.broker import read_broker
 from audit_logging.status.bucket import read_archive
 from audit_logging.status.figures import (
+    PARTS,
     Archive,
     Broker,
     Index,
@@ -64,6 +67,11 @@ def parser() -> argparse.ArgumentParser:
     )
     top.add_argument("--json", action="store_true", help="print one JSON object instead")
     top.add_argument(
+        "--only", action="append", metavar="PART[,PART...]",
+        help=f"read and judge only these parts ({', '.join(PARTS)}; repeatable or "
+        "comma-separated; default all). The others are neither read nor need their settings: "
+        "--only spool on an app host. --consumer-url is read whenever given")
+    top.add_argument(
         "--consumer-name", action="append", dest="names", metavar="NAME",
         help=f"a consumer group to report (repeatable; default {DEFAULT_CONSUMER_NAME})")
     top.add_argument(
@@ -84,8 +92,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(name).setLevel(logging.CRITICAL)
     args = parser().parse_args(argv)
     try:
+        parts = parse_parts(args.only)
         settings = Settings.load()
-        settings.require("s3_bucket")
+        if "archive" in parts:
+            settings.require("s3_bucket")
         names = [check_consumer_name(name) for name in args.names or [DEFAULT_CONSUMER_NAME]]
         urls = [check_url(url) for url in args.urls]
         if len(urls) > MAX_CONSUMER_URLS:
@@ -97,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif not 0 < stale_after <= 10 * 86_400:
             raise ConfigurationError("--stale-after", f"must be 0 to 864000 seconds, got "
                                      f"{stale_after:g}")
-        status = gather(settings, names, urls, stale_after)
+        status = gather(settings, names, urls, stale_after, only=parts)
     except (ConfigurationError, ConsumerUrlError, MissingExtraError) as exc:
         print(f"status: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -108,27 +118,51 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_HEALTHY if status.healthy else EXIT_UNHEALTHY
 
 
+def parse_parts(values: Sequence[str] | None) -> tuple[str, ...]:
+    """The parts ``--only`` asks for, in the order status shows them (all when not given)."""
+    if not values:
+        return PARTS
+    asked = set()
+    for value in values:
+        for name in value.split(","):
+            if name.strip() not in PARTS:
+                raise ConfigurationError(
+                    "--only", f"'{shown(name)}' is not a part of status (parts: "
+                    f"{', '.join(PARTS)}, comma-separated)")
+            asked.add(name.strip())
+    return tuple(part for part in PARTS if part in asked)
+
+
 def configured_streams(settings: Settings) -> list[str]:
     name, count = settings.rabbitmq_stream_name, settings.stream_partitions
     return partition_names(name, count) if count > 1 else [name]
 
 
 def gather(settings: Settings, names: Sequence[str], urls: Sequence[str],
-           stale_after: float, deadline: float = DEADLINE) -> Status:
-    """Every part at once, each in a thread of its own; a part not done by ``deadline``
-    seconds is reported as not answering."""
-    streams = configured_streams(settings)
-    bucket = settings.require("s3_bucket")
-    parts: dict[str, _Part] = {
-        "broker": _Part(lambda: asyncio.run(read_broker(settings, names, BROKER_TIMEOUT)),
-                        lambda error: Broker(error=error)),
-        "archive": _Part(lambda: read_archive(settings, streams, S3_TIMEOUT),
-                         lambda error: Archive(bucket, settings.s3_prefix, error=error)),
-        "index": _Part(lambda: read_index(settings, OPENSEARCH_TIMEOUT),
-                       lambda error: Index(settings.opensearch_index_prefix, error=error)),
-        "spool": _Part(lambda: read_spool(settings.spool_dir),
-                       lambda error: Spool(str(settings.spool_dir), exists=True, error=error)),
-    }
+           stale_after: float, *, only: Sequence[str] = PARTS,
+           deadline: float = DEADLINE) -> Status:
+    """The parts in ``only`` and every URL at once, each in a thread of its own; a part not
+    done by ``deadline`` seconds is reported as not answering. A part not in ``only`` is
+    neither read nor needs its settings, and is None in the result."""
+    parts: dict[str, _Part] = {}
+    if "broker" in only:
+        parts["broker"] = _Part(
+            lambda: asyncio.run(read_broker(settings, names, BROKER_TIMEOUT)),
+            lambda error: Broker(error=error))
+    if "archive" in only:
+        streams = configured_streams(settings)
+        bucket = settings.require("s3_bucket")
+        parts["archive"] = _Part(
+            lambda: read_archive(settings, streams, S3_TIMEOUT),
+            lambda error: Archive(bucket, settings.s3_prefix, error=error))
+    if "index" in only:
+        parts["index"] = _Part(
+            lambda: read_index(settings, OPENSEARCH_TIMEOUT),
+            lambda error: Index(settings.opensearch_index_prefix, error=error))
+    if "spool" in only:
+        parts["spool"] = _Part(
+            lambda: read_spool(settings.spool_dir),
+            lambda error: Spool(str(settings.spool_dir), exists=True, error=error))
     for index, url in enumerate(urls):
         parts[f"url{index}"] = _Part(functools.partial(read_readiness, url, READYZ_TIMEOUT),
                                      functools.partial(_unanswered, url))
@@ -141,10 +175,10 @@ def gather(settings: Settings, names: Sequence[str], urls: Sequence[str],
     status = Status(
         checked_at=time.time(),
         stale_after=stale_after,
-        broker=results.pop("broker"),
-        archive=results.pop("archive"),
-        index=results.pop("index"),
-        spool=results.pop("spool"),
+        broker=results.pop("broker", None),
+        archive=results.pop("archive", None),
+        index=results.pop("index", None),
+        spool=results.pop("spool", None),
         readiness=list(results.values()),
     )
     status.problems = problems(status)

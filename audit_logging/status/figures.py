@@ -13,6 +13,9 @@ from typing import Any, Final
 # The consumer archives a batch at the latest one flush interval after its first record;
 # a record waiting two intervals plus this is not being consumed.
 STALE_GRACE: Final = 30.0
+# The parts status can read (``--only``), in the order it shows them; the consumers' /readyz
+# URLs are not among them: they are read whenever they are given.
+PARTS: Final = ("broker", "archive", "index", "spool")
 
 
 @dataclasses.dataclass
@@ -133,18 +136,25 @@ class Spool:
 
 @dataclasses.dataclass
 class Status:
+    """What status found; a part that was not asked for (``--only``) is None."""
+
     checked_at: float
     stale_after: float
-    broker: Broker
+    broker: Broker | None
     readiness: list[Readiness]
-    archive: Archive
-    index: Index
-    spool: Spool
+    archive: Archive | None
+    index: Index | None
+    spool: Spool | None
     problems: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def healthy(self) -> bool:
         return not self.problems
+
+    @property
+    def checked(self) -> list[str]:
+        """The parts that were read, in the order of :data:`PARTS`."""
+        return [part for part in PARTS if getattr(self, part) is not None]
 
 
 def default_stale_after(flush_interval: float) -> float:
@@ -161,34 +171,41 @@ def waited(backlog: Backlog, now: float) -> float | None:
 def problems(status: Status) -> list[str]:
     """Why status is unhealthy, one line each; [] when healthy."""
     found: list[str] = []
-    broker = status.broker
-    if broker.error is not None:
-        found.append(f"RabbitMQ: {broker.error}")
-    found += [f"RabbitMQ: stream {end.stream!r} does not exist"
-              for end in broker.streams if not end.exists]
-    for consumer in broker.consumers:
-        for backlog in consumer.streams:
-            wait = waited(backlog, status.checked_at)
-            if wait is not None and wait > status.stale_after:
-                found.append(
-                    f"consumer {consumer.name!r} is stale on {backlog.stream!r}: its oldest "
-                    f"unprocessed record (offset {backlog.oldest_waiting_offset}) has waited "
-                    f"{wait:.0f} s (more than {status.stale_after:g} s)"
-                )
+    if status.broker is not None:
+        found += _broker_problems(status.broker, status.checked_at, status.stale_after)
     for answer in status.readiness:
         if answer.error is not None:
             found.append(f"consumer at {answer.url}: {answer.error}")
         elif not answer.ready:
             said = "; ".join(answer.problems) or "no reason given"
             found.append(f"consumer at {answer.url} is not ready: {said}")
-    if status.archive.error is not None:
+    if status.archive is not None and status.archive.error is not None:
         found.append(f"S3: {status.archive.error}")
-    if status.index.error is not None:
-        found.append(f"OpenSearch: {status.index.error}")
-    found += [f"OpenSearch: index {index.index} is red" for index in status.index.indices
-              if index.health == "red"]
-    if status.spool.error is not None:
+    if status.index is not None:
+        if status.index.error is not None:
+            found.append(f"OpenSearch: {status.index.error}")
+        found += [f"OpenSearch: index {index.index} is red" for index in status.index.indices
+                  if index.health == "red"]
+    if status.spool is not None and status.spool.error is not None:
         found.append(f"spool: {status.spool.error}")
+    return found
+
+
+def _broker_problems(broker: Broker, now: float, stale_after: float) -> list[str]:
+    found: list[str] = []
+    if broker.error is not None:
+        found.append(f"RabbitMQ: {broker.error}")
+    found += [f"RabbitMQ: stream {end.stream!r} does not exist"
+              for end in broker.streams if not end.exists]
+    for consumer in broker.consumers:
+        for backlog in consumer.streams:
+            wait = waited(backlog, now)
+            if wait is not None and wait > stale_after:
+                found.append(
+                    f"consumer {consumer.name!r} is stale on {backlog.stream!r}: its oldest "
+                    f"unprocessed record (offset {backlog.oldest_waiting_offset}) has waited "
+                    f"{wait:.0f} s (more than {stale_after:g} s)"
+                )
     return found
 
 
@@ -200,9 +217,29 @@ def iso(moment: float | None) -> str | None:
 
 
 def as_json(status: Status) -> dict[str, Any]:
-    """The ``--json`` document: every figure, times as RFC 3339, and the problems."""
+    """The ``--json`` document: every figure, times as RFC 3339, and the problems; a part
+    that was not checked is null, and ``checked`` lists those that were."""
     now = status.checked_at
+    return {
+        "healthy": status.healthy,
+        "problems": status.problems,
+        "checked_at": iso(now),
+        "checked": status.checked,
+        "stale_after_seconds": status.stale_after,
+        "broker": None if status.broker is None else _broker_json(status.broker, now),
+        "consumer_urls": [dataclasses.asdict(answer) for answer in status.readiness],
+        "archive": None if status.archive is None else _archive_json(status.archive),
+        "index": None if status.index is None else {
+            "prefix": status.index.prefix,
+            "reachable": status.index.reachable,
+            "error": status.index.error,
+            "indices": [dataclasses.asdict(item) for item in status.index.indices],
+        },
+        "spool": None if status.spool is None else dataclasses.asdict(status.spool),
+    }
 
+
+def _broker_json(broker: Broker, now: float) -> dict[str, Any]:
     def backlog(item: Backlog) -> dict[str, Any]:
         return {
             "stream": item.stream,
@@ -213,51 +250,39 @@ def as_json(status: Status) -> dict[str, Any]:
             "waited_seconds": _rounded(waited(item, now)),
         }
 
+    return {
+        "reachable": broker.reachable,
+        "error": broker.error,
+        "streams": [{"stream": end.stream, "exists": end.exists, "end_offset": end.end_offset,
+                     "end_time": iso(end.end_time)} for end in broker.streams],
+        "consumers": [{"name": consumer.name,
+                       "streams": [backlog(item) for item in consumer.streams]}
+                      for consumer in broker.consumers],
+        "lag_note": "lag counts offsets, the group's offset-tracking entries included: an "
+                    "upper bound in records, 0 when caught up",
+    }
+
+
+def _archive_json(archive: Archive) -> dict[str, Any]:
     def s3_object(item: S3Object | None) -> dict[str, Any] | None:
         if item is None:
             return None
         return {"key": item.key, "time": iso(item.time), "size": item.size}
 
-    broker, archive, index, spool = status.broker, status.archive, status.index, status.spool
     return {
-        "healthy": status.healthy,
-        "problems": status.problems,
-        "checked_at": iso(now),
-        "stale_after_seconds": status.stale_after,
-        "broker": {
-            "reachable": broker.reachable,
-            "error": broker.error,
-            "streams": [{"stream": end.stream, "exists": end.exists, "end_offset": end.end_offset,
-                         "end_time": iso(end.end_time)} for end in broker.streams],
-            "consumers": [{"name": consumer.name,
-                           "streams": [backlog(item) for item in consumer.streams]}
-                          for consumer in broker.consumers],
-            "lag_note": "lag counts offsets, the group's offset-tracking entries included: an "
-                        "upper bound in records, 0 when caught up",
+        "bucket": archive.bucket,
+        "prefix": archive.prefix,
+        "reachable": archive.reachable,
+        "error": archive.error,
+        "newest_object": s3_object(archive.newest_object),
+        "digests": [{"stream": digest.stream, "key": digest.key, "time": iso(digest.time),
+                     "last_offset": digest.last_offset} for digest in archive.digests],
+        "dead_letters_last_day": {
+            "objects": archive.dead_letters.objects,
+            "bytes": archive.dead_letters.bytes,
+            "newest": s3_object(archive.dead_letters.newest),
+            "complete": archive.dead_letters.complete,
         },
-        "consumer_urls": [dataclasses.asdict(answer) for answer in status.readiness],
-        "archive": {
-            "bucket": archive.bucket,
-            "prefix": archive.prefix,
-            "reachable": archive.reachable,
-            "error": archive.error,
-            "newest_object": s3_object(archive.newest_object),
-            "digests": [{"stream": digest.stream, "key": digest.key, "time": iso(digest.time),
-                         "last_offset": digest.last_offset} for digest in archive.digests],
-            "dead_letters_last_day": {
-                "objects": archive.dead_letters.objects,
-                "bytes": archive.dead_letters.bytes,
-                "newest": s3_object(archive.dead_letters.newest),
-                "complete": archive.dead_letters.complete,
-            },
-        },
-        "index": {
-            "prefix": index.prefix,
-            "reachable": index.reachable,
-            "error": index.error,
-            "indices": [dataclasses.asdict(item) for item in index.indices],
-        },
-        "spool": dataclasses.asdict(spool),
     }
 
 

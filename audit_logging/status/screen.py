@@ -5,16 +5,45 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from audit_logging.status.figures import S3Object, Status, iso, waited
+from audit_logging.status.figures import (
+    PARTS,
+    Archive,
+    Broker,
+    Index,
+    Readiness,
+    S3Object,
+    Spool,
+    Status,
+    iso,
+    waited,
+)
 
 LAG_NOTE = ("lag: offsets behind the newest record, the group's offset-tracking entries "
             "included (an upper bound in records; 0 when caught up)")
 
 
 def render(status: Status) -> str:
-    lines = [f"audit_logging status at {iso(status.checked_at)}"]
-    for section in (_streams, _consumers, _readiness, _archive, _index, _spool):
-        lines += ["", *section(status)]
+    now = status.checked_at
+    sections: list[list[str]] = []
+    if status.broker is not None:
+        sections += [_streams(status.broker, now),
+                     _consumers(status.broker, now, status.stale_after)]
+    # Without --only, the section also says how to ask a consumer; with it, only what was
+    # asked for is shown.
+    if status.readiness or status.checked == list(PARTS):
+        sections.append(_readiness(status.readiness))
+    if status.archive is not None:
+        sections.append(_archive(status.archive, now))
+    if status.index is not None:
+        sections.append(_index(status.index))
+    if status.spool is not None:
+        sections.append(_spool(status.spool))
+    skipped = [part for part in PARTS if part not in status.checked]
+    if skipped:
+        sections.append([f"not checked (--only): {', '.join(skipped)}"])
+    lines = [f"audit_logging status at {iso(now)}"]
+    for section in sections:
+        lines += ["", *section]
     lines += ["", verdict(status)]
     return "\n".join(lines)
 
@@ -62,8 +91,7 @@ def _number(value: int | None) -> str:
     return "-" if value is None else f"{value:,}"
 
 
-def _streams(status: Status) -> list[str]:
-    broker = status.broker
+def _streams(broker: Broker, now: float) -> list[str]:
     lines = ["Streams (RabbitMQ)"]
     if broker.error is not None:
         lines.append(f"  unreachable: {broker.error}")
@@ -75,35 +103,35 @@ def _streams(status: Status) -> list[str]:
             rows.append([end.stream, "missing", "-"])
         else:
             offset = "(empty)" if end.end_offset is None else f"offset {end.end_offset:,}"
-            rows.append([end.stream, offset, _ago(end.end_time, status.checked_at)])
+            rows.append([end.stream, offset, _ago(end.end_time, now)])
     return lines + table(rows)
 
 
-def _consumers(status: Status) -> list[str]:
+def _consumers(broker: Broker, now: float, stale_after: float) -> list[str]:
     lines = ["Consumers"]
     rows = [["name", "stream", "stored offset", "lag", "oldest unprocessed record"]]
-    for consumer in status.broker.consumers:
+    for consumer in broker.consumers:
         for item in consumer.streams:
-            wait = waited(item, status.checked_at)
+            wait = waited(item, now)
             oldest = "-" if wait is None else (
                 f"offset {item.oldest_waiting_offset:,}, waiting {_duration(wait)}"
-                + (" STALE" if wait > status.stale_after else ""))
+                + (" STALE" if wait > stale_after else ""))
             stored = "none" if item.stored_offset is None else f"{item.stored_offset:,}"
             rows.append([consumer.name, item.stream, stored, _number(item.lag), oldest])
     if len(rows) == 1:
         return [*lines, "  (not read: RabbitMQ did not answer)"]
     lines += table(rows)
     lines.append(f"  {LAG_NOTE}; stale when the oldest unprocessed record waits more than "
-                 f"{status.stale_after:g} s")
+                 f"{stale_after:g} s")
     return lines
 
 
-def _readiness(status: Status) -> list[str]:
+def _readiness(readiness: Sequence[Readiness]) -> list[str]:
     lines = ["Consumer processes (/readyz)"]
-    if not status.readiness:
+    if not readiness:
         return [*lines, "  (none given: --consumer-url URL)"]
     rows = [["url", "readiness", "dependencies", "partitions"]]
-    for answer in status.readiness:
+    for answer in readiness:
         if answer.error is not None and answer.ready is None:
             state = "UNREACHABLE" if not answer.reachable else "BAD ANSWER"
         else:
@@ -113,7 +141,7 @@ def _readiness(status: Status) -> list[str]:
         partitions = ", ".join(f"{name} {role}" for name, role in answer.partitions.items())
         rows.append([answer.url, state, dependencies, partitions or "-"])
     lines += table(rows)
-    for answer in status.readiness:
+    for answer in readiness:
         lines += [f"  {answer.url}: {text}"
                   for text in ([answer.error] if answer.error else []) + answer.problems]
     return lines
@@ -125,8 +153,7 @@ def _object(item: S3Object | None, prefix: str, now: float) -> str:
     return f"{item.key.removeprefix(prefix)}  {_ago(item.time, now)}  {_size(item.size)}"
 
 
-def _archive(status: Status) -> list[str]:
-    archive, now = status.archive, status.checked_at
+def _archive(archive: Archive, now: float) -> list[str]:
     lines = [f"Archive (s3://{archive.bucket}/{archive.prefix})"]
     if archive.error is not None:
         lines.append(f"  unreachable: {archive.error}")
@@ -150,8 +177,7 @@ def _archive(status: Status) -> list[str]:
     return [*lines, "  (keys below the prefix)", *table(rows)]
 
 
-def _index(status: Status) -> list[str]:
-    index = status.index
+def _index(index: Index) -> list[str]:
     lines = [f"Index (OpenSearch {index.prefix}-YYYY.MM)"]
     if index.error is not None:
         return [*lines, f"  unreachable: {index.error}"]
@@ -162,8 +188,7 @@ def _index(status: Status) -> list[str]:
     return lines + table(rows)
 
 
-def _spool(status: Status) -> list[str]:
-    spool = status.spool
+def _spool(spool: Spool) -> list[str]:
     lines = [f"Local spool ({spool.path})"]
     if not spool.exists:
         return [*lines, "  no spool folder on this host"]

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,9 @@ from audit_logging.settings import Settings
 REPO = Path(__file__).resolve().parents[2]
 
 
-def status_env(settings: Settings, **extra: str) -> dict[str, str]:
+def status_env(settings: Settings, without: Sequence[str] = (), **extra: str) -> dict[str, str]:
+    """The environment of an operator's shell holding ``settings``, then ``extra``, less the
+    variables named in ``without``."""
     env = {key: value for key, value in os.environ.items()
            if not key.startswith(("AUDIT_LOG_", "AWS_", "OPENSEARCH_", "RABBITMQ_"))}
     secret = settings.aws_secret_access_key
@@ -43,6 +46,8 @@ def status_env(settings: Settings, **extra: str) -> dict[str, str]:
         "PYTHONPATH": str(REPO),
     })
     env.update(extra)
+    for name in without:
+        env.pop(name, None)
     return env
 
 
@@ -61,11 +66,12 @@ class StatusRun:
         return f"exit {self.returncode}\n{self.stdout[-4000:]}\n{self.stderr[-2000:]}"
 
 
-def run_status(settings: Settings, *args: str, cwd: Path, **env: str) -> StatusRun:
+def run_status(settings: Settings, *args: str, cwd: Path, without: Sequence[str] = (),
+               **env: str) -> StatusRun:
     """The command run to its end (the timeout only guards the suite against a hang)."""
     done = subprocess.run(
         [sys.executable, "-m", "audit_logging", "status", *args],
-        env=status_env(settings, **env), cwd=cwd, capture_output=True, text=True, timeout=120,
-        check=False,
+        env=status_env(settings, without, **env), cwd=cwd, capture_output=True, text=True,
+        timeout=120, check=False,
     )
     return StatusRun(done.returncode, done.stdout, done.stderr)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -18,6 +18,7 @@ from audit_logging.archive.layout import parse_key
 from audit_logging.handlers import AuditHandler
 from audit_logging.search_index import index_for
 from audit_logging.settings import Settings
+from tests._ports import free_port
 from tests._proxy import tcp_proxy
 from tests.consumer._helpers import (
     NAME,
@@ -66,8 +67,9 @@ def _spooled_bytes(spool_dir: Path) -> int:
     return sum(path.stat().st_size for path in spool_dir.glob("*/*.log"))
 
 
-def _status(settings: Settings, cwd: Path, *args: str, **env: str) -> StatusRun:
-    return run_status(settings, "--json", *args, cwd=cwd, **env)
+def _status(settings: Settings, cwd: Path, *args: str, without: Sequence[str] = (),
+            **env: str) -> StatusRun:
+    return run_status(settings, "--json", *args, cwd=cwd, without=without, **env)
 
 
 def test_status_shows_what_a_running_consumer_wrote_then_calls_it_stale_once_stopped(
@@ -162,6 +164,52 @@ def test_opensearch_cut_is_named_and_the_rest_still_shown(
     assert all(len(line) < 1000 for line in run.stdout.splitlines())
 
 
+# What an app host lacks: it runs only the capture side, so it has no archive settings.
+ARCHIVE_SETTINGS = ("AUDIT_LOG_AWS_S3_BUCKET", "AUDIT_LOG_S3_PREFIX", "AWS_ENDPOINT_URL_S3",
+                    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION_NAME")
+
+
+def test_an_app_host_sees_its_spool_with_only_spool(
+    quick: Settings, offline_app: Path, tmp_path: Path
+) -> None:
+    """No bucket setting, and nothing listens where OpenSearch and RabbitMQ are said to be:
+    ``--only spool`` reads the spool alone and is healthy; ``--only spool,index`` reads
+    OpenSearch too and names it."""
+    closed = str(free_port())
+    app_host = {"OPENSEARCH_PORT": closed, "RABBITMQ_STREAM_PORT": closed}
+    run = _status(quick, tmp_path, "--only", "spool", without=ARCHIVE_SETTINGS, **app_host)
+    assert run.returncode == 0, run
+    figures = run.figures
+    assert (figures["healthy"], figures["problems"], figures["checked"]) == (True, [], ["spool"])
+    assert (figures["broker"], figures["archive"], figures["index"]) == (None, None, None)
+    spool = figures["spool"]
+    assert (spool["exists"], spool["records"], spool["bytes"]) == (
+        True, SPOOLED, _spooled_bytes(offline_app)), spool
+    screen = run_status(quick, "--only", "spool", cwd=tmp_path, without=ARCHIVE_SETTINGS,
+                        **app_host)
+    assert screen.returncode == 0, screen
+    lines = screen.stdout.splitlines()
+    assert f"Local spool ({offline_app})" in lines
+    assert any(line.startswith(f"  {SPOOLED} records, ") for line in lines), screen
+    assert "not checked (--only): broker, archive, index" in lines
+    assert not [line for line in lines if line.startswith(("Streams", "Archive", "Index"))]
+    assert lines[-1] == "healthy"
+
+    run = _status(quick, tmp_path, "--only", "spool,index", without=ARCHIVE_SETTINGS,
+                  **app_host)
+    assert run.returncode == 1, run
+    figures = run.figures
+    assert figures["checked"] == ["index", "spool"]
+    (problem,) = figures["problems"]
+    assert problem.startswith("OpenSearch: ") and f":{closed}" in problem, problem
+    assert figures["index"]["reachable"] is False
+    assert figures["spool"]["records"] == SPOOLED
+    screen = run_status(quick, "--only", "spool", "--only", "index", cwd=tmp_path,
+                        without=ARCHIVE_SETTINGS, **app_host)
+    assert screen.returncode == 1, screen
+    assert screen.stdout.splitlines()[-1].startswith("UNHEALTHY: OpenSearch: ")
+
+
 def test_bad_usage_and_settings_exit_2_naming_them(settings: Settings, tmp_path: Path) -> None:
     for args, env, named in [
         (["--consumer-name", "no spaces"], {}, "--consumer-name"),
@@ -169,6 +217,8 @@ def test_bad_usage_and_settings_exit_2_naming_them(settings: Settings, tmp_path:
         (["--consumer-url", "http://user:pw@host:1"], {}, "--consumer-url"),
         ([], {"AUDIT_LOG_AWS_S3_BUCKET": ""}, "AUDIT_LOG_AWS_S3_BUCKET"),
         ([], {"AUDIT_LOG_FLUSH_INTERVAL": "soon"}, "AUDIT_LOG_FLUSH_INTERVAL"),
+        (["--only", "spool,opensearch"], {}, "--only"),
+        (["--only", "archive"], {"AUDIT_LOG_AWS_S3_BUCKET": ""}, "AUDIT_LOG_AWS_S3_BUCKET"),
     ]:
         run = run_status(settings, *args, cwd=tmp_path, **env)
         assert run.returncode == 2, (args, env, run)
