@@ -3,8 +3,9 @@
 The sinks' own calls say nothing while the consumer is idle, and a call that hangs says
 nothing for a minute; a light request each ``PROBE_EVERY`` seconds, bounded by
 ``PROBE_TIMEOUT``, notices a cut dependency within about ``PROBE_EVERY + 2 * PROBE_TIMEOUT``
-seconds either way. "Up" means the service answers: an HTTP answer below 500 (even a 403)
-is up, a connection error, a timeout or a 5xx is down. Each probe runs in its own thread, so
+seconds either way. "Up" means the service answers and would take the consumer's writes: a
+connection error, a timeout, a 5xx, a refusal of the credentials (401, 403) or a missing
+bucket (404) is down; another answer below 500 is up. Each probe runs in its own thread, so
 a hung S3 never delays the news about OpenSearch, and neither ever touches the event loop.
 """
 
@@ -84,6 +85,10 @@ class Probe:
                 return
 
 
+# The credentials refused: every write the consumer makes would be refused too.
+REFUSED: Final = (401, 403)
+
+
 def opensearch_check(settings: Settings) -> Callable[[], None]:
     from opensearchpy.exceptions import TransportError
 
@@ -94,7 +99,7 @@ def opensearch_check(settings: Settings) -> Callable[[], None]:
             client.info()
         except TransportError as exc:
             status = exc.status_code
-            if isinstance(status, int) and status < 500:
+            if isinstance(status, int) and status < 500 and status not in REFUSED:
                 return  # it answers, if not to this question
             raise DependencyDown(
                 f"{type(exc).__name__}" + (f" (HTTP {status})" if isinstance(status, int) else "")
@@ -114,7 +119,7 @@ def s3_check(settings: Settings) -> Callable[[], None]:
             client.head_bucket(Bucket=bucket)
         except ClientError as exc:
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-            if 0 < int(status) < 500:
+            if 0 < int(status) < 500 and int(status) not in (*REFUSED, 404):
                 return
             raise DependencyDown(f"HTTP {status}") from None
         except BotoCoreError as exc:
