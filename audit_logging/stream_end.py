@@ -27,6 +27,8 @@ CHUNK_SETTLE: Final = 0.05
 # has arrived this long after the first message is the answer (all of it at or past the
 # end asked about); waiting for a pause would wait for the writing to stop.
 SETTLE_AT_MOST: Final = 0.5
+# A record at a known offset arrives at once; one that does not is not there yet.
+FIRST_RECORD_WAIT: Final = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +75,35 @@ async def stream_ends(consumer: Consumer, streams: Sequence[str]) -> dict[str, S
     """:func:`stream_end` of each stream, asked at once."""
     ends = await asyncio.gather(*(stream_end(consumer, stream) for stream in streams))
     return dict(zip(streams, ends, strict=True))
+
+
+async def first_record_from(
+    consumer: Consumer, stream: str, offset: int | None, wait: float = FIRST_RECORD_WAIT
+) -> tuple[int, float] | None:
+    """(offset, broker time in Unix seconds) of the first record at or after ``offset`` (the
+    stream's first when None), or None when none arrives within ``wait`` seconds."""
+    found: asyncio.Future[tuple[int, float]] = asyncio.get_running_loop().create_future()
+    floor = 0 if offset is None else offset
+
+    async def on_message(_body: AMQPMessage, context: MessageContext) -> None:
+        # The broker delivers whole chunks: one may start before ``offset``.
+        if context.offset >= floor and not found.done():
+            found.set_result((context.offset, context.timestamp / 1000))
+
+    where = (
+        ConsumerOffsetSpecification(OffsetType.FIRST, None)
+        if offset is None
+        else ConsumerOffsetSpecification(OffsetType.OFFSET, offset)
+    )
+    subscription = await consumer.subscribe(
+        stream, on_message, offset_specification=where, initial_credit=1, decoder=_raw
+    )
+    try:
+        return await asyncio.wait_for(found, wait)
+    except TimeoutError:
+        return None
+    finally:
+        await consumer.unsubscribe(subscription)
 
 
 def _raw(body: Any) -> Any:

@@ -28,18 +28,14 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 from rstream import (
-    AMQPMessage,
     Consumer,
-    ConsumerOffsetSpecification,
-    MessageContext,
-    OffsetType,
 )
 from rstream.recovery import BackOffRecoveryStrategy
 
-from audit_logging.stream_end import stream_ends
+from audit_logging.stream_end import first_record_from, stream_ends
 
 if TYPE_CHECKING:
     from audit_logging.consumer.metrics import PrometheusRecorder, Watched
@@ -47,7 +43,6 @@ if TYPE_CHECKING:
 
 LAG_EVERY: Final = 3.0
 _ROUND_TIMEOUT: Final = 20.0
-_FIRST_RECORD_WAIT: Final = 2.0
 _log = logging.getLogger("audit_logging.consumer")
 
 
@@ -120,8 +115,9 @@ class LagWatch:
             if end is not None and messages:
                 oldest = service.oldest_unprocessed_timestamp()
                 if oldest is None:
-                    after = 0 if processed is None else processed + 1
-                    oldest = await first_record_time(consumer, service.stream, after)
+                    after = None if processed is None else processed + 1
+                    first = await first_record_from(consumer, service.stream, after)
+                    oldest = None if first is None else first[1]
                 seconds = max(0.0, time.time() - (end.timestamp if oldest is None else oldest))
             if not service.active:
                 continue  # stepped down meanwhile: _forget removes it next round
@@ -130,35 +126,8 @@ class LagWatch:
             self._reported.add(service.stream)
 
 
-async def first_record_time(consumer: Consumer, stream: str, offset: int) -> float | None:
-    """The broker time (Unix seconds) of the first record at or after ``offset``, or None if
-    none arrives within a short wait."""
-    found: asyncio.Future[float] = asyncio.get_running_loop().create_future()
-
-    async def on_message(_body: AMQPMessage, context: MessageContext) -> None:
-        if context.offset >= offset and not found.done():
-            found.set_result(context.timestamp / 1000)
-
-    subscription = await consumer.subscribe(
-        stream,
-        on_message,
-        offset_specification=ConsumerOffsetSpecification(OffsetType.OFFSET, offset),
-        initial_credit=1,
-        decoder=_raw,
-    )
-    try:
-        return await asyncio.wait_for(found, _FIRST_RECORD_WAIT)
-    except TimeoutError:
-        return None
-    finally:
-        await consumer.unsubscribe(subscription)
-
-
 async def _close(consumer: Consumer | None) -> None:
     if consumer is not None:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(consumer.close(), 5)
 
-
-def _raw(body: Any) -> Any:
-    return body

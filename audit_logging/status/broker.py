@@ -5,21 +5,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any, Final
 
-from rstream import AMQPMessage, Consumer, ConsumerOffsetSpecification, MessageContext, OffsetType
+from rstream import Consumer
 from rstream.exceptions import StreamDoesNotExist
 
 from audit_logging.errors import AuditLoggingError, describe_error
 from audit_logging.partitions import check_count, existing_partitions, partition_names
 from audit_logging.settings import Settings
 from audit_logging.status.figures import Backlog, Broker, ConsumerName, StreamEnd
-from audit_logging.stream_end import stream_end
+from audit_logging.stream_end import first_record_from, stream_end
 from audit_logging.stream_offsets import stored_offset
 
 # A record after the stored offset is delivered as soon as the subscription is made; this is
 # only how long to wait for a broker that has just lost it to retention.
-FIRST_RECORD_WAIT: Final = 2.0
 
 
 async def read_broker(settings: Settings, names: Sequence[str], timeout: float) -> Broker:
@@ -83,37 +81,7 @@ async def _backlog(consumer: Consumer, end: StreamEnd, name: str) -> Backlog:
         backlog.lag = 0
         return backlog
     backlog.lag = end.end_offset - (-1 if stored is None else stored)
-    first = await first_record_after(consumer, end.stream, stored)
+    first = await first_record_from(consumer, end.stream, None if stored is None else stored + 1)
     if first is not None:
         backlog.oldest_waiting_offset, backlog.oldest_waiting_time = first
     return backlog
-
-
-async def first_record_after(
-    consumer: Consumer, stream: str, offset: int | None, wait: float = FIRST_RECORD_WAIT
-) -> tuple[int, float] | None:
-    """(offset, broker time in Unix seconds) of the first record after ``offset`` (from the
-    stream's start when None), or None when there is none."""
-    first: list[tuple[int, float]] = []
-    arrived = asyncio.Event()
-
-    async def on_message(_body: AMQPMessage, context: MessageContext) -> None:
-        if not first:
-            first.append((context.offset, context.timestamp / 1000))
-            arrived.set()
-
-    where = (ConsumerOffsetSpecification(OffsetType.FIRST, None) if offset is None
-             else ConsumerOffsetSpecification(OffsetType.OFFSET, offset + 1))
-    subscription = await consumer.subscribe(stream, on_message, offset_specification=where,
-                                            decoder=_raw)
-    try:
-        await asyncio.wait_for(arrived.wait(), wait)
-    except TimeoutError:
-        return None
-    finally:
-        await consumer.unsubscribe(subscription)
-    return first[0]
-
-
-def _raw(body: Any) -> Any:
-    return body
