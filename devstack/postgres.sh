@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Local PostgreSQL, only for the capture benchmark's baseline (a synchronous INSERT per event,
-# as django-auditlog does).
+# Local PostgreSQL: the database of the Django tests (tests/django_project) and of the
+# benchmarks' baselines (a synchronous INSERT per event, as django-auditlog does).
 #
 #   devstack/postgres.sh start    install Debian's postgresql if missing, start our own cluster
 #   devstack/postgres.sh stop     stop our cluster (idempotent)

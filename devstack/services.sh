@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Start (idempotently) or stop the local stack: RabbitMQ Streams, OpenSearch and the S3 server
-# (and install promtool and prometheus, which the tests of deploy/ run).
+# (and install promtool and prometheus, which the tests of deploy/ run), and PostgreSQL on
+# 127.0.0.1:5433 for the Django tests.
 # `start` leaves the settings that point at them in devstack/local.env.
 set -euo pipefail
 # shellcheck source=SCRIPTDIR/_lib.sh
@@ -85,6 +86,8 @@ start() {
   AUDIT_LOG_AWS_S3_BUCKET="$bucket" bash "$DEVSTACK_DIR/s3.sh" start || failed+=(s3)
   # promtool and prometheus for tests/deploy/ (only installed: no daemon is started).
   bash "$DEVSTACK_DIR/prometheus.sh" install || failed+=(prometheus)
+  # PostgreSQL for the Django tests (model capture on a real server) and the benchmarks.
+  bash "$DEVSTACK_DIR/postgres.sh" start || failed+=(postgres)
   wait "$os_pid" || failed+=(opensearch)
   cat "$DEVSTACK_STATE/opensearch-start.out"
   if [ ${#failed[@]} -gt 0 ]; then
@@ -100,7 +103,7 @@ start() {
 
 stop() {
   local rc=0
-  for svc in opensearch s3 rabbitmq; do
+  for svc in opensearch s3 rabbitmq postgres; do
     bash "$DEVSTACK_DIR/$svc.sh" stop || rc=1
   done
   # A cluster started by an earlier `make services CLUSTER=N` (a no-op when none runs).

@@ -1,0 +1,1 @@
+"""Integrations with frameworks. Nothing else in audit_logging imports from here."""

@@ -1,0 +1,1 @@
+"""The test project's app: a few models to register for change capture."""
