@@ -394,6 +394,13 @@ _SPECS: Final[dict[str, _Spec]] = {
 _ENV_TO_FIELD: Final = {spec.env.lower(): name for name, spec in _SPECS.items()}
 
 
+def environment_name(key: str) -> str | None:
+    """The environment name of a setting given by its field or environment name (any case),
+    or None when it is not a setting."""
+    name = key if key in _SPECS else _ENV_TO_FIELD.get(key.lower())
+    return None if name is None else _SPECS[name].env
+
+
 def markdown_table() -> str:
     """The README's settings table, made from the declarations above."""
     rows = ["| setting | default | meaning |", "|---|---|---|"]
