@@ -5,14 +5,40 @@ one image runs in every environment."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from audit_logging.errors import ConfigurationError
 from audit_logging.settings import Settings, environment_name
 
 DJANGO_SETTING = "AUDIT_LOGGING"
+
+
+@dataclasses.dataclass(frozen=True)
+class DjangoOption:
+    """A key of ``settings.AUDIT_LOGGING`` that only the Django app reads (not a library
+    setting): its default and how a given value is checked (raising ConfigurationError)."""
+
+    default: Any
+    parse: Callable[[str, Any], Any]
+    doc: str
+
+
+# Filled by the app's modules at import (model capture's options, for one).
+DJANGO_OPTIONS: dict[str, DjangoOption] = {}
+
+
+def django_option(key: str) -> Any:
+    """The value of a Django-only option of ``settings.AUDIT_LOGGING``, checked."""
+    from django.conf import settings
+
+    option = DJANGO_OPTIONS[key]
+    given = getattr(settings, DJANGO_SETTING, None) or {}
+    if not isinstance(given, Mapping) or key not in given:
+        return option.default
+    return option.parse(f"{DJANGO_SETTING}[{key!r}]", given[key])
 
 
 def django_values() -> dict[str, Any]:
@@ -29,6 +55,8 @@ def django_values() -> dict[str, Any]:
         )
     values: dict[str, Any] = {}
     for key, value in given.items():
+        if key in DJANGO_OPTIONS:
+            continue
         env = environment_name(key) if isinstance(key, str) else None
         if env is None:
             raise ConfigurationError(
