@@ -82,17 +82,8 @@ class ContextBuilder:
             forwarded_header if forwarded_header is not None else self.settings.forwarded_header,
         )
         self.session_cookie = session_cookie
-        reads_sessions = session_cookie is not None or session_provided
-        if (
-            reads_sessions
-            and self.settings.session_key_mode == "hash"
-            and self.settings.hash_key is None
-        ):
-            raise ConfigurationError(
-                "AUDIT_LOG_HASH_KEY",
-                "is required to store session keys hashed (AUDIT_LOG_SESSION_KEY_MODE=hash); "
-                "set it, or set AUDIT_LOG_SESSION_KEY_MODE=drop, or pass session_cookie=None",
-            )
+        if session_cookie is not None or session_provided:
+            require_hash_key(self.settings, "session_cookie=None")
 
     def build(
         self, facts: RequestFacts, raw_session: str | None, user_resolver: UserResolver | None
@@ -115,6 +106,17 @@ class ContextBuilder:
         if cut:
             context.truncated.append("user_agent")
         return context
+
+
+def require_hash_key(settings: Settings, opt_out: str) -> None:
+    """Refuse to read session keys that could only be stored hashed without a key to hash
+    them with; ``opt_out`` names the option that reads no session."""
+    if settings.session_key_mode == "hash" and settings.hash_key is None:
+        raise ConfigurationError(
+            "AUDIT_LOG_HASH_KEY",
+            "is required to store session keys hashed (AUDIT_LOG_SESSION_KEY_MODE=hash); "
+            f"set it, or set AUDIT_LOG_SESSION_KEY_MODE=drop, or pass {opt_out}",
+        )
 
 
 def clean_user_agent(given: str | None) -> tuple[str | None, bool]:
