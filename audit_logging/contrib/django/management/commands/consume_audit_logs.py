@@ -10,6 +10,7 @@ setting (the message names it).
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from typing import Any
@@ -23,6 +24,8 @@ from audit_logging.contrib.django.management.forwarding import add_library_optio
 from audit_logging.errors import ConfigurationError
 
 EXIT_BAD_SETTING = 2
+# The consumer's own loggers: its one line per batch and its reports.
+CONSUMER_LOGGERS = ("audit_logging.consumer", "audit_logging.indexer")
 
 
 class Command(BaseCommand):
@@ -40,6 +43,11 @@ class Command(BaseCommand):
             environ = library_environ()
         except ConfigurationError as exc:
             raise CommandError(str(exc), returncode=EXIT_BAD_SETTING) from None
+        # A project's LOGGING often holds "audit_logging" at WARNING (the web app's capture
+        # speaks only when something is wrong): --log-level still sets what the consumer
+        # says, and LOGGING where it goes.
+        for name in CONSUMER_LOGGERS:
+            logging.getLogger(name).setLevel(options.get("log_level") or "INFO")
         code = consumer_main(
             library_argv(build_parser(), options),
             environ,
