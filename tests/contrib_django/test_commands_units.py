@@ -108,3 +108,31 @@ def test_audit_logs_status_exits_2_naming_a_bad_flag_or_setting(
     )
     assert done.returncode == 2, done
     assert named in done.stderr, done
+
+
+def test_call_command_gets_status_output_and_exit_status(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In-process, ``call_command(..., stdout=...)`` receives what status prints, and a bad
+    option given as a keyword ends in SystemExit(2) with the message on ``stderr``."""
+    import io
+    import json
+
+    from django.core.management import call_command
+
+    from tests.django_project.bootstrap import ensure_django
+
+    ensure_django()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("AUDIT_LOG_SPOOL_DIR", str(tmp_path / "spool"))
+    out = io.StringIO()
+    call_command("audit_logs_status", "--only", "spool", "--json", stdout=out)
+    figures = json.loads(out.getvalue())
+    assert figures["healthy"] is True and figures["checked"] == ["spool"]
+    assert figures["spool"]["path"] == str(tmp_path / "spool")
+
+    err = io.StringIO()
+    with pytest.raises(SystemExit) as exited:
+        call_command("audit_logs_status", only=["nope"], stdout=io.StringIO(), stderr=err)
+    assert exited.value.code == 2
+    assert "--only" in err.getvalue() and "'nope'" in err.getvalue()

@@ -1,7 +1,7 @@
 """``manage.py consume_audit_logs`` against the real stack: with its stream, index prefix and
 archive prefix given only in ``settings.AUDIT_LOGGING``, it indexes and archives what was
-published, stops cleanly on SIGTERM (exit 0, the last partial batch flushed, the offset
-stored), and exits 2 naming a bad flag or setting; ``--help`` lists every consumer flag."""
+published, stops cleanly on SIGTERM or SIGINT (exit 0, the last partial batch flushed, the
+offset stored), and exits 2 naming a bad flag or setting; ``--help`` lists every consumer flag."""
 
 from __future__ import annotations
 
@@ -56,8 +56,9 @@ def _same_status(django: StatusRun, plain: StatusRun) -> None:
     assert mine["broker"]["streams"] == theirs["broker"]["streams"]
 
 
-def test_consume_audit_logs_reads_audit_logging_indexes_archives_and_stops_on_sigterm(
-    stack_env: dict[str, str], settings: Settings, tmp_path: Path
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_consume_audit_logs_reads_audit_logging_indexes_archives_and_stops_on_a_signal(
+    stack_env: dict[str, str], settings: Settings, tmp_path: Path, stop: signal.Signals
 ) -> None:
     folder = write_settings(tmp_path / "project", _audit_logging(settings))
     env = manage_env(stack_env, folder, without=FROM_DJANGO, AUDIT_LOG_FLUSH_INTERVAL="3600")
@@ -90,17 +91,17 @@ def test_consume_audit_logs_reads_audit_logging_indexes_archives_and_stops_on_si
         wait_until("every record indexed", lambda: opensearch_count(settings),
                    lambda n: n >= RECORDS, timeout=120)
         assert stored_offset(settings, CONSUMER) == 19, consumer.log()
-        consumer.signal(signal.SIGTERM)
+        consumer.signal(stop)
         assert consumer.wait(90) == 0, consumer.log()
     finally:
         consumer.kill()
 
-    # SIGTERM flushed the last partial batch and stored its offset.
+    # The signal flushed the last partial batch and stored its offset.
     assert stored_offset(settings, CONSUMER) == RECORDS - 1, consumer.log()
     assert_exactly_once(settings, {record["log_id"] for record in records})
     # --batch-size reached the consumer: at most 5 records per file.
     assert len(archive_keys(settings)) >= RECORDS // 5 + 1, archive_keys(settings)
-    assert "SIGTERM" in consumer.log()
+    assert f"{stop.name}: stopping" in consumer.log()
 
     after = statuses()
     assert after[0].returncode == 0, after[0]

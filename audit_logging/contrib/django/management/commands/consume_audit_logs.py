@@ -11,7 +11,6 @@ setting (the message names it).
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from typing import Any
 
@@ -35,6 +34,15 @@ class Command(BaseCommand):
     # turn the consumer's exit status into Django's 1.
     requires_system_checks = ()
 
+    prog = "consume_audit_logs"
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        # What Django's usage line says ("manage.py consume_audit_logs"): the consumer's
+        # messages name the command that was run.
+        self.prog = parser.prog.strip()
+        return parser
+
     def add_arguments(self, parser: CommandParser) -> None:
         add_library_options(parser, build_parser(), "the consumer's options")
 
@@ -51,13 +59,8 @@ class Command(BaseCommand):
         code = consumer_main(
             library_argv(build_parser(), options),
             environ,
-            prog=f"{_prog()} consume_audit_logs",
+            prog=self.prog,
         )
         if code != 0:
             # The consumer said why on stderr; the status is what a supervisor acts on.
             sys.exit(code)
-
-
-def _prog() -> str:
-    # As Django's usage line names it: "manage.py" or "django-admin".
-    return os.path.basename(sys.argv[0]) or "manage.py"
