@@ -69,9 +69,9 @@ class RewriteNotice:
         library_logger.warning(
             "The server replaced the client address with %s taken from %s before the audit "
             "middleware saw it, so ip_address is what the server chose, not the TCP peer: "
-            "under uvicorn pass --no-proxy-headers (uvicorn.run(..., proxy_headers=False); "
-            "under gunicorn's UvicornWorker, a worker class with proxy_headers=False), and "
-            "list your own proxies in the middleware's trusted_proxies (now %s)",
+            "under uvicorn pass --no-proxy-headers (uvicorn.run(..., proxy_headers=False)), "
+            "under gunicorn with uvicorn's worker --forwarded-allow-ips='', and list your "
+            "own proxies in the middleware's trusted_proxies (now %s)",
             _quoted(peer, port),
             header,
             ", ".join(str(network) for network in trusted) or "none",

@@ -50,14 +50,6 @@ app.add_middleware(AuditMiddleware)  # clients connect straight to the server
 """ + ROUTE
 
 
-def uvicorn_command(port: int, *, keep_proxy_headers: bool = False) -> list[str]:
-    words = shlex.split(command_block("uvicorn"))
-    assert "--no-proxy-headers" in words
-    if keep_proxy_headers:  # uvicorn's default
-        words.remove("--no-proxy-headers")
-    return [sys.executable, "-m", *words, "--host", "127.0.0.1", "--port", str(port)]
-
-
 def wait_until_up(port: int) -> None:
     """A port probe, not a request: a request would add a record to the stream."""
     deadline = time.monotonic() + 60
@@ -79,17 +71,31 @@ def recorded_ips(settings: Settings, log_ids: list[str]) -> set[str | None]:
     return {by_id[log_id]["ip_address"] for log_id in log_ids}
 
 
-@pytest.mark.parametrize("keep_proxy_headers", [True, False],
-                         ids=["uvicorn-default", "readme-no-proxy-headers"])
-def test_uvicorn_rewriting_the_client_is_noticed_once(
-    settings: Settings, tmp_path: Path, keep_proxy_headers: bool
+# The README's command lines and the word in each that turns the server's rewriting off.
+SERVERS = {"uvicorn": "--no-proxy-headers", "gunicorn-uvicorn-worker": "--forwarded-allow-ips="}
+
+
+def readme_server(name: str, port: int, *, keep_proxy_headers: bool) -> list[str]:
+    words = shlex.split(command_block(name))
+    assert SERVERS[name] in words
+    if keep_proxy_headers:  # the server's default
+        words.remove(SERVERS[name])
+    where = (["--host", "127.0.0.1", "--port", str(port)] if name == "uvicorn"
+             else ["--bind", f"127.0.0.1:{port}"])
+    return [sys.executable, "-m", *words, *where]
+
+
+@pytest.mark.parametrize("keep_proxy_headers", [True, False], ids=["default", "readme"])
+@pytest.mark.parametrize("name", SERVERS)
+def test_a_server_rewriting_the_client_is_noticed_once(
+    settings: Settings, tmp_path: Path, name: str, keep_proxy_headers: bool
 ) -> None:
     port = free_port()
-    command = uvicorn_command(port, keep_proxy_headers=keep_proxy_headers)
+    command = readme_server(name, port, keep_proxy_headers=keep_proxy_headers)
     (tmp_path / "app.py").write_text(NO_PROXY_APP, encoding="utf-8")
     with server_group(command, server_env(settings, tmp_path), tmp_path) as server:
         wait_until_up(port)
-        # From 127.0.0.1, which uvicorn trusts by default, with a forged header.
+        # From 127.0.0.1, which both servers trust by default, with a forged header.
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30,
                           headers={"Connection": "close", "X-Forwarded-For": "6.6.6.6"}) as http:
             log_ids = [http.get(f"/{i}").json()["log_id"] for i in range(10)]
@@ -97,9 +103,9 @@ def test_uvicorn_rewriting_the_client_is_noticed_once(
     assert server.returncode == 0, stderr
     warnings = stderr.count(REWRITE_WARNING)
     if keep_proxy_headers:
-        assert recorded_ips(settings, log_ids) == {"6.6.6.6"}  # what uvicorn chose
+        assert recorded_ips(settings, log_ids) == {"6.6.6.6"}  # what the server chose
         assert 1 <= warnings <= 2, stderr  # once per worker process, never per request
-        assert "--no-proxy-headers" in stderr
+        assert "--no-proxy-headers" in stderr and "--forwarded-allow-ips" in stderr
     else:
         assert recorded_ips(settings, log_ids) == {"127.0.0.1"}  # the TCP peer
         assert warnings == 0, stderr
@@ -141,8 +147,8 @@ def test_nginx_in_front_of_uvicorn(settings: Settings, tmp_path: Path) -> None:
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         (tmp_path / "app.py").write_text(app, encoding="utf-8")
-        with server_group(uvicorn_command(port), server_env(settings, tmp_path),
-                          tmp_path) as server:
+        command = readme_server("uvicorn", port, keep_proxy_headers=False)
+        with server_group(command, server_env(settings, tmp_path), tmp_path) as server:
             # The client is 127.0.0.2: not a trusted proxy, and sends a forged header.
             transport = httpx.HTTPTransport(local_address="127.0.0.2")
             wait_until_up(port)

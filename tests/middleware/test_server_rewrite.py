@@ -89,7 +89,8 @@ def test_one_warning_per_process_naming_the_flags(warnings_seen: list[logging.Lo
     assert not notice_rewritten_client("203.0.113.9", 0, headers)
     (warning,) = warnings_seen
     text = warning.getMessage()
-    for named in ("--no-proxy-headers", "proxy_headers=False", "trusted_proxies",
+    for named in ("--no-proxy-headers", "proxy_headers=False", "--forwarded-allow-ips=''",
+                  "trusted_proxies",
                   "'203.0.113.9'", "X-Forwarded-For"):
         assert named in text, text
 
