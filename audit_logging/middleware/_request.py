@@ -20,6 +20,7 @@ from typing import Any, Final
 from audit_logging.context import RequestContext, UserResolver
 from audit_logging.errors import ConfigurationError
 from audit_logging.middleware._forwarded import ClientAddress
+from audit_logging.middleware._server_rewrite import notice_rewritten_client
 from audit_logging.record import STRING_LIMITS
 from audit_logging.session_key import stored_session_key
 from audit_logging.settings import Settings
@@ -62,6 +63,7 @@ class RequestFacts:
     headers: Mapping[str, str]  # lower-case names, joined with ", " when repeated
     method: str
     path: str
+    peer_port: int | None = None  # None when the server does not say
     started: float = field(default_factory=time.perf_counter)
 
 
@@ -88,6 +90,7 @@ class ContextBuilder:
     def build(
         self, facts: RequestFacts, raw_session: str | None, user_resolver: UserResolver | None
     ) -> RequestContext:
+        notice_rewritten_client(facts.peer, facts.peer_port, facts.headers, self.client_ip.trusted)
         ip, note = self.client_ip(facts.peer, facts.headers)
         user_agent, cut = clean_user_agent(facts.headers.get("user-agent"))
         if raw_session is None and self.session_cookie is not None:
