@@ -1,0 +1,217 @@
+"""``AuditMiddleware`` for Django's ``MIDDLEWARE``: binds each request's context (IP address,
+user agent, session, user, request id) so every audit record logged while the request runs
+carries it.
+
+List it after ``SessionMiddleware`` and ``AuthenticationMiddleware``: it reads
+``request.session`` and ``request.user``. It builds the context exactly as the ASGI and WSGI
+middleware do (:class:`audit_logging.middleware._request.ContextBuilder`): the client address
+is read from ``AUDIT_LOG_FORWARDED_HEADER`` only when the peer is one of
+``AUDIT_LOGGING["TRUSTED_PROXIES"]``, the session key is stored as the library's session mode
+says, the client's ``X-Request-ID`` is kept if short and plain and echoed in the response.
+
+The user is looked up when the first record needs it, not when the request starts, so a
+record logged after ``login()`` in the view carries the user who just logged in (the auth
+signals rebind the user and the session on login and logout, see :mod:`.auth`). In the async
+path Django's ORM cannot run synchronously on the event loop, so the user is fetched once
+(``await request.auser()``) before the view runs.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.http import HttpResponseBase
+from django.utils.functional import LazyObject, empty
+
+from audit_logging.context import RequestContext, _current
+from audit_logging.contrib.django.conf import (
+    DJANGO_OPTIONS,
+    DJANGO_SETTING,
+    DjangoOption,
+    django_option,
+    library_settings,
+)
+from audit_logging.errors import ConfigurationError
+from audit_logging.middleware._forwarded import parse_trusted_proxies
+from audit_logging.middleware._request import ContextBuilder, RequestFacts
+from audit_logging.settings import Settings
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+
+# A trusted proxy list longer than this is a mistake, not a deployment.
+MAX_TRUSTED_PROXIES = 1024
+
+
+def _parse_trusted_proxies(setting: str, raw: Any) -> tuple[str, ...]:
+    if isinstance(raw, str):
+        raw = [part for part in raw.split(",") if part.strip()]
+    if not isinstance(raw, (list, tuple)):
+        raise ConfigurationError(
+            setting, f"must be a list of IP addresses or networks, got a {type(raw).__name__}"
+        )
+    if len(raw) > MAX_TRUSTED_PROXIES:
+        raise ConfigurationError(setting, f"lists more than {MAX_TRUSTED_PROXIES} proxies")
+    proxies: list[str] = []
+    for item in raw:
+        if not isinstance(item, str):
+            raise ConfigurationError(
+                setting, f"must hold strings (addresses or networks), got a {type(item).__name__}"
+            )
+        proxies.append(item.strip())
+    try:
+        parse_trusted_proxies(proxies)
+    except ConfigurationError as exc:
+        # Name the Django setting, not the ASGI middleware's parameter.
+        raise ConfigurationError(setting, str(exc).partition(": ")[2]) from None
+    return tuple(proxies)
+
+
+DJANGO_OPTIONS["TRUSTED_PROXIES"] = DjangoOption(
+    (),
+    _parse_trusted_proxies,
+    "the proxies (addresses or CIDR networks) whose forwarding header the middleware reads "
+    "for the client's address; empty: the direct peer is the client",
+)
+
+MIDDLEWARE_PATH = "audit_logging.contrib.django.middleware.AuditMiddleware"
+
+
+def trusted_proxies() -> tuple[str, ...]:
+    value: tuple[str, ...] = django_option("TRUSTED_PROXIES")
+    return value
+
+
+def trusts_everyone(proxies: tuple[str, ...]) -> bool:
+    """Whether a network in ``proxies`` spans a whole address family (then any client can
+    write the address it wants recorded)."""
+    return any(ipaddress.ip_network(p, strict=False).prefixlen == 0 for p in proxies)
+
+
+def context_builder(settings: Settings | None = None) -> ContextBuilder:
+    """The ContextBuilder the middleware uses, from the Django settings."""
+    settings = settings if settings is not None else library_settings()
+    if settings.session_key_mode == "hash" and settings.hash_key is None:
+        raise ConfigurationError(
+            "AUDIT_LOG_HASH_KEY",
+            "is required to store session keys hashed (AUDIT_LOG_SESSION_KEY_MODE=hash); "
+            f"set it in the environment or in {DJANGO_SETTING}, "
+            "or set AUDIT_LOG_SESSION_KEY_MODE to drop",
+        )
+    # Sessions come from request.session, never from a cookie read by the builder.
+    return ContextBuilder(settings, trusted_proxies(), None, True)
+
+
+class _MetaHeaders(Mapping[str, str]):
+    """The request's headers, lower-case names, read from ``request.META`` on demand (the
+    builder reads three or four of them; no dict of every header is built)."""
+
+    __slots__ = ("_meta",)
+
+    def __init__(self, meta: Mapping[str, Any]) -> None:
+        self._meta = meta
+
+    def __getitem__(self, name: str) -> str:
+        value = self._meta["HTTP_" + name.upper().replace("-", "_")]
+        return str(value)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            return default
+
+    def __iter__(self) -> Iterator[str]:
+        for key in self._meta:
+            if key.startswith("HTTP_"):
+                yield key[5:].replace("_", "-").lower()
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+def user_identity(user: Any) -> tuple[str | None, str | None] | None:
+    """``(user_id, username)`` of an authenticated Django user, else None."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None
+    pk = getattr(user, "pk", None)
+    get_username = getattr(user, "get_username", None)
+    username = get_username() if callable(get_username) else None
+    return (None if pk is None else str(pk), None if username is None else str(username))
+
+
+def _user_resolver(request: HttpRequest, prefetched: Any = None) -> Callable[[], Any]:
+    def resolve() -> tuple[str | None, str | None] | None:
+        user = getattr(request, "user", None)
+        if isinstance(user, LazyObject) and user._wrapped is empty and prefetched is not None:
+            # The async path fetched it already; evaluating the lazy object here would run
+            # the ORM synchronously on the event loop.
+            user = prefetched
+        return user_identity(user)
+
+    return resolve
+
+
+def session_key_of(request: Any) -> str | None:
+    session = getattr(request, "session", None)
+    key = getattr(session, "session_key", None) if session is not None else None
+    return key if isinstance(key, str) and key else None
+
+
+class AuditMiddleware:
+    """Binds the request context for each request (sync and async)."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(
+        self,
+        get_response: Callable[[HttpRequest], HttpResponseBase]
+        | Callable[[HttpRequest], Awaitable[HttpResponseBase]],
+    ) -> None:
+        self.get_response = get_response
+        self.async_mode = iscoroutinefunction(get_response)
+        if self.async_mode:
+            markcoroutinefunction(self)
+        self.builder = context_builder()
+
+    def context(self, request: HttpRequest, prefetched_user: Any = None) -> RequestContext:
+        facts = RequestFacts(
+            peer=request.META.get("REMOTE_ADDR") or None,
+            headers=_MetaHeaders(request.META),
+            method=request.method or "GET",
+            path=request.path,
+        )
+        return self.builder.build(
+            facts, session_key_of(request), _user_resolver(request, prefetched_user)
+        )
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.async_mode:
+            return self.__acall__(request)
+        context = self.context(request)
+        token = _current.set(context)
+        try:
+            response = self.get_response(request)
+        finally:
+            _current.reset(token)
+        assert isinstance(response, HttpResponseBase)  # the sync chain
+        response["X-Request-ID"] = context.request_id or ""
+        return response
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        prefetched = None
+        auser = getattr(request, "auser", None)
+        if auser is not None:
+            prefetched = await auser()
+        context = self.context(request, prefetched)
+        token = _current.set(context)
+        try:
+            response: HttpResponseBase = await self.get_response(request)  # type: ignore[misc]
+        finally:
+            _current.reset(token)
+        response["X-Request-ID"] = context.request_id or ""
+        return response
