@@ -40,8 +40,8 @@ class AuditLoggingImproperlyConfigured(ConfigurationError, ImproperlyConfigured)
     """A bad setting found when Django starts: catchable as Django's ImproperlyConfigured
     and as the library's ConfigurationError; the message names the setting."""
 
-    def __init__(self, cause: ConfigurationError) -> None:
-        Exception.__init__(self, str(cause))
+    def __init__(self, cause: ConfigurationError, where: str = "") -> None:
+        Exception.__init__(self, f"{cause}{where}")
         self.setting = cause.setting
 
 
@@ -60,9 +60,27 @@ class AuditLoggingConfig(AppConfig):
                 django_option(key)
             configure_capture()
         except ConfigurationError as exc:
-            raise AuditLoggingImproperlyConfigured(exc) from None
+            raise AuditLoggingImproperlyConfigured(exc, _where(exc.setting)) from None
         _ = checks, middleware
         auth.connect()
+
+
+def _where(setting: str) -> str:
+    """Where a refused value came from, for the message (the value itself is never shown
+    here: it may be a password)."""
+    import os
+
+    from audit_logging.contrib.django.conf import DJANGO_SETTING, django_values
+
+    if setting.startswith(DJANGO_SETTING):
+        return ""
+    if os.environ.get(setting, "").strip():
+        return " (from the environment)"
+    try:
+        given = setting in django_values()
+    except ConfigurationError:
+        given = False
+    return f" (from settings.{DJANGO_SETTING})" if given else ""
 
 
 def configure_capture(settings: Settings | None = None) -> AuditHandler:

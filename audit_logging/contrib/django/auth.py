@@ -107,7 +107,8 @@ def attempted_username(credentials: Any) -> str | None:
     if value is None:
         return None
     text = value if isinstance(value, str) else repr(value)
-    return text[:MAX_ATTEMPTED_USERNAME] or None
+    # One character over the limit: the record cuts it and lists "username" as truncated.
+    return text[: MAX_ATTEMPTED_USERNAME + 1] or None
 
 
 def login_failed(sender: Any, credentials: Any = None, request: Any = None, **_: Any) -> None:
@@ -122,7 +123,7 @@ def login_failed(sender: Any, credentials: Any = None, request: Any = None, **_:
     log_audit_event(
         action="LOGIN_FAILED",
         object_type=OBJECT_TYPE,
-        object_repr=username,
+        object_repr=None if username is None else username[:MAX_ATTEMPTED_USERNAME],
         user_id=None,
         username=username,
         **fields,
