@@ -11,9 +11,12 @@ says, the client's ``X-Request-ID`` is kept if short and plain and echoed in the
 
 The user is looked up when the first record needs it, not when the request starts, so a
 record logged after ``login()`` in the view carries the user who just logged in (the auth
-signals rebind the user and the session on login and logout, see :mod:`.auth`). In the async
-path Django's ORM cannot run synchronously on the event loop, so the user is fetched once
-(``await request.auser()``) before the view runs.
+signals rebind the user and the session on login and logout, see :mod:`.auth`). Looking the
+user up reads the session from its store; from then on the record holds the session key the
+store knows, so a cookie naming no live session (expired, or made up) is recorded as no
+session rather than as the client's text. In the async path Django's ORM cannot run
+synchronously on the event loop, so the user (and with it the session) is fetched once,
+``await request.auser()``, before the view runs.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from audit_logging.contrib.django.conf import (
 from audit_logging.errors import ConfigurationError
 from audit_logging.middleware._forwarded import parse_trusted_proxies
 from audit_logging.middleware._request import ContextBuilder, RequestFacts
+from audit_logging.session_key import stored_session_key
 from audit_logging.settings import Settings
 
 if TYPE_CHECKING:
@@ -143,22 +147,41 @@ def user_identity(user: Any) -> tuple[str | None, str | None] | None:
     return (None if pk is None else str(pk), None if username is None else str(username))
 
 
-def _user_resolver(request: HttpRequest, prefetched: Any = None) -> Callable[[], Any]:
+def session_key_of(request: Any) -> str | None:
+    """The key of the request's Django session, as the session holds it now."""
+    session = getattr(request, "session", None)
+    key = getattr(session, "session_key", None) if session is not None else None
+    return key if isinstance(key, str) and key else None
+
+
+def session_is_loaded(request: Any) -> bool:
+    """Whether Django has read the request's session from its store: from then on its key
+    is one the store knows (a cookie naming no live session, stale or forged, has none)."""
+    return bool(getattr(getattr(request, "session", None), "accessed", False))
+
+
+def stored_session(request: Any, settings: Settings) -> str | None:
+    return stored_session_key(
+        session_key_of(request), settings.session_key_mode, settings.hash_key
+    )
+
+
+def _user_resolver(
+    request: HttpRequest, context: list[RequestContext], settings: Settings, prefetched: Any
+) -> Callable[[], Any]:
     def resolve() -> tuple[str | None, str | None] | None:
         user = getattr(request, "user", None)
         if isinstance(user, LazyObject) and user._wrapped is empty and prefetched is not None:
             # The async path fetched it already; evaluating the lazy object here would run
             # the ORM synchronously on the event loop.
             user = prefetched
-        return user_identity(user)
+        identity = user_identity(user)  # loads the session (in the sync path)
+        if context and session_is_loaded(request):
+            # The key as the store knows it, not as the client's cookie said.
+            context[0].session_key = stored_session(request, settings)
+        return identity
 
     return resolve
-
-
-def session_key_of(request: Any) -> str | None:
-    session = getattr(request, "session", None)
-    key = getattr(session, "session_key", None) if session is not None else None
-    return key if isinstance(key, str) and key else None
 
 
 class AuditMiddleware:
@@ -185,9 +208,15 @@ class AuditMiddleware:
             method=request.method or "GET",
             path=request.path,
         )
-        return self.builder.build(
-            facts, session_key_of(request), _user_resolver(request, prefetched_user)
+        # Filled once built: the resolver updates the context's session when it runs.
+        built: list[RequestContext] = []
+        context = self.builder.build(
+            facts,
+            session_key_of(request),
+            _user_resolver(request, built, self.builder.settings, prefetched_user),
         )
+        built.append(context)
+        return context
 
     def __call__(self, request: HttpRequest) -> Any:
         if self.async_mode:
