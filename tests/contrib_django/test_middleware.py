@@ -146,3 +146,46 @@ def test_hostile_attempted_usernames_are_bounded_and_never_raise(env: None) -> N
     assert records[2]["username"] is None
     for record in records:
         assert "password" not in json.dumps(record)
+
+
+def test_one_record_per_request_when_asked(env: None) -> None:
+    from django.conf import settings
+    from django.test import Client, override_settings
+
+    rule = {"methods": ["post"], "exclude_prefixes": ["/auth/logout"], "action": "HTTP"}
+    options = {**settings.AUDIT_LOGGING, "AUDIT_REQUESTS": rule}
+    with override_settings(AUDIT_LOGGING=options), \
+            capture_audit_records(hash_key=HASH_KEY) as records:
+        client = Client()
+        client.post("/auth/orders/o-1/", headers={"X-Request-ID": "req-1"})
+        client.get("/auth/orders/o-2/")
+        client.post("/auth/no-such-page/")
+        client.post("/auth/logout/")
+    summary = [(r["action"], r["object_id"], (r["extra"] or {}).get("status_code"))
+               for r in records if r["object_type"] not in ("User", "Goodbye")]
+    assert summary == [
+        ("VIEW", "o-1", None), ("HTTP", "/auth/orders/o-1/", 200),
+        ("VIEW", "o-2", None),
+        ("HTTP", "/auth/no-such-page/", 404),
+    ]
+    assert records[1]["request_id"] == "req-1"  # inside the request's context
+
+
+@pytest.mark.parametrize(
+    ("value", "named"),
+    [("yes", "AUDIT_LOGGING['AUDIT_REQUESTS']"),
+     ({"methods": "POST"}, "AUDIT_LOGGING['AUDIT_REQUESTS']['methods']"),
+     ({"action": ""}, "AUDIT_LOGGING['AUDIT_REQUESTS']['action']"),
+     ({"paths": ["/"]}, "AUDIT_LOGGING['AUDIT_REQUESTS']")],
+)
+def test_a_bad_request_rule_names_the_setting(env: None, value: Any, named: str) -> None:
+    from django.conf import settings
+    from django.test import override_settings
+
+    from audit_logging.contrib.django.middleware import AuditMiddleware
+
+    options = {**settings.AUDIT_LOGGING, "AUDIT_REQUESTS": value}
+    with override_settings(AUDIT_LOGGING=options), \
+            pytest.raises(ConfigurationError) as refused:
+        AuditMiddleware(lambda request: None)  # type: ignore[arg-type]
+    assert str(refused.value).startswith(f"Setting {named}:")

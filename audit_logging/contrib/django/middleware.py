@@ -39,7 +39,13 @@ from audit_logging.contrib.django.conf import (
 )
 from audit_logging.errors import ConfigurationError
 from audit_logging.middleware._forwarded import parse_trusted_proxies
-from audit_logging.middleware._request import ContextBuilder, RequestFacts
+from audit_logging.middleware._request import (
+    ContextBuilder,
+    RequestAudit,
+    RequestFacts,
+    emit_request_record,
+)
+from audit_logging.record import STRING_LIMITS
 from audit_logging.session_key import stored_session_key
 from audit_logging.settings import Settings
 
@@ -79,6 +85,49 @@ DJANGO_OPTIONS["TRUSTED_PROXIES"] = DjangoOption(
     _parse_trusted_proxies,
     "the proxies (addresses or CIDR networks) whose forwarding header the middleware reads "
     "for the client's address; empty: the direct peer is the client",
+)
+
+_AUDIT_REQUEST_KEYS = ("methods", "path_prefixes", "exclude_prefixes", "action")
+
+
+def _parse_audit_requests(setting: str, raw: Any) -> RequestAudit | None:
+    if raw is None or raw is False:
+        return None
+    if raw is True:
+        return RequestAudit()
+    if not isinstance(raw, Mapping):
+        raise ConfigurationError(
+            setting, f"must be True, False or a dict of {', '.join(_AUDIT_REQUEST_KEYS)}, "
+            f"got a {type(raw).__name__}"
+        )
+    unknown = sorted(str(key) for key in raw if key not in _AUDIT_REQUEST_KEYS)
+    if unknown:
+        raise ConfigurationError(setting, f"has unknown key(s) {', '.join(unknown)[:200]}")
+    values: dict[str, Any] = {}
+    for key in ("methods", "path_prefixes", "exclude_prefixes"):
+        if key in raw:
+            items = raw[key]
+            if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) for i in items):
+                raise ConfigurationError(f"{setting}[{key!r}]", "must be a list of strings")
+            values[key] = (
+                frozenset(i.upper() for i in items) if key == "methods" else tuple(items)
+            )
+    if "action" in raw:
+        action = raw["action"]
+        if not isinstance(action, str) or not 0 < len(action) <= STRING_LIMITS["action"]:
+            raise ConfigurationError(
+                f"{setting}['action']",
+                f"must be a string of 1 to {STRING_LIMITS['action']} characters",
+            )
+        values["action"] = action
+    return RequestAudit(**values)
+
+
+DJANGO_OPTIONS["AUDIT_REQUESTS"] = DjangoOption(
+    None,
+    _parse_audit_requests,
+    "one automatic record per request: True (POST, PUT, PATCH and DELETE), or a dict of "
+    "methods, path_prefixes, exclude_prefixes and action",
 )
 
 MIDDLEWARE_PATH = "audit_logging.contrib.django.middleware.AuditMiddleware"
@@ -200,14 +249,11 @@ class AuditMiddleware:
         if self.async_mode:
             markcoroutinefunction(self)
         self.builder = context_builder()
+        self.audit_requests: RequestAudit | None = django_option("AUDIT_REQUESTS")
 
-    def context(self, request: HttpRequest, prefetched_user: Any = None) -> RequestContext:
-        facts = RequestFacts(
-            peer=request.META.get("REMOTE_ADDR") or None,
-            headers=_MetaHeaders(request.META),
-            method=request.method or "GET",
-            path=request.path,
-        )
+    def context(
+        self, request: HttpRequest, facts: RequestFacts, prefetched_user: Any = None
+    ) -> RequestContext:
         # Filled once built: the resolver updates the context's session when it runs.
         built: list[RequestContext] = []
         context = self.builder.build(
@@ -221,26 +267,49 @@ class AuditMiddleware:
     def __call__(self, request: HttpRequest) -> Any:
         if self.async_mode:
             return self.__acall__(request)
-        context = self.context(request)
+        facts = _facts(request)
+        context = self.context(request, facts)
         token = _current.set(context)
+        status = 500
         try:
             response = self.get_response(request)
+            assert isinstance(response, HttpResponseBase)  # the sync chain
+            status = response.status_code
+            response["X-Request-ID"] = context.request_id or ""
+            return response
         finally:
+            # Also when the view raised (Django turns that into a 500 further out).
+            self._audit_request(facts, status)
             _current.reset(token)
-        assert isinstance(response, HttpResponseBase)  # the sync chain
-        response["X-Request-ID"] = context.request_id or ""
-        return response
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         prefetched = None
         auser = getattr(request, "auser", None)
         if auser is not None:
             prefetched = await auser()
-        context = self.context(request, prefetched)
+        facts = _facts(request)
+        context = self.context(request, facts, prefetched)
         token = _current.set(context)
+        status = 500
         try:
             response: HttpResponseBase = await self.get_response(request)  # type: ignore[misc]
+            status = response.status_code
+            response["X-Request-ID"] = context.request_id or ""
+            return response
         finally:
+            self._audit_request(facts, status)
             _current.reset(token)
-        response["X-Request-ID"] = context.request_id or ""
-        return response
+
+    def _audit_request(self, facts: RequestFacts, status: int) -> None:
+        rule = self.audit_requests
+        if rule is not None and rule.matches(facts.method, facts.path):
+            emit_request_record(rule, facts, status)
+
+
+def _facts(request: HttpRequest) -> RequestFacts:
+    return RequestFacts(
+        peer=request.META.get("REMOTE_ADDR") or None,
+        headers=_MetaHeaders(request.META),
+        method=request.method or "GET",
+        path=request.path,
+    )
