@@ -17,9 +17,13 @@ from django.contrib.auth.signals import user_logged_in, user_logged_out, user_lo
 
 from audit_logging.capture import log_audit_event
 from audit_logging.context import bind_user, current_context
-from audit_logging.contrib.django.middleware import session_key_of, user_identity
+from audit_logging.contrib.django.conf import library_settings
+from audit_logging.contrib.django.middleware import (
+    session_key_of,
+    stored_session,
+    user_identity,
+)
 from audit_logging.record import STRING_LIMITS
-from audit_logging.session_key import stored_session_key
 
 OBJECT_TYPE: Final = "User"
 # An attempted username is the client's text: cut before it is copied anywhere.
@@ -41,25 +45,16 @@ def disconnect() -> None:
 
 
 def _session_fields(request: Any) -> dict[str, Any]:
-    """The request's current session for the record: put into the bound context when there
-    is one (the middleware's hashing), else given to the record as its raw key (hashed by
-    capture as the session mode says)."""
+    """The request's current session (after login, the key Django cycled to): put into the
+    bound context, so this record and the request's later ones carry it; outside the
+    middleware, given to the record as its raw key (capture stores it as the session mode
+    says)."""
     raw = session_key_of(request)
     context = current_context()
     if context is None:
         return {"session_key": raw} if raw is not None else {}
-    if raw is None:
-        context.session_key = None
-    else:
-        # The middleware's settings decide the stored form, as for the request's start.
-        from audit_logging.capture import audit_handlers
-
-        handlers = audit_handlers()
-        if handlers:
-            settings = handlers[0].settings
-            context.session_key = stored_session_key(
-                raw, settings.session_key_mode, settings.hash_key
-            )
+    # Stored as the middleware stored the request's first key: from the Django settings.
+    context.session_key = stored_session(request, library_settings()) if raw else None
     return {}
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpResponseBase
@@ -272,8 +272,8 @@ class AuditMiddleware:
         token = _current.set(context)
         status = 500
         try:
-            response = self.get_response(request)
-            assert isinstance(response, HttpResponseBase)  # the sync chain
+            # The sync chain: get_response returns the response itself.
+            response = cast("HttpResponseBase", self.get_response(request))
             status = response.status_code
             response["X-Request-ID"] = context.request_id or ""
             return response
