@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.contrib_django._manage import manage
+from tests.contrib_django._settings_process import manage
 
 SETTINGS = "tests.django_project.settings_djcore_checks"
 
