@@ -110,7 +110,8 @@ def test_django_recipe(app_env: Settings, tmp_path: Path) -> None:
     configured by the app, the login recorded, the view's record with the request's
     context, and ``manage.py check`` content."""
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.django_project.settings_djcore_readme",
-           "DJANGO_TEST_SQLITE": str(tmp_path / "db.sqlite3"), "PYTHONPATH": str(REPO)}
+           "DJANGO_TEST_SQLITE": str(tmp_path / "db.sqlite3"), "PYTHONPATH": str(REPO),
+           "AUDIT_LOG_SOURCE": "from-the-environment"}
     check = subprocess.run(
         [sys.executable, str(REPO / "tests" / "django_project" / "manage.py"), "check"],
         env=env, capture_output=True, text=True, timeout=120, check=False)
@@ -134,7 +135,7 @@ def test_django_recipe(app_env: Settings, tmp_path: Path) -> None:
         assert record["user_agent"] == "readme-django"
         assert record["session_key"] == session
         # The environment wins over the recipe's AUDIT_LOGGING (it names mq.internal).
-        assert record["source"] == os.environ["AUDIT_LOG_SOURCE"]
+        assert record["source"] == "from-the-environment"
     update = records[2]
     assert (update["object_id"], update["request_id"]) == ("ord_5", "req-refund")
     assert update["changes"] == {"status": ["paid", "refunded"]}

@@ -15,6 +15,7 @@ from tests.django_project.bootstrap import ensure_django, migrate
 
 HASH_KEY = "django-core-hash-key-0123"
 PASSWORD = "correct horse battery staple"
+SOURCE = "django-core-tests"
 
 
 @pytest.fixture
@@ -38,6 +39,7 @@ def django_capture(
     monkeypatch.setenv("RABBITMQ_STREAM_NAME", settings.rabbitmq_stream_name)
     monkeypatch.setenv("AUDIT_LOG_SPOOL_DIR", str(settings.spool_dir))
     monkeypatch.setenv("AUDIT_LOG_HASH_KEY", HASH_KEY)
+    monkeypatch.setenv("AUDIT_LOG_SOURCE", SOURCE)  # over the project's AUDIT_LOGGING
     monkeypatch.chdir(settings.spool_dir.parent)  # no stray .env from the work tree
     audit = logging.getLogger("audit")
     saved = list(audit.handlers)

@@ -15,7 +15,7 @@ import pytest
 import audit_logging
 from audit_logging.settings import Settings
 from tests._stack import stream_records
-from tests.contrib_django.conftest import HASH_KEY, PASSWORD
+from tests.contrib_django.conftest import HASH_KEY, PASSWORD, SOURCE
 
 pytestmark = pytest.mark.services
 
@@ -61,7 +61,7 @@ def test_login_logout_and_failure_carry_the_request_and_the_right_user(
     for record in records:
         assert record["ip_address"] == "203.0.113.9"
         assert record["user_agent"] == "django-test/1.0"
-        assert record["source"] == "local-demo"  # the environment wins over AUDIT_LOGGING
+        assert record["source"] == SOURCE  # the environment wins over AUDIT_LOGGING
         assert PASSWORD not in json.dumps(record) and "wrong-password" not in json.dumps(record)
     assert [r["request_id"] for r in records] == [
         "req-failed", "req-login", "req-login", "req-order", "req-logout", "req-logout"]
