@@ -5,11 +5,13 @@ library's loggers enabled, a bad setting refused at start with a message naming 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from audit_logging.settings import Settings
 from tests.contrib_django._settings_process import manage
 
 SETTINGS = "tests.django_project.settings_djcore_checks"
@@ -44,6 +46,9 @@ def test_one_open_handler_with_the_projects_settings(case: str, tmp_path: Path) 
     assert not [n for n in state["disabled"] if n == "audit" or n.startswith("audit_logging")]
     if case == "handler_in_logging":
         assert "has other settings than the Django project's" in stderr
+    if case == "configured_before_setup":
+        # dictConfig had closed it: replaced for that reason, without a warning.
+        assert "has other settings" not in stderr
     if case == "disable_existing_loggers":
         # Said at start, on the library's logger (which LOGGING had silenced).
         assert "'audit'" in stderr and "disable_existing_loggers" in stderr
@@ -90,3 +95,25 @@ def test_the_error_is_both_improperly_configured_and_a_configuration_error() -> 
     error = AuditLoggingImproperlyConfigured(ConfigurationError("AUDIT_LOG_X", "is bad"))
     assert isinstance(error, ImproperlyConfigured) and isinstance(error, ConfigurationError)
     assert (str(error), error.setting) == ("Setting AUDIT_LOG_X: is bad", "AUDIT_LOG_X")
+
+
+def test_a_closed_handler_with_the_same_settings_is_replaced(
+    django_db: None, settings: Settings
+) -> None:
+    """A closed handler sends nothing, whatever its settings (configure() alone compares
+    only the settings)."""
+    import audit_logging
+    from audit_logging.contrib.django.apps import configure_capture
+
+    audit = logging.getLogger("audit")
+    saved = list(audit.handlers)
+    audit.handlers[:] = []
+    try:
+        closed = audit_logging.configure(settings=settings)
+        closed.close()  # as dictConfig closes every handler it finds
+        fresh = configure_capture(settings)
+        assert fresh is not closed
+        assert audit.handlers == [fresh]
+    finally:
+        audit_logging.shutdown(timeout=5)
+        audit.handlers[:] = saved
