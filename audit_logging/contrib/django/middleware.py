@@ -44,6 +44,7 @@ from audit_logging.middleware._request import (
     RequestAudit,
     RequestFacts,
     emit_request_record,
+    port_number,
 )
 from audit_logging.record import STRING_LIMITS
 from audit_logging.session_key import stored_session_key
@@ -309,6 +310,8 @@ class AuditMiddleware:
 def _facts(request: HttpRequest) -> RequestFacts:
     return RequestFacts(
         peer=request.META.get("REMOTE_ADDR") or None,
+        # (under an ASGI server, a rewritten client's port is 0: the builder warns of it)
+        peer_port=port_number(request.META.get("REMOTE_PORT")),
         headers=_MetaHeaders(request.META),
         method=request.method or "GET",
         path=request.path,
