@@ -15,6 +15,7 @@ SQL ``WHERE`` clause without its parameter values) and the count. Raw SQL is not
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -32,6 +33,11 @@ _WHERE_LIMIT = 1000
 # Primary keys per read of the rows a bulk_update or update touches (SQLite's bound on
 # query parameters is far above it on every supported version).
 _READ_BATCH = 900
+# Set while Django's bulk_update runs: it writes through QuerySet.update, batch by batch,
+# which must not record the rows a second time.
+_in_bulk_update: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "audit_logging_in_bulk_update", default=False
+)
 
 
 class AuditedQuerySetMixin:
@@ -69,7 +75,7 @@ class AuditedQuerySetMixin:
         limit = django_option("BULK_ROW_LIMIT")
         pks = [obj.pk for obj in objs]
         if len(set(pks)) > limit:
-            count = super().bulk_update(objs, fields, *args, **kwargs)  # type: ignore[misc]
+            count = self._plain_bulk_update(objs, fields, *args, **kwargs)
             where = f"primary key in a list of {len(set(pks))}"
             summary = summary_event(entry, "UPDATE", operation="bulk_update", count=count,
                                     where=where, limit=limit)
@@ -77,12 +83,19 @@ class AuditedQuerySetMixin:
             return count
         with transaction.atomic(using=using, savepoint=False):
             before = _rows(entry, pks, tracked, using)
-            count = super().bulk_update(objs, fields, *args, **kwargs)  # type: ignore[misc]
+            count = self._plain_bulk_update(objs, fields, *args, **kwargs)
             record_on_commit(_updated(entry, tracked, before, using, "bulk_update"), using)
         return count
 
+    def _plain_bulk_update(self, *args: Any, **kwargs: Any) -> Any:
+        token = _in_bulk_update.set(True)
+        try:
+            return super().bulk_update(*args, **kwargs)  # type: ignore[misc]
+        finally:
+            _in_bulk_update.reset(token)
+
     def update(self, **kwargs: Any) -> int:
-        entry = registration(self.model)
+        entry = None if _in_bulk_update.get() else registration(self.model)
         fields = entry.tracked.only(kwargs) if entry is not None else ()
         if entry is None or not fields or self.query.is_sliced:
             return int(super().update(**kwargs))  # type: ignore[misc]
