@@ -16,8 +16,8 @@ SQL ``WHERE`` clause without its parameter values) and the count. Raw SQL is not
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Collection, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import EmptyResultSet, FullResultSet
 from django.db import models, router, transaction
@@ -40,18 +40,34 @@ _in_bulk_update: contextvars.ContextVar[bool] = contextvars.ContextVar(
 )
 
 
-class AuditedQuerySetMixin:
+if TYPE_CHECKING:
+    _QuerySet = models.QuerySet[Any]
+else:
+    _QuerySet = object
+
+
+class AuditedQuerySetMixin(_QuerySet):
     """Records the bulk writes of a registered model's querysets; for other models every
     method passes straight through. Put it before ``QuerySet`` in a queryset's bases."""
 
-    model: type[models.Model]
-    query: Any
-    _db: str | None
-    _hints: dict[str, Any]
-
-    def bulk_create(self, objs: Iterable[models.Model], *args: Any, **kwargs: Any) -> Any:
+    def bulk_create(  # noqa: PLR0917 - QuerySet.bulk_create's own signature
+        self,
+        objs: Iterable[Any],
+        batch_size: int | None = None,
+        ignore_conflicts: bool = False,
+        update_conflicts: bool = False,
+        update_fields: Collection[str] | None = None,
+        unique_fields: Collection[str] | None = None,
+    ) -> list[Any]:
         entry = registration(self.model)
-        created = super().bulk_create(objs, *args, **kwargs)  # type: ignore[misc]
+        created = super().bulk_create(
+            objs,
+            batch_size=batch_size,
+            ignore_conflicts=ignore_conflicts,
+            update_conflicts=update_conflicts,
+            update_fields=update_fields,
+            unique_fields=unique_fields,
+        )
         if entry is None:
             return created
         limit = django_option("BULK_ROW_LIMIT")
@@ -64,18 +80,19 @@ class AuditedQuerySetMixin:
         return created
 
     def bulk_update(
-        self, objs: Iterable[models.Model], fields: Sequence[str], *args: Any, **kwargs: Any
-    ) -> Any:
+        self, objs: Iterable[Any], fields: Iterable[str], batch_size: int | None = None
+    ) -> int:
         entry = registration(self.model)
         if entry is None:
-            return super().bulk_update(objs, fields, *args, **kwargs)  # type: ignore[misc]
+            return super().bulk_update(objs, fields, batch_size=batch_size)
         objs = list(objs)
+        fields = list(fields)
         using = _write_db(self)
         tracked = entry.tracked.only(fields)
         limit = django_option("BULK_ROW_LIMIT")
         pks = [obj.pk for obj in objs]
         if len(set(pks)) > limit:
-            count = self._plain_bulk_update(objs, fields, *args, **kwargs)
+            count = self._plain_bulk_update(objs, fields, batch_size)
             where = f"primary key in a list of {len(set(pks))}"
             summary = summary_event(entry, "UPDATE", operation="bulk_update", count=count,
                                     where=where, limit=limit)
@@ -83,14 +100,16 @@ class AuditedQuerySetMixin:
             return count
         with transaction.atomic(using=using, savepoint=False):
             before = _rows(entry, pks, tracked, using)
-            count = self._plain_bulk_update(objs, fields, *args, **kwargs)
+            count = self._plain_bulk_update(objs, fields, batch_size)
             record_on_commit(_updated(entry, tracked, before, using, "bulk_update"), using)
         return count
 
-    def _plain_bulk_update(self, *args: Any, **kwargs: Any) -> Any:
+    def _plain_bulk_update(
+        self, objs: list[Any], fields: list[str], batch_size: int | None
+    ) -> int:
         token = _in_bulk_update.set(True)
         try:
-            return super().bulk_update(*args, **kwargs)  # type: ignore[misc]
+            return super().bulk_update(objs, fields, batch_size=batch_size)
         finally:
             _in_bulk_update.reset(token)
 
@@ -98,21 +117,21 @@ class AuditedQuerySetMixin:
         entry = None if _in_bulk_update.get() else registration(self.model)
         fields = entry.tracked.only(kwargs) if entry is not None else ()
         if entry is None or not fields or self.query.is_sliced:
-            return int(super().update(**kwargs))  # type: ignore[misc]
+            return super().update(**kwargs)
         using = _write_db(self)
         limit = django_option("BULK_ROW_LIMIT")
         with transaction.atomic(using=using, savepoint=False):
-            reading = self.using(using).values("pk", *(f.attname for f in fields))  # type: ignore[attr-defined]
+            reading = self.using(using).values("pk", *(f.attname for f in fields))
             found = list(reading.order_by()[: limit + 1])
             if len(found) > limit:
-                count = int(super().update(**kwargs))  # type: ignore[misc]
+                count = super().update(**kwargs)
                 event = summary_event(entry, "UPDATE", operation="update", count=count,
                                       where=_where(self, using), limit=limit)
                 event["extra"]["fields"] = [f.name for f in fields]
                 record_on_commit([event], using)
                 return count
             before = {row.pop("pk"): row for row in found}
-            count = int(super().update(**kwargs))  # type: ignore[misc]
+            count = super().update(**kwargs)
             record_on_commit(_updated(entry, fields, before, using, "update"), using)
         return count
 
@@ -122,12 +141,12 @@ class AuditedQuerySetMixin:
         # gets one summary record instead.
         entry = registration(self.model)
         if entry is None:
-            return super().delete()  # type: ignore[misc, no-any-return]
+            return super().delete()
         using = _write_db(self)
         where = _where(self, using)
         limit = django_option("BULK_ROW_LIMIT")
         with signals.collecting_deletes(limit) as scope:
-            result = super().delete()  # type: ignore[misc]
+            result = super().delete()
         events: list[Event] = []
         for model, count in scope.counts.items():
             model_entry = registration(model)
@@ -142,7 +161,7 @@ class AuditedQuerySetMixin:
                     event["extra"] = {**(event.get("extra") or {}), "bulk": operation}
                     events.append(event)
         record_on_commit(events, scope.using or using)
-        return result  # type: ignore[no-any-return]
+        return result
 
 
 def _write_db(queryset: Any) -> str:
