@@ -62,7 +62,9 @@ class Rendering:
     def value(self, field: models.Field[Any, Any], value: Any) -> Any:
         if field.name in self._tracked.masked and value is not None:
             return MASK
-        shown, cut = json_value(field, value)
+        # As the column holds it: an instance may still hold what the app assigned (1 for
+        # a DecimalField, a string for a date) until it is read again.
+        shown, cut = json_value(field, _normalized(field, value))
         if cut and field.name not in self.cut:
             self.cut.append(field.name)
         return shown
