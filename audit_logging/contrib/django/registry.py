@@ -15,7 +15,7 @@ from typing import Any, TypeVar, overload
 from django.db import models
 
 from audit_logging.contrib.django.changes import TrackedFields
-from audit_logging.contrib.django.conf import DJANGO_OPTIONS, DjangoOption
+from audit_logging.contrib.django.conf import DJANGO_OPTIONS, DjangoOption, django_option
 from audit_logging.errors import ConfigurationError
 
 ModelT = TypeVar("ModelT", bound=type[models.Model])
@@ -121,6 +121,9 @@ def register(
     from audit_logging.contrib.django import bulk, signals
 
     entry = _registration(model, include_fields, exclude_fields, mask_fields)
+    # A bad option fails here, when the app starts, rather than in the first save.
+    for option in ("BULK_ROW_LIMIT", "RECORD_ROLLED_BACK"):
+        django_option(option)
     with _lock:
         _registry[model] = entry
     signals.connect(model)

@@ -1,0 +1,90 @@
+"""register(): its arguments, its decorator form, its options, and the package importing
+before Django is set up."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from audit_logging.contrib.django import register, unregister
+from audit_logging.contrib.django.registry import registration
+from audit_logging.errors import ConfigurationError
+from tests.django_project.shop.models import Customer, Order
+
+ROOT = Path(__file__).resolve().parents[2]
+Records = list[dict[str, Any]]
+
+
+def test_the_package_imports_before_django_is_set_up() -> None:
+    script = (
+        "import sys, audit_logging.contrib.django as app\n"
+        "assert 'django.db.models' not in sys.modules, 'imported the model layer early'\n"
+        "assert callable(app.register)\n"
+    )
+    subprocess.run([sys.executable, "-c", script], cwd=ROOT, check=True, timeout=60)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "named"),
+    [
+        ({"include_fields": ["name", "nickname"]}, "include_fields"),
+        ({"exclude_fields": ["balanse"]}, "exclude_fields"),
+        ({"mask_fields": ["password"]}, "mask_fields"),
+        ({"mask_fields": "api_secret"}, "mask_fields"),
+    ],
+)
+def test_an_unknown_field_is_refused_by_name(arguments: dict[str, Any], named: str) -> None:
+    with pytest.raises(ConfigurationError, match=named) as caught:
+        register(Customer, **arguments)
+    assert "shop.Customer" in str(caught.value)
+    assert registration(Customer) is None
+
+
+def test_a_bad_option_is_refused_at_registration(options: dict[str, object]) -> None:
+    options["BULK_ROW_LIMIT"] = 0
+    with pytest.raises(ConfigurationError, match=r"AUDIT_LOGGING\['BULK_ROW_LIMIT'\]"):
+        register(Order)
+    options["BULK_ROW_LIMIT"] = 10
+    options["RECORD_ROLLED_BACK"] = "yes"
+    with pytest.raises(ConfigurationError, match="RECORD_ROLLED_BACK"):
+        register(Order)
+    assert registration(Order) is None
+
+
+def test_register_as_a_decorator_returns_the_model() -> None:
+    try:
+        assert register(Order) is Order
+        assert register(mask_fields=["total"])(Order) is Order
+        entry = registration(Order)
+        assert entry is not None and entry.tracked.masked == {"total"}
+    finally:
+        unregister(Order)
+    assert registration(Order) is None
+
+
+def test_include_and_exclude_choose_the_fields(db: str, records: Records) -> None:
+    register(Customer, include_fields=["name", "email", "tags"], exclude_fields=["email"])
+    records.clear()
+    customer = Customer.objects.using(db).create(name="Ada", email="a@example.com")
+    customer.email = "b@example.com"
+    customer.save(using=db)  # email is excluded: nothing recorded
+    (created,) = records
+    assert created["changes"] == {"name": [None, "Ada"]}
+
+
+def test_an_included_auto_now_field_shows_only_beside_another_change(
+    db: str, records: Records
+) -> None:
+    register(Customer, include_fields=["name", "updated_at"])
+    customer = Customer.objects.using(db).create(name="Ada")
+    records.clear()
+    customer.save(using=db)
+    assert records == []
+    customer.name = "Grace"
+    customer.save(using=db)
+    (updated,) = records
+    assert set(updated["changes"]) == {"name", "updated_at"}
