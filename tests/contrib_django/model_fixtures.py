@@ -6,11 +6,14 @@ Imported by the test modules (first, so Django is set up before they import mode
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+import audit_logging
+from audit_logging.settings import Settings
 from tests.django_project.bootstrap import ensure_django, migrate
 
 DATABASES = ["default", "postgres"]
@@ -68,3 +71,24 @@ def options(monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
     given: dict[str, object] = dict(settings.AUDIT_LOGGING)
     monkeypatch.setattr(settings, "AUDIT_LOGGING", given)
     return given
+
+
+@pytest.fixture
+def model_stream(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, stack_env: dict[str, str]
+) -> Iterator[Settings]:
+    """The environment of an app on the local stack, publishing to this test's stream."""
+    for key, value in stack_env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("RABBITMQ_STREAM_NAME", settings.rabbitmq_stream_name)
+    monkeypatch.setenv("AUDIT_LOG_SPOOL_DIR", str(settings.spool_dir))
+    monkeypatch.setenv("AUDIT_LOG_HASH_KEY", "model-stream-hash-key-0123456789")
+    monkeypatch.chdir(settings.spool_dir.parent)  # no stray .env from the work tree
+    # A handler the app made at start (ready()) is set aside: this test's own is used.
+    audit = logging.getLogger("audit")
+    saved = list(audit.handlers)
+    audit.handlers[:] = []
+    audit_logging.configure()
+    yield settings
+    audit_logging.shutdown(timeout=10)
+    audit.handlers[:] = saved

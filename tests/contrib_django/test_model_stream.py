@@ -3,8 +3,6 @@ stream and read back, with the right fields and ``changes``, on SQLite and Postg
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from django.db import transaction
 
@@ -17,24 +15,8 @@ from tests.django_project.shop.models import Customer, Invoice, Order, Tag
 pytestmark = [pytest.mark.services, pytest.mark.usefixtures("registered")]
 
 
-@pytest.fixture
-def app_env(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch, stack_env: dict[str, str]
-) -> Iterator[Settings]:
-    """The environment of an app on the local stack, publishing to this test's stream."""
-    for key, value in stack_env.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("RABBITMQ_STREAM_NAME", settings.rabbitmq_stream_name)
-    monkeypatch.setenv("AUDIT_LOG_SPOOL_DIR", str(settings.spool_dir))
-    monkeypatch.setenv("AUDIT_LOG_HASH_KEY", "model-stream-hash-key-0123456789")
-    monkeypatch.chdir(settings.spool_dir.parent)  # no stray .env from the work tree
-    audit_logging.configure()
-    yield settings
-    audit_logging.shutdown(timeout=10)
-
-
 def test_model_changes_arrive_through_the_stream(
-    db: str, app_env: Settings, options: dict[str, object]
+    db: str, model_stream: Settings, options: dict[str, object]
 ) -> None:
     options["RECORD_ROLLED_BACK"] = True
     request = RequestContext(
@@ -56,7 +38,7 @@ def test_model_changes_arrive_through_the_stream(
     Customer.objects.using(db).filter(pk=customer.pk).delete()
 
     assert audit_logging.flush(timeout=30) == 0
-    records = stream_records(app_env, app_env.rabbitmq_stream_name, 15)
+    records = stream_records(model_stream, model_stream.rabbitmq_stream_name, 15)
     assert [(r["action"], r["object_type"]) for r in records] == [
         ("CREATE", "shop.Customer"),
         ("UPDATE", "shop.Customer"),
