@@ -161,3 +161,16 @@ def update_then_fail(db: str) -> None:
     with transaction.atomic(using=db):
         Customer.objects.using(db).update(balance=2)
         raise RuntimeError
+
+
+def test_bulk_create_ignoring_conflicts_says_rows_may_be_skipped(
+    db: str, records: Records
+) -> None:
+    from tests.django_project.shop.models import Tag
+
+    Tag.objects.using(db).create(name="red")
+    records.clear()
+    Tag.objects.using(db).bulk_create([Tag(name="red"), Tag(name="blue")], ignore_conflicts=True)
+    assert {r["object_repr"] for r in records} == {"red", "blue"}
+    assert all(r["extra"] == {"bulk": "bulk_create", "on_conflict": "ignore"} for r in records)
+    assert Tag.objects.using(db).count() == 2

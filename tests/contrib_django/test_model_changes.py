@@ -187,3 +187,47 @@ def test_an_unregistered_model_is_not_recorded(db: str, records: Records) -> Non
     Order.objects.using(db).filter(customer=customer).update(total=2)
     Order.objects.using(db).all().delete()
     assert records == []
+
+
+def test_a_proxy_model_of_a_registered_model_is_recorded_as_it(
+    db: str, records: Records
+) -> None:
+    from django.test.utils import isolate_apps
+
+    with isolate_apps("tests.django_project.shop"):
+
+        class VipCustomer(Customer):
+            class Meta:
+                proxy = True
+                app_label = "shop"
+
+    records.clear()
+    vip = VipCustomer.objects.using(db).create(name="Vip")
+    vip.name = "Very"
+    vip.save(using=db)
+    VipCustomer.objects.using(db).filter(pk=vip.pk).update(notes="n")
+    vip.delete()
+    assert [(r["action"], r["object_type"]) for r in records] == [
+        ("CREATE", "shop.Customer"),
+        ("UPDATE", "shop.Customer"),
+        ("UPDATE", "shop.Customer"),
+        ("DELETE", "shop.Customer"),
+    ]
+    assert records[2]["extra"] == {"bulk": "update"}
+
+
+def test_old_values_cost_one_read_by_key_and_none_for_a_new_row(
+    db: str, records: Records
+) -> None:
+    from django.db import connections
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connections[db]) as queries:
+        customer = Customer.objects.using(db).create(name="Ada")
+    assert [q["sql"].split()[0] for q in queries.captured_queries] == ["INSERT"]
+    customer.name = "Grace"
+    with CaptureQueriesContext(connections[db]) as queries:
+        customer.save(using=db, update_fields=["name"])
+    read, write = (q["sql"] for q in queries.captured_queries)
+    assert read.startswith("SELECT") and "name" in read and "email" not in read
+    assert write.startswith("UPDATE")

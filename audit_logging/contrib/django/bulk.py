@@ -75,7 +75,11 @@ class AuditedQuerySetMixin(_QuerySet):
             events = [summary_event(entry, "CREATE", operation="bulk_create",
                                     count=len(created), where="", limit=limit)]
         else:
-            events = [_created(entry, obj) for obj in created]
+            extra: dict[str, Any] = {"bulk": "bulk_create"}
+            if ignore_conflicts or update_conflicts:
+                # Some rows may have been skipped or updated instead: the record says so.
+                extra["on_conflict"] = "ignore" if ignore_conflicts else "update"
+            events = [_created(entry, obj, extra) for obj in created]
         record_on_commit(events, _write_db(self))
         return created
 
@@ -225,13 +229,13 @@ def _updated(
     return events
 
 
-def _created(entry: Registration, instance: models.Model) -> Event:
+def _created(entry: Registration, instance: models.Model, extra: dict[str, Any]) -> Event:
     rendering = Rendering(entry.tracked)
     fields = entry.tracked.fields
     changes = rendering.created(fields, signals.current_row(instance, fields))
     return row_event(
         entry, "CREATE", pk=instance.pk, shown=object_repr(instance), changes=changes,
-        rendering=rendering, extra={"bulk": "bulk_create"},
+        rendering=rendering, extra=dict(extra),
     )
 
 

@@ -128,6 +128,8 @@ def register(
         _registry[model] = entry
     signals.connect(model)
     bulk.audit_managers(model)
+    for proxy in signals.proxies_of(model):
+        bulk.audit_managers(proxy)
     return model
 
 

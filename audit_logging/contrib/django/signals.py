@@ -55,18 +55,48 @@ def collecting_deletes(limit: int) -> Iterator[DeleteScope]:
 
 
 def connect(model: type[models.Model]) -> None:
-    uid = _uid(model)
-    signals.pre_save.connect(_pre_save, sender=model, dispatch_uid=f"{uid}:pre_save")
-    signals.post_save.connect(_post_save, sender=model, dispatch_uid=f"{uid}:post_save")
-    signals.post_delete.connect(_post_delete, sender=model, dispatch_uid=f"{uid}:post_delete")
+    """Listen to ``model``'s signals, and to those of its proxy models (Django sends a proxy
+    instance's signals with the proxy as sender)."""
+    for sender in (model, *proxies_of(model)):
+        _connect(sender)
     m2m.connect(model)
 
 
 def disconnect(model: type[models.Model]) -> None:
-    uid = _uid(model)
-    signals.pre_save.disconnect(sender=model, dispatch_uid=f"{uid}:pre_save")
-    signals.post_save.disconnect(sender=model, dispatch_uid=f"{uid}:post_save")
-    signals.post_delete.disconnect(sender=model, dispatch_uid=f"{uid}:post_delete")
+    for sender in (model, *proxies_of(model)):
+        uid = _uid(sender)
+        signals.pre_save.disconnect(sender=sender, dispatch_uid=f"{uid}:pre_save")
+        signals.post_save.disconnect(sender=sender, dispatch_uid=f"{uid}:post_save")
+        signals.post_delete.disconnect(sender=sender, dispatch_uid=f"{uid}:post_delete")
+
+
+def _connect(sender: type[models.Model]) -> None:
+    # Per sender, never for every model: a post_delete receiver for a model makes Django
+    # load its rows before deleting them (no fast delete), a cost only registered models pay.
+    uid = _uid(sender)
+    signals.pre_save.connect(_pre_save, sender=sender, dispatch_uid=f"{uid}:pre_save")
+    signals.post_save.connect(_post_save, sender=sender, dispatch_uid=f"{uid}:post_save")
+    signals.post_delete.connect(_post_delete, sender=sender, dispatch_uid=f"{uid}:post_delete")
+
+
+def proxies_of(model: type[models.Model]) -> list[type[models.Model]]:
+    """The proxy models of ``model`` loaded so far (those loaded later: ``_class_prepared``)."""
+    from django.apps import apps
+
+    if not apps.models_ready:
+        return []
+    return [m for m in apps.get_models() if m._meta.proxy and m._meta.concrete_model is model]
+
+
+def _class_prepared(sender: type[models.Model], **kwargs: Any) -> None:
+    if sender._meta.proxy and registration(sender) is not None:
+        from audit_logging.contrib.django import bulk
+
+        _connect(sender)
+        bulk.audit_managers(sender)
+
+
+signals.class_prepared.connect(_class_prepared, dispatch_uid="audit_logging:class_prepared")
 
 
 def _uid(model: type[models.Model]) -> str:
@@ -84,8 +114,9 @@ def _pre_save(
     if entry is None:
         return
     instance.__dict__.pop(_OLD_ROW, None)
-    if instance.pk is None:
-        return
+    pk = sender._meta.pk
+    if instance.pk is None or (instance._state.adding and pk is not None and pk.has_default()):
+        return  # a new row: Django inserts it without looking (a UUID key's default, say)
     fields = entry.tracked.only(update_fields)
     if not fields:
         return
