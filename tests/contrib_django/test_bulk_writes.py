@@ -174,3 +174,32 @@ def test_bulk_create_ignoring_conflicts_says_rows_may_be_skipped(
     assert {r["object_repr"] for r in records} == {"red", "blue"}
     assert all(r["extra"] == {"bulk": "bulk_create", "on_conflict": "ignore"} for r in records)
     assert Tag.objects.using(db).count() == 2
+
+
+def test_a_cascade_or_a_many_to_many_change_over_the_limit_is_one_summary(
+    db: str, records: Records, options: dict[str, object]
+) -> None:
+    from tests.django_project.shop.models import Tag
+
+    options["BULK_ROW_LIMIT"] = 2
+    ada = Customer.objects.using(db).create(name="Ada")
+    Order.objects.using(db).bulk_create([Order(customer=ada, total=n) for n in range(3)])
+    tags = [Tag.objects.using(db).create(name=f"t{n}") for n in range(3)]
+    records.clear()
+    ada.tags.add(*tags)
+    customer_side, tag_side = records
+    assert customer_side["object_id"] == str(ada.pk)  # one customer: recorded as a row
+    assert customer_side["changes"] == {"tags": [[], sorted(t.pk for t in tags)]}
+    assert tag_side["object_type"] == "shop.Tag" and tag_side["object_id"] is None
+    assert tag_side["extra"]["count"] == 3
+    assert tag_side["extra"]["bulk"] == "add on customers"
+
+    records.clear()
+    Customer.objects.using(db).filter(pk=ada.pk).delete()
+    by_type = {r["object_type"]: r for r in records}
+    assert len(records) == 2
+    assert by_type["shop.Customer"]["object_id"] == str(ada.pk)
+    summary = by_type["shop.Order"]
+    assert summary["object_id"] is None
+    assert summary["extra"]["bulk"] == "delete cascaded from shop.Customer"
+    assert summary["extra"]["count"] == 3
