@@ -75,6 +75,7 @@ def test_update_fields_limits_what_is_read_and_compared(db: str, records: Record
     customer.name = "Grace"
     customer.email = "not-saved@example.com"
     customer.save(using=db, update_fields=["name"])
+    customer.save(using=db, update_fields=["updated_at"])  # no recorded field: no record
     (record,) = records
     assert record["changes"] == {"name": ["Ada", "Grace"]}
 

@@ -87,12 +87,12 @@ class AuditedQuerySetMixin(_QuerySet):
         self, objs: Iterable[Any], fields: Iterable[str], batch_size: int | None = None
     ) -> int:
         entry = registration(self.model)
-        if entry is None:
+        fields = list(fields)
+        tracked = entry.tracked.only(fields) if entry is not None else ()
+        if entry is None or not tracked:
             return super().bulk_update(objs, fields, batch_size=batch_size)
         objs = list(objs)
-        fields = list(fields)
         using = _write_db(self)
-        tracked = entry.tracked.only(fields)
         limit = django_option("BULK_ROW_LIMIT")
         pks = [obj.pk for obj in objs]
         if len(set(pks)) > limit:

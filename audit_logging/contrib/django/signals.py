@@ -138,6 +138,8 @@ def _post_save(
     if entry is None:
         return
     fields = entry.tracked.only(update_fields)
+    if not created and not fields:
+        return  # only fields that are not recorded were saved
     new = current_row(instance, fields)
     rendering = Rendering(entry.tracked)
     if created or old is None:
