@@ -232,3 +232,17 @@ def test_old_values_cost_one_read_by_key_and_none_for_a_new_row(
     read, write = (q["sql"] for q in queries.captured_queries)
     assert read.startswith("SELECT") and "name" in read and "email" not in read
     assert write.startswith("UPDATE")
+
+
+def test_in_a_test_case_transaction_capture_on_commit_callbacks_records(
+    db: str, records: Records
+) -> None:
+    from django.test import TestCase
+
+    records.clear()
+    with transaction.atomic(using=db):  # as TestCase wraps each test: never committed
+        with TestCase.captureOnCommitCallbacks(using=db, execute=True):
+            Customer.objects.using(db).create(name="in a test")
+        transaction.set_rollback(True, using=db)
+    assert [r["object_repr"] for r in records] == ["in a test"]
+    assert not Customer.objects.using(db).filter(name="in a test").exists()
