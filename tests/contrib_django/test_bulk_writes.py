@@ -203,3 +203,32 @@ def test_a_cascade_or_a_many_to_many_change_over_the_limit_is_one_summary(
     assert summary["object_id"] is None
     assert summary["extra"]["bulk"] == "delete cascaded from shop.Customer"
     assert summary["extra"]["count"] == 3
+
+
+@pytest.mark.parametrize("record_rolled_back", [False, True])
+def test_a_delete_failing_half_way_is_recorded_only_as_rolled_back(
+    db: str, records: Records, options: dict[str, object], record_rolled_back: bool
+) -> None:
+    from django.db.models.signals import post_delete
+
+    options["RECORD_ROLLED_BACK"] = record_rolled_back
+    ada = Customer.objects.using(db).create(name="Ada")
+    Order.objects.using(db).create(customer=ada, total=1)
+
+    def fail(**kwargs: Any) -> None:
+        raise RuntimeError("a receiver of the app fails")
+
+    post_delete.connect(fail, sender=Customer, dispatch_uid="test-fail-on-delete")
+    try:
+        records.clear()
+        with pytest.raises(RuntimeError):
+            Customer.objects.using(db).filter(pk=ada.pk).delete()
+    finally:
+        post_delete.disconnect(sender=Customer, dispatch_uid="test-fail-on-delete")
+    assert Order.objects.using(db).count() == 1  # the cascade rolled back too
+    if record_rolled_back:
+        assert {(r["object_type"], r["extra"]["rolled_back"]) for r in records} == {
+            ("shop.Order", True), ("shop.Customer", True)
+        }
+    else:
+        assert records == []

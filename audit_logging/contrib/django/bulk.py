@@ -24,7 +24,7 @@ from django.db import models, router, transaction
 
 from audit_logging.contrib.django import signals
 from audit_logging.contrib.django.changes import Rendering
-from audit_logging.contrib.django.commit import Event, record_on_commit
+from audit_logging.contrib.django.commit import Event, record_on_commit, record_rolled_back
 from audit_logging.contrib.django.conf import django_option
 from audit_logging.contrib.django.events import object_repr, row_event, summary_event
 from audit_logging.contrib.django.registry import Registration, registration
@@ -150,7 +150,12 @@ class AuditedQuerySetMixin(_QuerySet):
         where = _where(self, using)
         limit = django_option("BULK_ROW_LIMIT")
         with signals.collecting_deletes(limit) as scope:
-            result = super().delete()
+            try:
+                result = super().delete()
+            except BaseException:
+                # Rows Django had deleted (and signalled) before the failure: rolled back.
+                record_rolled_back([e for rows in scope.events.values() for e in rows])
+                raise
         events: list[Event] = []
         for model, count in scope.counts.items():
             model_entry = registration(model)

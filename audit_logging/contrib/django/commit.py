@@ -70,6 +70,13 @@ def record_on_commit(events: list[Event], using: str) -> None:
         callback()
 
 
+def record_rolled_back(events: list[Event]) -> None:
+    """Record ``events`` of a write that failed, marked rolled back, if ``RECORD_ROLLED_BACK``
+    asks for them (else they are dropped, as the write was)."""
+    if events and django_option("RECORD_ROLLED_BACK"):
+        send(_Batch(events, current_context()), rolled_back=True)
+
+
 def _rolled_back(batch: _Batch) -> None:
     if not batch.sent:
         batch.sent = True
