@@ -88,3 +88,74 @@ def test_an_included_auto_now_field_shows_only_beside_another_change(
     customer.save(using=db)
     (updated,) = records
     assert set(updated["changes"]) == {"name", "updated_at"}
+
+
+DECORATED_MODELS = '''
+from django.db import models
+
+from audit_logging.contrib.django import register
+
+
+# "authors" is the reverse accessor of a model not defined yet: known once Django is ready.
+@register(include_fields=["title", "authors"])
+class Book(models.Model):
+    title = models.CharField(max_length=50)
+    pages = models.IntegerField(default=0)
+
+
+@register(mask_fields=["secret"])
+class Author(models.Model):
+    name = models.CharField(max_length=50)
+    secret = models.CharField(max_length=50)
+    books = models.ManyToManyField(Book, related_name="authors")
+'''
+
+DECORATED_RUN = '''
+import json, os, sys
+sys.path.insert(0, sys.argv[1])
+os.environ["DJANGO_SETTINGS_MODULE"] = "decorated_settings"
+import django
+django.setup()
+from django.db import connection
+from audit_logging.testing import capture_audit_records
+from decorated_app.models import Author, Book
+with connection.schema_editor() as editor:
+    editor.create_model(Book)
+    editor.create_model(Author)
+with capture_audit_records() as records:
+    book = Book.objects.create(title="Dune", pages=412)
+    author = Author.objects.create(name="Frank", secret="s3cret")
+    author.books.add(book)
+print(json.dumps(records))
+'''
+
+
+def test_the_decorator_in_models_py_before_django_is_ready(tmp_path: Path) -> None:
+    import json
+
+    app = tmp_path / "decorated_app"
+    app.mkdir()
+    (app / "__init__.py").write_text("")
+    (app / "models.py").write_text(DECORATED_MODELS)
+    (tmp_path / "decorated_settings.py").write_text(
+        "SECRET_KEY = 'x'\nUSE_TZ = True\nINSTALLED_APPS = ['decorated_app']\n"
+        "DEFAULT_AUTO_FIELD = 'django.db.models.BigAutoField'\n"
+        f"DATABASES = {{'default': {{'ENGINE': 'django.db.backends.sqlite3', "
+        f"'NAME': {str(tmp_path / 'db.sqlite3')!r}}}}}\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", DECORATED_RUN, str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, check=False, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    records = json.loads(done.stdout.strip().splitlines()[-1])
+    assert [(r["action"], r["object_type"]) for r in records] == [
+        ("CREATE", "decorated_app.Book"),
+        ("CREATE", "decorated_app.Author"),
+        ("UPDATE", "decorated_app.Author"),
+        ("UPDATE", "decorated_app.Book"),
+    ]
+    assert records[0]["changes"] == {"title": [None, "Dune"]}  # pages not included
+    assert records[1]["changes"]["secret"] == [None, "********"]
+    assert records[2]["changes"] == {"books": [[], [1]]}
+    assert records[3]["changes"] == {"authors": [[], [1]]}

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
-from collections.abc import Iterable
 from typing import Any
 
 from django.db import models
@@ -22,7 +21,7 @@ from audit_logging.contrib.django.changes import Rendering, json_value, sorted_k
 from audit_logging.contrib.django.commit import Event, record_on_commit
 from audit_logging.contrib.django.conf import django_option
 from audit_logging.contrib.django.events import object_repr, row_event, summary_event
-from audit_logging.contrib.django.registry import Registration, registration
+from audit_logging.contrib.django.registry import Registration, has_registrations, registration
 
 _PLAN = "_audit_logging_m2m_plan"
 
@@ -37,25 +36,23 @@ class _Side:
     index: int  # this side's position in a (source, target) pair
 
 
-def connect(model: type[models.Model]) -> None:
-    for through in _throughs(model):
-        if through is None:  # a relation whose table is not built yet
-            continue
-        signals.m2m_changed.connect(
-            _m2m_changed, sender=through, dispatch_uid=f"audit_logging:m2m:{through._meta.label}"
-        )
+def connect() -> None:
+    """Listen to every many-to-many change (once): a relation's table may be built after its
+    models are registered, and a change of an unregistered relation costs one dict lookup."""
+    signals.m2m_changed.connect(_m2m_changed, dispatch_uid="audit_logging:m2m")
 
 
-def _throughs(model: type[models.Model]) -> Iterable[Any]:
-    for field in model._meta.many_to_many:
-        yield field.remote_field.through
-    for rel in model._meta.related_objects:
-        if rel.many_to_many:
-            yield getattr(rel, "through", None)
+_fields: dict[type[models.Model], Any] = {}
 
 
 def _field_of(through: type[models.Model]) -> Any:
     """The ManyToManyField whose table ``through`` is."""
+    if through not in _fields:
+        _fields[through] = _find_field(through)
+    return _fields[through]
+
+
+def _find_field(through: type[models.Model]) -> Any:
     for field in through._meta.fields:
         target: Any = field.related_model if isinstance(field, models.ForeignKey) else None
         for candidate in target._meta.many_to_many if target is not None else ():
@@ -86,6 +83,8 @@ def _m2m_changed(
     **kwargs: Any,
 ) -> None:
     stage, _, operation = action.partition("_")
+    if not has_registrations():
+        return
     field = _field_of(sender)
     if field is None:
         return

@@ -60,11 +60,16 @@ class Registration:
 
 
 _registry: dict[type[models.Model], Registration] = {}
+# Registered while Django was still importing models (the decorator in models.py): finished
+# once the app registry is ready, since reverse relations are only known then.
+_pending: dict[type[models.Model], tuple[Any, Any, Any]] = {}
 _lock = threading.Lock()
 
 
 def registration(model: type[models.Model]) -> Registration | None:
     """The registration of ``model`` (a proxy model counts as its concrete model)."""
+    if _pending:
+        finish_registrations()
     found = _registry.get(model)
     if found is None and model._meta.proxy:
         found = _registry.get(model._meta.concrete_model)  # type: ignore[arg-type]
@@ -73,6 +78,11 @@ def registration(model: type[models.Model]) -> Registration | None:
 
 def registered_models() -> list[type[models.Model]]:
     return list(_registry)
+
+
+def has_registrations() -> bool:
+    """Whether any model is registered (or waits for the app registry to be)."""
+    return bool(_registry or _pending)
 
 
 @overload
@@ -118,19 +128,55 @@ def register(
             )
 
         return decorate
+    from django.apps import apps
+
     from audit_logging.contrib.django import bulk, signals
 
-    entry = _registration(model, include_fields, exclude_fields, mask_fields)
+    _check_model(model)
     # A bad option fails here, when the app starts, rather than in the first save.
     for option in ("BULK_ROW_LIMIT", "RECORD_ROLLED_BACK"):
         django_option(option)
-    with _lock:
-        _registry[model] = entry
+    choice = (include_fields, exclude_fields, mask_fields)
+    if apps.models_ready:
+        entry = _registration(model, *choice)  # a bad field name fails before any change
+        with _lock:
+            _pending.pop(model, None)
+            _registry[model] = entry
+    else:
+        with _lock:
+            _pending[model] = choice
     signals.connect(model)
     bulk.audit_managers(model)
-    for proxy in signals.proxies_of(model):
-        bulk.audit_managers(proxy)
     return model
+
+
+def finish_registrations() -> None:
+    """Finish the registrations made while Django was importing models (called by the app's
+    ``ready()``, else at the first change of any registered model): a bad field name given
+    to the decorator raises here."""
+    from django.apps import apps
+
+    from audit_logging.contrib.django import bulk, signals
+
+    if not apps.models_ready:
+        return
+    with _lock:
+        pending = list(_pending.items())
+        _pending.clear()
+    problem: ConfigurationError | None = None
+    for model, choice in pending:
+        try:
+            entry = _registration(model, *choice)
+        except ConfigurationError as exc:
+            problem = problem or exc
+            continue
+        with _lock:
+            _registry[model] = entry
+        signals.connect(model)
+        for proxy in signals.proxies_of(model):
+            bulk.audit_managers(proxy)
+    if problem is not None:
+        raise problem
 
 
 def unregister(model: type[models.Model]) -> None:
@@ -139,7 +185,17 @@ def unregister(model: type[models.Model]) -> None:
 
     with _lock:
         _registry.pop(model, None)
+        _pending.pop(model, None)
     signals.disconnect(model)
+
+
+def _check_model(model: Any) -> None:
+    if not (isinstance(model, type) and issubclass(model, models.Model)):
+        raise ConfigurationError("register(model)", f"must be a Django model class, got {model!r}")
+    if model._meta.abstract:
+        raise ConfigurationError(
+            f"register({model._meta.label})", "is an abstract model: register its subclasses"
+        )
 
 
 def _registration(
@@ -148,14 +204,8 @@ def _registration(
     exclude: Iterable[str] | None,
     mask: Iterable[str] | None,
 ) -> Registration:
-    if not (isinstance(model, type) and issubclass(model, models.Model)):
-        raise ConfigurationError("register(model)", f"must be a Django model class, got {model!r}")
     meta = model._meta
     label = meta.label
-    if meta.abstract:
-        raise ConfigurationError(
-            f"register({label})", "is an abstract model: register its subclasses"
-        )
     concrete = [f for f in meta.concrete_fields if not f.primary_key]
     m2m_forward = [f.name for f in meta.many_to_many]
     m2m_reverse = [

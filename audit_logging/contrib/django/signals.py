@@ -59,7 +59,6 @@ def connect(model: type[models.Model]) -> None:
     instance's signals with the proxy as sender)."""
     for sender in (model, *proxies_of(model)):
         _connect(sender)
-    m2m.connect(model)
 
 
 def disconnect(model: type[models.Model]) -> None:
@@ -97,6 +96,7 @@ def _class_prepared(sender: type[models.Model], **kwargs: Any) -> None:
 
 
 signals.class_prepared.connect(_class_prepared, dispatch_uid="audit_logging:class_prepared")
+m2m.connect()
 
 
 def _uid(model: type[models.Model]) -> str:
