@@ -159,3 +159,34 @@ def test_the_decorator_in_models_py_before_django_is_ready(tmp_path: Path) -> No
     assert records[1]["changes"]["secret"] == [None, "********"]
     assert records[2]["changes"] == {"books": [[], [1]]}
     assert records[3]["changes"] == {"authors": [[], [1]]}
+
+
+LATE_REGISTRATION = '''
+import json, os, sys
+os.environ["DJANGO_SETTINGS_MODULE"] = "tests.django_project.settings"
+os.environ["DJANGO_TEST_SQLITE"] = sys.argv[1]
+from tests.django_project.bootstrap import migrate
+migrate("default")
+from audit_logging.contrib.django import register
+from audit_logging.testing import capture_audit_records
+from tests.django_project.shop.models import Customer, Order
+ada = Customer.objects.create(name="Ada")
+Order.objects.create(customer=ada, total=1)
+assert ada.orders.count() == 1  # Django makes and keeps the related manager's class
+register(Order)
+with capture_audit_records() as records:
+    ada.orders.update(status="paid")
+print(json.dumps(records))
+'''
+
+
+def test_related_managers_made_before_registration_are_audited(tmp_path: Path) -> None:
+    import json
+
+    done = subprocess.run(
+        [sys.executable, "-c", LATE_REGISTRATION, str(tmp_path / "db.sqlite3")],
+        cwd=ROOT, capture_output=True, text=True, check=False, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    (record,) = json.loads(done.stdout.strip().splitlines()[-1])
+    assert record["changes"] == {"status": ["open", "paid"]}

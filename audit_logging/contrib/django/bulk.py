@@ -305,3 +305,19 @@ def audit_managers(model: type[models.Model]) -> None:
     for manager in [*model._meta.local_managers, *model._meta.managers]:
         if not getattr(manager, "_audit_logging_wrapped", False):
             manager.__class__ = _audited_manager_class(type(manager))
+
+
+def forget_related_managers() -> None:
+    """Django makes the class of a related manager (``customer.orders``) once, from the
+    related model's default manager class at that time, and keeps it on the descriptor: a
+    class made before registration is forgotten, so the next one is made from the audited
+    manager class."""
+    from django.apps import apps
+
+    if not apps.models_ready:
+        return
+    for model in apps.get_models(include_auto_created=True):
+        for attribute in vars(model).values():
+            cached = getattr(attribute, "__dict__", None)
+            if isinstance(cached, dict):
+                cached.pop("related_manager_cls", None)

@@ -147,6 +147,7 @@ def register(
             _pending[model] = choice
     signals.connect(model)
     bulk.audit_managers(model)
+    bulk.forget_related_managers()
     return model
 
 
@@ -175,6 +176,7 @@ def finish_registrations() -> None:
         signals.connect(model)
         for proxy in signals.proxies_of(model):
             bulk.audit_managers(proxy)
+    bulk.forget_related_managers()
     if problem is not None:
         raise problem
 

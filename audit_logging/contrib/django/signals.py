@@ -2,9 +2,10 @@
 
 Old values: ``pre_save`` reads the row from the database (one query by primary key, only
 the tracked fields, only the fields in ``update_fields`` when given, none for a new object
-without a primary key or whose key has a default) as django-auditlog does. A snapshot taken when the object was loaded
-would cost something on every object every query loads, most of which are never saved, and
-would be wrong for an object built by hand with an existing key or loaded long before.
+without a primary key or whose key has a default) as django-auditlog does. A snapshot taken
+when the object was loaded would cost something on every object every query loads, most of
+which are never saved, and would be wrong for an object built by hand with an existing key
+or loaded long before.
 """
 
 from __future__ import annotations
