@@ -23,6 +23,7 @@ from audit_logging.contrib.django.changes import Rendering
 from audit_logging.contrib.django.commit import Event, record_on_commit
 from audit_logging.contrib.django.events import object_repr, row_event
 from audit_logging.contrib.django.registry import Registration, registration
+from audit_logging.contrib.django.rows import stored_values
 
 # Where pre_save leaves the row as it was, for post_save (popped there).
 _OLD_ROW = "_audit_logging_old_row"
@@ -121,9 +122,7 @@ def _pre_save(
     fields = entry.tracked.only(update_fields)
     if not fields:
         return
-    manager = sender._base_manager.using(using)
-    old = manager.filter(pk=instance.pk).values(*(f.attname for f in fields)).first()
-    instance.__dict__[_OLD_ROW] = old
+    instance.__dict__[_OLD_ROW] = stored_values(sender, fields, instance.pk, using)
 
 
 def _post_save(
