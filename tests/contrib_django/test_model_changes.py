@@ -246,3 +246,19 @@ def test_in_a_test_case_transaction_capture_on_commit_callbacks_records(
         transaction.set_rollback(True, using=db)
     assert [r["object_repr"] for r in records] == ["in a test"]
     assert not Customer.objects.using(db).filter(name="in a test").exists()
+
+
+def test_old_values_read_by_the_cached_query_are_converted_as_the_orm_does(
+    db: str, records: Records
+) -> None:
+    from tests.django_project.shop.models import Invoice
+
+    invoice = Invoice.objects.using(db).create(number="INV-1", amount="10.00")
+    records.clear()
+    for paid, amount in ((True, "12.00"), (False, "12.5")):  # the second read is cached
+        invoice.paid = paid
+        invoice.amount = amount
+        invoice.save(using=db)
+    first, second = records
+    assert first["changes"] == {"amount": ["10.00", "12.00"], "paid": [False, True]}
+    assert second["changes"] == {"amount": ["12.00", "12.50"], "paid": [True, False]}
