@@ -232,3 +232,16 @@ def test_a_delete_failing_half_way_is_recorded_only_as_rolled_back(
         }
     else:
         assert records == []
+
+
+def test_a_rolled_back_bulk_update_is_recorded_marked_with_the_option(
+    db: str, records: Records, options: dict[str, object]
+) -> None:
+    options["RECORD_ROLLED_BACK"] = True
+    Customer.objects.using(db).create(name="Ada", balance=1)
+    records.clear()
+    with pytest.raises(RuntimeError):
+        update_then_fail(db)
+    (record,) = records
+    assert record["changes"] == {"balance": ["1.00", "2.00"]}
+    assert record["extra"] == {"bulk": "update", "rolled_back": True}

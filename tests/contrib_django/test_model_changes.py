@@ -262,3 +262,22 @@ def test_old_values_read_by_the_cached_query_are_converted_as_the_orm_does(
     first, second = records
     assert first["changes"] == {"amount": ["10.00", "12.00"], "paid": [False, True]}
     assert second["changes"] == {"amount": ["12.00", "12.50"], "paid": [True, False]}
+
+
+def test_many_to_many_set_and_a_masked_relation(db: str, records: Records) -> None:
+    from audit_logging.contrib.django import register
+
+    register(Customer, mask_fields=["api_secret", "tags"])
+    customer = Customer.objects.using(db).create(name="Ada")
+    red, blue = (Tag.objects.using(db).create(name=n) for n in ("red", "blue"))
+    customer.tags.add(red)
+    records.clear()
+    customer.tags.set([blue])  # a remove, then an add
+    removed, added = only(records, "shop.Customer")
+    assert removed["changes"] == {"tags": [MASK, MASK]}
+    assert (removed["extra"]["m2m"], added["extra"]["m2m"]) == ("remove", "add")
+    tag_side = {r["object_id"]: r["changes"] for r in only(records, "shop.Tag")}
+    assert tag_side == {
+        str(red.pk): {"customers": [[customer.pk], []]},
+        str(blue.pk): {"customers": [[], [customer.pk]]},
+    }
