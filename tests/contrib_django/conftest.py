@@ -1,5 +1,6 @@
 """Fixtures for the Django app's tests: Django set up in-process with the test project
-(tests/django_project), its tables created, and capture sent to this test's own stream."""
+(tests/django_project), its tables created, capture sent to this test's own stream, and the
+model-capture fixtures (importing them sets Django up)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 
 import audit_logging
 from audit_logging.settings import Settings
+from tests.contrib_django.model_fixtures import db, model_stream, options, records, registered
 from tests.django_project.bootstrap import ensure_django, migrate
 
 HASH_KEY = "django-core-hash-key-0123"
@@ -60,3 +62,6 @@ def user(django_db: None) -> Iterator[Any]:
     created = User.objects.create_user(unique("ada"), password=PASSWORD)
     yield created
     created.delete()
+
+
+__all__ = ["db", "model_stream", "options", "records", "registered"]

@@ -51,13 +51,15 @@ class AuditLoggingConfig(AppConfig):
     verbose_name = "Audit logging"
 
     def ready(self) -> None:
-        # Registers the Django-only options and the system checks.
-        from audit_logging.contrib.django import auth, checks, middleware
+        # Registers the Django-only options (model capture's too) and the system checks.
+        from audit_logging.contrib.django import auth, checks, middleware, registry
         from audit_logging.contrib.django.conf import DJANGO_OPTIONS, django_option
 
         try:
             for key in list(DJANGO_OPTIONS):
                 django_option(key)
+            # A bad field given to @register in a models.py fails the start, not a save.
+            registry.finish_registrations()
             configure_capture()
         except ConfigurationError as exc:
             raise AuditLoggingImproperlyConfigured(exc, _where(exc.setting)) from None
