@@ -89,15 +89,20 @@ def test_fastapi_recipe(app_env: Settings) -> None:
 def test_flask_recipe(app_env: Settings) -> None:
     module = load("flask", "recipe_flask")
     client = module.app.test_client()
-    environ = {"REMOTE_ADDR": "10.0.0.9"}
-    headers = {"User-Agent": "flask-test", "X-Forwarded-For": "192.0.2.44"}
-    anonymous = client.post("/invoices/inv_1/void", headers=headers, environ_base=environ)
+    # buffered: each response read whole and closed, as a server does (the context of the
+    # request is released at close)
+    options: dict[str, Any] = {
+        "headers": {"User-Agent": "flask-test", "X-Forwarded-For": "192.0.2.44"},
+        "environ_base": {"REMOTE_ADDR": "10.0.0.9"},
+        "buffered": True,
+    }
+    anonymous = client.post("/invoices/inv_1/void", **options)
     assert anonymous.status_code == 200
     assert "Set-Cookie" not in anonymous.headers  # no cookie for an anonymous visitor
-    assert client.post("/login", headers=headers, environ_base=environ).status_code == 200
+    assert client.post("/login", **options).status_code == 200
     with client.session_transaction() as session:
         session["cart"] = ["sku-1"]  # the app changes its session: the cookie changes
-    response = client.post("/invoices/inv_9/void", headers=headers, environ_base=environ)
+    response = client.post("/invoices/inv_9/void", **options)
     assert response.status_code == 200
     assert response.headers["X-Request-ID"]
     assert audit_logging.flush(timeout=30) == 0
@@ -114,6 +119,7 @@ def test_flask_recipe(app_env: Settings) -> None:
     for record in records:
         assert record["ip_address"] == "192.0.2.44"
         assert record["user_agent"] == "flask-test"
+    assert audit_logging.context.current_context() is None  # released after each request
 
 
 def test_django_recipe(app_env: Settings, tmp_path: Path) -> None:

@@ -55,6 +55,12 @@ class AuditLoggingConfig(AppConfig):
         from audit_logging.contrib.django import auth, checks, middleware, registry
         from audit_logging.contrib.django.conf import DJANGO_OPTIONS, django_option
 
+        if _runs_library_command():
+            # consume_audit_logs and audit_logs_status read the settings themselves and
+            # report a bad one as the plain commands do (exit 2, one line); capture is not
+            # theirs to run (its publisher would even create the stream they inspect).
+            _ = checks, middleware
+            return
         try:
             for key in list(DJANGO_OPTIONS):
                 django_option(key)
@@ -65,6 +71,17 @@ class AuditLoggingConfig(AppConfig):
             raise AuditLoggingImproperlyConfigured(exc, _where(exc.setting)) from None
         _ = checks, middleware
         auth.connect()
+
+
+LIBRARY_COMMANDS = frozenset({"consume_audit_logs", "audit_logs_status"})
+
+
+def _runs_library_command() -> bool:
+    """Whether this process is ``manage.py consume_audit_logs`` or ``audit_logs_status``
+    (Django sets its apps up before a command runs, so only the command line can say)."""
+    import sys
+
+    return len(sys.argv) > 1 and sys.argv[1] in LIBRARY_COMMANDS
 
 
 def _where(setting: str) -> str:
