@@ -281,3 +281,22 @@ def test_many_to_many_set_and_a_masked_relation(db: str, records: Records) -> No
         str(red.pk): {"customers": [[customer.pk], []]},
         str(blue.pk): {"customers": [[], [customer.pk]]},
     }
+
+
+def test_save_of_an_expression_records_the_value_it_wrote(db: str, records: Records) -> None:
+    # Django writes an expression as SQL and leaves it on the instance: the record must
+    # hold the stored value, not the expression's text ("F(balance) + Value(1)").
+    from django.db.models import F, Value
+    from django.db.models.functions import Upper
+
+    customer = Customer.objects.using(db).create(name="Ada", balance=5)
+    records.clear()
+    customer.balance = F("balance") + 1
+    customer.save(using=db)
+    (update,) = records
+    assert update["changes"] == {"balance": ["5.00", "6.00"]}
+
+    records.clear()
+    Customer.objects.using(db).create(name=Upper(Value("grace")))
+    (create,) = records
+    assert create["changes"]["name"] == [None, "GRACE"]
