@@ -300,3 +300,17 @@ def test_save_of_an_expression_records_the_value_it_wrote(db: str, records: Reco
     Customer.objects.using(db).create(name=Upper(Value("grace")))
     (create,) = records
     assert create["changes"]["name"] == [None, "GRACE"]
+
+
+def test_a_masked_relation_names_no_related_key_anywhere(db: str, records: Records) -> None:
+    # The mask hid the keys in changes but extra["pks"] listed them.
+    from audit_logging.contrib.django import register
+
+    register(Customer, mask_fields=["api_secret", "tags"])
+    customer = Customer.objects.using(db).create(name="Ada")
+    secret_tag = Tag.objects.using(db).create(name="secret")
+    records.clear()
+    customer.tags.add(secret_tag)
+    (record,) = only(records, "shop.Customer")
+    assert record["changes"] == {"tags": [MASK, MASK]}
+    assert record["extra"] == {"m2m": "add", "field": "tags", "count": 1}
