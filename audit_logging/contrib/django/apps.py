@@ -55,6 +55,12 @@ class AuditLoggingConfig(AppConfig):
         from audit_logging.contrib.django import auth, checks, middleware, registry
         from audit_logging.contrib.django.conf import DJANGO_OPTIONS, django_option
 
+        if _running_own_command():
+            # consume_audit_logs and audit_logs_status capture nothing, and report a bad
+            # setting themselves, in one line, exit status 2: raising here would end them in
+            # a traceback and Django's exit status 1 before they run.
+            auth.connect()
+            return
         try:
             for key in list(DJANGO_OPTIONS):
                 django_option(key)
@@ -65,6 +71,17 @@ class AuditLoggingConfig(AppConfig):
             raise AuditLoggingImproperlyConfigured(exc, _where(exc.setting)) from None
         _ = checks, middleware
         auth.connect()
+
+
+OWN_COMMANDS = ("consume_audit_logs", "audit_logs_status")
+
+
+def _running_own_command() -> bool:
+    """Whether this process is ``manage.py consume_audit_logs`` or ``audit_logs_status``
+    (Django's own way of telling the subcommand: the first argument)."""
+    import sys
+
+    return len(sys.argv) > 1 and sys.argv[1] in OWN_COMMANDS
 
 
 def _where(setting: str) -> str:
