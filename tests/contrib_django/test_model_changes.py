@@ -314,3 +314,50 @@ def test_a_masked_relation_names_no_related_key_anywhere(db: str, records: Recor
     (record,) = only(records, "shop.Customer")
     assert record["changes"] == {"tags": [MASK, MASK]}
     assert record["extra"] == {"m2m": "add", "field": "tags", "count": 1}
+
+
+@pytest.mark.parametrize("record_rolled_back", [False, True])
+def test_a_failing_app_commit_hook_neither_loses_nor_misreports_a_committed_change(
+    db: str, records: Records, options: dict[str, object], record_rolled_back: bool
+) -> None:
+    # Django stops at the first commit hook that raises and drops the rest: the change's
+    # record, queued behind the app's hook, was lost (or marked rolled_back: true) although
+    # the row was committed.
+    import gc
+
+    options["RECORD_ROLLED_BACK"] = record_rolled_back
+
+    def task_queue_down() -> None:
+        raise ConnectionError("broker down")
+
+    def commit_two_customers() -> None:
+        with transaction.atomic(using=db):
+            transaction.on_commit(task_queue_down, using=db)
+            Customer.objects.using(db).create(name="Ada")
+            Customer.objects.using(db).create(name="Grace")
+
+    records.clear()
+    with pytest.raises(ConnectionError):
+        commit_two_customers()
+    gc.collect()
+    committed = Customer.objects.using(db).filter(name__in=["Ada", "Grace"]).order_by("pk")
+    assert [(r["object_id"], r["extra"]) for r in records] == [
+        (str(customer.pk), None) for customer in committed
+    ]
+    assert len(records) == 2
+
+
+def test_a_rolled_back_savepoint_still_drops_its_records(db: str, records: Records) -> None:
+    records.clear()
+    with transaction.atomic(using=db):
+        kept = Customer.objects.using(db).create(name="kept")
+        try:
+            with transaction.atomic(using=db):
+                Customer.objects.using(db).create(name="dropped")
+                raise RuntimeError
+        except RuntimeError:
+            pass
+        transaction.on_commit(lambda: None, using=db)
+        Customer.objects.using(db).create(name="after")
+    assert [r["object_repr"] for r in records] == ["kept", "after"]
+    assert records[0]["object_id"] == str(kept.pk)

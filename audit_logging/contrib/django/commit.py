@@ -63,11 +63,29 @@ def record_on_commit(events: list[Event], using: str) -> None:
         finalizer = weakref.finalize(callback, _rolled_back, batch)
         finalizer.atexit = False
     try:
-        transaction.on_commit(callback, using=using)
+        transaction.on_commit(callback, using=using, robust=True)
     except TransactionManagementError:
         # Manual transaction management (autocommit off, no atomic block): Django cannot say
         # when it commits; the change is recorded now rather than never.
         callback()
+        return
+    _ahead_of_app_hooks(callback, using)
+
+
+def _ahead_of_app_hooks(callback: _OnCommit, using: str) -> None:
+    """Move ``callback`` before the app's own commit hooks (after the records queued before
+    it, keeping their order). Django stops running a commit's hooks at the first one that
+    raises (a task queue down in ``on_commit(task.delay)``) and drops the rest: a record
+    queued behind it would be lost, or recorded as rolled back, for a change that committed.
+    A savepoint's rollback still drops it: Django filters these entries by savepoint, not by
+    position."""
+    hooks = getattr(transaction.get_connection(using), "run_on_commit", None)
+    if not isinstance(hooks, list) or not hooks or hooks[-1][1] is not callback:
+        return  # ran already (no transaction), or a Django that keeps them otherwise
+    at = 0
+    while at < len(hooks) - 1 and isinstance(hooks[at][1], _OnCommit):
+        at += 1
+    hooks.insert(at, hooks.pop())
 
 
 def record_rolled_back(events: list[Event]) -> None:
