@@ -245,3 +245,23 @@ def test_a_rolled_back_bulk_update_is_recorded_marked_with_the_option(
     (record,) = records
     assert record["changes"] == {"balance": ["1.00", "2.00"]}
     assert record["extra"] == {"bulk": "update", "rolled_back": True}
+
+
+def test_update_filtered_across_a_relation_counts_each_row_once(
+    db: str, records: Records, options: dict[str, object]
+) -> None:
+    # The rows were read through the join, one per matching order: 2 customers with 3 orders
+    # each read as 6 rows, over a limit of 4, so one summary stood for 2 rows.
+    options["BULK_ROW_LIMIT"] = 4
+    made = []
+    for name in ("Ada", "Grace"):
+        customer = Customer.objects.using(db).create(name=name)
+        made.append(customer)
+        for total in range(3):
+            Order.objects.using(db).create(customer=customer, total=total)
+    records.clear()
+    assert Customer.objects.using(db).filter(orders__total__gte=0).update(notes="vip") == 2
+    assert sorted((r["object_id"], r["changes"]["notes"][1]) for r in records) == sorted(
+        (str(c.pk), "vip") for c in made
+    )
+    assert {r["extra"]["bulk"] for r in records} == {"update"}

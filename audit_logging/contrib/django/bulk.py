@@ -125,8 +125,13 @@ class AuditedQuerySetMixin(_QuerySet):
         using = _write_db(self)
         limit = django_option("BULK_ROW_LIMIT")
         with transaction.atomic(using=using, savepoint=False):
-            reading = self.using(using).values("pk", *(f.attname for f in fields))
-            found = list(reading.order_by()[: limit + 1])
+            # The rows by primary key: a filter across a relation (orders__total__gte=0)
+            # yields a row per match, which would count one row many times against the limit.
+            matched = self.using(using).order_by().values("pk")
+            reading = entry.model._base_manager.using(using).filter(pk__in=matched)
+            found = list(reading.order_by().values("pk", *(f.attname for f in fields))[
+                : limit + 1
+            ])
             if len(found) > limit:
                 count = super().update(**kwargs)
                 event = summary_event(entry, "UPDATE", operation="update", count=count,
