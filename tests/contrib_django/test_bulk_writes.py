@@ -265,3 +265,21 @@ def test_update_filtered_across_a_relation_counts_each_row_once(
         (str(c.pk), "vip") for c in made
     )
     assert {r["extra"]["bulk"] for r in records} == {"update"}
+
+
+def test_bulk_create_of_expressions_records_the_values_written(
+    db: str, records: Records
+) -> None:
+    # The instances keep the expressions Django wrote as SQL: the records held their text
+    # ("Upper(Value('ada'))") as the new value.
+    from django.db.models import Value
+    from django.db.models.functions import Upper
+
+    records.clear()
+    made = Customer.objects.using(db).bulk_create(
+        [Customer(name=Upper(Value(name)), notes="plain") for name in ("ada", "grace")]
+    )
+    assert [(r["object_id"], r["changes"]["name"]) for r in records] == [
+        (str(made[0].pk), [None, "ADA"]), (str(made[1].pk), [None, "GRACE"])
+    ]
+    assert records[0]["changes"]["notes"] == [None, "plain"]

@@ -79,7 +79,7 @@ class AuditedQuerySetMixin(_QuerySet):
             if ignore_conflicts or update_conflicts:
                 # Some rows may have been skipped or updated instead: the record says so.
                 extra["on_conflict"] = "ignore" if ignore_conflicts else "update"
-            events = [_created(entry, obj, extra) for obj in created]
+            events = _created(entry, created, extra, _write_db(self))
         record_on_commit(events, _write_db(self))
         return created
 
@@ -239,14 +239,44 @@ def _updated(
     return events
 
 
-def _created(entry: Registration, instance: models.Model, extra: dict[str, Any]) -> Event:
-    rendering = Rendering(entry.tracked)
+def _created(
+    entry: Registration, objs: Sequence[models.Model], extra: dict[str, Any], using: str
+) -> list[Event]:
     fields = entry.tracked.fields
-    changes = rendering.created(fields, signals.current_row(instance, fields))
-    return row_event(
-        entry, "CREATE", pk=instance.pk, shown=object_repr(instance), changes=changes,
-        rendering=rendering, extra=dict(extra),
-    )
+    rows = [signals.current_row(obj, fields) for obj in objs]
+    _read_back_expressions(entry, objs, rows, using)
+    events = []
+    for instance, row in zip(objs, rows, strict=True):
+        rendering = Rendering(entry.tracked)
+        events.append(row_event(
+            entry, "CREATE", pk=instance.pk, shown=object_repr(instance),
+            changes=rendering.created(fields, row), rendering=rendering, extra=dict(extra),
+        ))
+    return events
+
+
+def _read_back_expressions(
+    entry: Registration, objs: Sequence[models.Model], rows: list[dict[str, Any]], using: str
+) -> None:
+    """Values given as expressions (``Upper(Value("ada"))``) stay on the instances as
+    expressions: the rows holding some are read back (in batches), or, without a primary
+    key to read them by, those values are left out rather than shown as SQL."""
+    def written(row: dict[str, Any]) -> list[str]:
+        return [name for name, value in row.items() if hasattr(value, "resolve_expression")]
+
+    pending = {obj.pk: row for obj, row in zip(objs, rows, strict=True) if written(row)}
+    if not pending:
+        return
+    names = {name for row in pending.values() for name in written(row)}
+    fields = [f for f in entry.tracked.fields if f.attname in names]
+    keys = [pk for pk in pending if pk is not None]
+    stored = _rows(entry, keys, fields, using) if keys else {}
+    for pk, row in pending.items():
+        for name in written(row):
+            if pk in stored and name in stored[pk]:
+                row[name] = stored[pk][name]
+            else:
+                del row[name]
 
 
 # Wrapping the managers of registered models.
