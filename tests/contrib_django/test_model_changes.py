@@ -361,3 +361,30 @@ def test_a_rolled_back_savepoint_still_drops_its_records(db: str, records: Recor
         Customer.objects.using(db).create(name="after")
     assert [r["object_repr"] for r in records] == ["kept", "after"]
     assert records[0]["object_id"] == str(kept.pk)
+
+
+def test_a_change_is_by_the_user_who_made_it_though_it_commits_after_logout(
+    db: str, records: Records
+) -> None:
+    # The record was built at commit from the request's context as it was then: a change
+    # made before logout() in the same transaction (ATOMIC_REQUESTS) carried no user.
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    from tests._stack import unique
+
+    user = User.objects.create_user(unique("leaver"), password="pw-0123456789")
+    user_id = str(user.pk)
+    try:
+        Customer.objects.using(db).create(name=user.username)
+        client = Client()
+        client.force_login(user)
+        records.clear()
+        closed = client.post(f"/review/close-account/{db}/", {"name": user.username})
+        assert closed.status_code == 200
+    finally:
+        user.delete()
+    (deleted,) = only(records, "shop.Customer")
+    assert deleted["action"] == "DELETE"
+    assert (deleted["user_id"], deleted["username"]) == (user_id, user.username)
+    assert deleted["session_key"] is not None

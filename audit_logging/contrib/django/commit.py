@@ -57,7 +57,7 @@ def record_on_commit(events: list[Event], using: str) -> None:
     a transaction)."""
     if not events:
         return
-    batch = _Batch(events, current_context())
+    batch = _Batch(events, _as_now(current_context()))
     callback = _OnCommit(batch)
     if django_option("RECORD_ROLLED_BACK"):
         finalizer = weakref.finalize(callback, _rolled_back, batch)
@@ -88,11 +88,31 @@ def _ahead_of_app_hooks(callback: _OnCommit, using: str) -> None:
     hooks.insert(at, hooks.pop())
 
 
+def _as_now(context: RequestContext | None) -> RequestContext | None:
+    """The request's context as it is when the change is made: the records leave at commit,
+    and by then the request may have logged its user out (or in as someone else), which
+    changes its context but not who made the change."""
+    if context is None:
+        return None
+    context.fields()  # the user (and session) looked up now, if not yet
+    frozen = RequestContext(
+        ip_address=context.ip_address,
+        user_agent=context.user_agent,
+        session_key=context.session_key,
+        request_id=context.request_id,
+        user_id=context.user_id,
+        username=context.username,
+    )
+    frozen.notes.update(context.notes)
+    frozen.truncated.extend(context.truncated)
+    return frozen
+
+
 def record_rolled_back(events: list[Event]) -> None:
     """Record ``events`` of a write that failed, marked rolled back, if ``RECORD_ROLLED_BACK``
     asks for them (else they are dropped, as the write was)."""
     if events and django_option("RECORD_ROLLED_BACK"):
-        send(_Batch(events, current_context()), rolled_back=True)
+        send(_Batch(events, _as_now(current_context())), rolled_back=True)
 
 
 def _rolled_back(batch: _Batch) -> None:
