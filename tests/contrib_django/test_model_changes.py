@@ -388,3 +388,30 @@ def test_a_change_is_by_the_user_who_made_it_though_it_commits_after_logout(
     assert deleted["action"] == "DELETE"
     assert (deleted["user_id"], deleted["username"]) == (user_id, user.username)
     assert deleted["session_key"] is not None
+
+
+def test_capture_on_commit_callbacks_sees_the_record_behind_an_earlier_app_hook(
+    db: str, records: Records
+) -> None:
+    # What the README tells TestCase users: captureOnCommitCallbacks reads the hooks queued
+    # inside its block by position, so a record's callback must stay where Django put it.
+    from django.test import TestCase
+
+    calls: list[str] = []
+
+    class UndoError(Exception):
+        pass
+
+    def capture_inside_a_transaction() -> None:
+        with transaction.atomic(using=db):
+            transaction.on_commit(lambda: calls.append("app hook"), using=db)
+            with TestCase.captureOnCommitCallbacks(using=db, execute=True) as captured:
+                Customer.objects.using(db).create(name="Ada")
+            assert len(captured) == 1
+            raise UndoError  # as a TestCase ends: nothing commits
+
+    records.clear()
+    with pytest.raises(UndoError):
+        capture_inside_a_transaction()
+    assert [r["object_repr"] for r in records] == ["Ada"]
+    assert calls == []

@@ -69,23 +69,30 @@ def record_on_commit(events: list[Event], using: str) -> None:
         # when it commits; the change is recorded now rather than never.
         callback()
         return
-    _ahead_of_app_hooks(callback, using)
+    _run_ours_first(using)
 
 
-def _ahead_of_app_hooks(callback: _OnCommit, using: str) -> None:
-    """Move ``callback`` before the app's own commit hooks (after the records queued before
-    it, keeping their order). Django stops running a commit's hooks at the first one that
-    raises (a task queue down in ``on_commit(task.delay)``) and drops the rest: a record
-    queued behind it would be lost, or recorded as rolled back, for a change that committed.
-    A savepoint's rollback still drops it: Django filters these entries by savepoint, not by
-    position."""
-    hooks = getattr(transaction.get_connection(using), "run_on_commit", None)
-    if not isinstance(hooks, list) or not hooks or hooks[-1][1] is not callback:
-        return  # ran already (no transaction), or a Django that keeps them otherwise
-    at = 0
-    while at < len(hooks) - 1 and isinstance(hooks[at][1], _OnCommit):
-        at += 1
-    hooks.insert(at, hooks.pop())
+def _run_ours_first(using: str) -> None:
+    """Have the connection run the records' callbacks before the app's own commit hooks
+    (each group in the order it was queued). Django stops running a commit's hooks at the
+    first one that raises (a task queue down in ``on_commit(task.delay)``) and drops the
+    rest: a record queued behind it would be lost, or recorded as rolled back, for a change
+    that committed. Only the order of running changes, at commit: the queue itself is left
+    as Django keeps it (savepoint rollbacks filter it, ``captureOnCommitCallbacks`` reads
+    it by position)."""
+    connection: Any = transaction.get_connection(using)
+    if getattr(connection, "_audit_logging_ours_first", False):
+        return
+    run_hooks = connection.run_and_clear_commit_hooks
+
+    def run_and_clear_commit_hooks() -> None:
+        hooks = connection.run_on_commit
+        if isinstance(hooks, list):
+            hooks.sort(key=lambda hook: not isinstance(hook[1], _OnCommit))  # stable
+        run_hooks()
+
+    connection.run_and_clear_commit_hooks = run_and_clear_commit_hooks
+    connection._audit_logging_ours_first = True
 
 
 def _as_now(context: RequestContext | None) -> RequestContext | None:
