@@ -283,3 +283,34 @@ def test_bulk_create_of_expressions_records_the_values_written(
         (str(made[0].pk), [None, "ADA"]), (str(made[1].pk), [None, "GRACE"])
     ]
     assert records[0]["changes"]["notes"] == [None, "plain"]
+
+
+@pytest.mark.parametrize("db", ["postgres"], indirect=True)
+def test_update_never_changes_a_row_it_did_not_read_first(db: str, records: Records) -> None:
+    # The rows are read, then updated: a row another transaction commits in between (READ
+    # COMMITTED: the UPDATE sees it) was updated and never recorded. Here the other
+    # transaction commits right before the UPDATE statement runs.
+    from django.db import connections
+
+    Customer.objects.using(db).create(name="Ada", notes="new")
+    Customer.objects.using(db).create(name="Grace", notes="new")
+
+    def commit_a_matching_row_first(execute: Any, sql: str, *args: Any) -> Any:
+        if sql.lstrip().upper().startswith("UPDATE"):
+            other = connections.create_connection(db)
+            try:
+                with other.cursor() as cursor:
+                    cursor.execute(
+                        "INSERT INTO shop_customer (name, email, api_secret, notes, balance,"
+                        " updated_at) VALUES ('Linus', '', '', 'new', 0, now())"
+                    )
+            finally:
+                other.close()
+        return execute(sql, *args)
+
+    records.clear()
+    with connections[db].execute_wrapper(commit_a_matching_row_first):
+        count = Customer.objects.using(db).filter(notes="new").update(notes="seen")
+    updated = set(Customer.objects.using(db).filter(notes="seen").values_list("pk", flat=True))
+    assert count == len(updated)
+    assert {int(r["object_id"]) for r in records} == updated

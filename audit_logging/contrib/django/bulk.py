@@ -140,7 +140,11 @@ class AuditedQuerySetMixin(_QuerySet):
                 record_on_commit([event], using)
                 return count
             before = {row.pop("pk"): row for row in found}
-            count = super().update(**kwargs)
+            # Only rows read above (and matching still): a row another transaction commits
+            # meanwhile would be updated with no record (under READ COMMITTED the UPDATE
+            # sees it), as if this update had run just before that commit.
+            read = self.filter(pk__in=list(before))
+            count = super(AuditedQuerySetMixin, read).update(**kwargs)
             record_on_commit(_updated(entry, fields, before, using, "update"), using)
         return count
 
