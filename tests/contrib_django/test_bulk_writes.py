@@ -314,3 +314,19 @@ def test_update_never_changes_a_row_it_did_not_read_first(db: str, records: Reco
     updated = set(Customer.objects.using(db).filter(notes="seen").values_list("pk", flat=True))
     assert count == len(updated)
     assert {int(r["object_id"]) for r in records} == updated
+
+
+def test_bulk_create_of_expressions_without_keys_shows_no_sql(db: str, records: Records) -> None:
+    # With ignore_conflicts Django sets no primary keys: the rows cannot be read back, and
+    # no row's value may be shown as the expression's text.
+    from django.db.models import Value
+    from django.db.models.functions import Upper
+
+    records.clear()
+    Customer.objects.using(db).bulk_create(
+        [Customer(name=Upper(Value(name)), notes=name) for name in ("ada", "grace", "linus")],
+        ignore_conflicts=True,
+    )
+    assert len(records) == 3
+    assert all("name" not in r["changes"] for r in records), records
+    assert [r["changes"]["notes"][1] for r in records] == ["ada", "grace", "linus"]

@@ -268,16 +268,17 @@ def _read_back_expressions(
     def written(row: dict[str, Any]) -> list[str]:
         return [name for name, value in row.items() if hasattr(value, "resolve_expression")]
 
-    pending = {obj.pk: row for obj, row in zip(objs, rows, strict=True) if written(row)}
+    # (A list: without primary keys, as after ignore_conflicts, every key is None.)
+    pending = [(obj.pk, row) for obj, row in zip(objs, rows, strict=True) if written(row)]
     if not pending:
         return
-    names = {name for row in pending.values() for name in written(row)}
+    names = {name for _, row in pending for name in written(row)}
     fields = [f for f in entry.tracked.fields if f.attname in names]
-    keys = [pk for pk in pending if pk is not None]
+    keys = [pk for pk, _ in pending if pk is not None]
     stored = _rows(entry, keys, fields, using) if keys else {}
-    for pk, row in pending.items():
+    for pk, row in pending:
         for name in written(row):
-            if pk in stored and name in stored[pk]:
+            if pk is not None and pk in stored and name in stored[pk]:
                 row[name] = stored[pk][name]
             else:
                 del row[name]
