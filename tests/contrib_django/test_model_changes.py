@@ -415,3 +415,16 @@ def test_capture_on_commit_callbacks_sees_the_record_behind_an_earlier_app_hook(
         capture_inside_a_transaction()
     assert [r["object_repr"] for r in records] == ["Ada"]
     assert calls == []
+
+
+def test_delete_after_saving_an_expression_shows_no_sql(db: str, records: Records) -> None:
+    from django.db.models import F
+
+    customer = Customer.objects.using(db).create(name="Ada", balance=5)
+    customer.balance = F("balance") + 1
+    customer.save(using=db)
+    records.clear()
+    customer.delete()
+    (deleted,) = records
+    assert "balance" not in deleted["changes"]
+    assert deleted["changes"]["name"] == ["Ada", None]

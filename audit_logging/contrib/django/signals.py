@@ -176,7 +176,13 @@ def _post_delete(
 
 def deleted_event(entry: Registration, instance: models.Model, **extra: Any) -> Event:
     rendering = Rendering(entry.tracked)
-    old = current_row(instance, entry.tracked.fields)
+    # An expression still on the instance (saved with F("balance") + 1, not read again) is
+    # SQL, not the value the row held: left out, as the row is gone and cannot be read.
+    old = {
+        name: value
+        for name, value in current_row(instance, entry.tracked.fields).items()
+        if not hasattr(value, "resolve_expression")
+    }
     return row_event(
         entry, "DELETE", pk=instance.pk, shown=object_repr(instance),
         changes=rendering.deleted(entry.tracked.fields, old), rendering=rendering,
