@@ -78,6 +78,10 @@ class FlaskAudit:
         app.before_request(self._bind)
         if self.track_sessions:
             app.after_request(self._keep_session_id)
+        if self.audit_requests is not None:
+            # The per-request record leaves when the server closes the response, after Flask
+            # has popped the request: the user and session are read while they still exist.
+            app.teardown_request(self._settle)
         app.extensions[EXTENSION_NAME] = self
 
     def _bind(self) -> None:
@@ -88,6 +92,11 @@ class FlaskAudit:
             context.resolve_user_with(self.get_user)
         if self.track_sessions:
             context.resolve_session_with(self._stored_session_key)
+
+    def _settle(self, error: BaseException | None = None) -> None:
+        context = current_context()
+        if context is not None:
+            context.fields()  # resolves the user and the session now, inside the request
 
     def _stored_session_key(self) -> str | None:
         if not has_request_context():

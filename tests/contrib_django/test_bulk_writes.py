@@ -245,3 +245,88 @@ def test_a_rolled_back_bulk_update_is_recorded_marked_with_the_option(
     (record,) = records
     assert record["changes"] == {"balance": ["1.00", "2.00"]}
     assert record["extra"] == {"bulk": "update", "rolled_back": True}
+
+
+def test_update_filtered_across_a_relation_counts_each_row_once(
+    db: str, records: Records, options: dict[str, object]
+) -> None:
+    # The rows were read through the join, one per matching order: 2 customers with 3 orders
+    # each read as 6 rows, over a limit of 4, so one summary stood for 2 rows.
+    options["BULK_ROW_LIMIT"] = 4
+    made = []
+    for name in ("Ada", "Grace"):
+        customer = Customer.objects.using(db).create(name=name)
+        made.append(customer)
+        for total in range(3):
+            Order.objects.using(db).create(customer=customer, total=total)
+    records.clear()
+    assert Customer.objects.using(db).filter(orders__total__gte=0).update(notes="vip") == 2
+    assert sorted((r["object_id"], r["changes"]["notes"][1]) for r in records) == sorted(
+        (str(c.pk), "vip") for c in made
+    )
+    assert {r["extra"]["bulk"] for r in records} == {"update"}
+
+
+def test_bulk_create_of_expressions_records_the_values_written(
+    db: str, records: Records
+) -> None:
+    # The instances keep the expressions Django wrote as SQL: the records held their text
+    # ("Upper(Value('ada'))") as the new value.
+    from django.db.models import Value
+    from django.db.models.functions import Upper
+
+    records.clear()
+    made = Customer.objects.using(db).bulk_create(
+        [Customer(name=Upper(Value(name)), notes="plain") for name in ("ada", "grace")]
+    )
+    assert [(r["object_id"], r["changes"]["name"]) for r in records] == [
+        (str(made[0].pk), [None, "ADA"]), (str(made[1].pk), [None, "GRACE"])
+    ]
+    assert records[0]["changes"]["notes"] == [None, "plain"]
+
+
+@pytest.mark.parametrize("db", ["postgres"], indirect=True)
+def test_update_never_changes_a_row_it_did_not_read_first(db: str, records: Records) -> None:
+    # The rows are read, then updated: a row another transaction commits in between (READ
+    # COMMITTED: the UPDATE sees it) was updated and never recorded. Here the other
+    # transaction commits right before the UPDATE statement runs.
+    from django.db import connections
+
+    Customer.objects.using(db).create(name="Ada", notes="new")
+    Customer.objects.using(db).create(name="Grace", notes="new")
+
+    def commit_a_matching_row_first(execute: Any, sql: str, *args: Any) -> Any:
+        if sql.lstrip().upper().startswith("UPDATE"):
+            other = connections.create_connection(db)
+            try:
+                with other.cursor() as cursor:
+                    cursor.execute(
+                        "INSERT INTO shop_customer (name, email, api_secret, notes, balance,"
+                        " updated_at) VALUES ('Linus', '', '', 'new', 0, now())"
+                    )
+            finally:
+                other.close()
+        return execute(sql, *args)
+
+    records.clear()
+    with connections[db].execute_wrapper(commit_a_matching_row_first):
+        count = Customer.objects.using(db).filter(notes="new").update(notes="seen")
+    updated = set(Customer.objects.using(db).filter(notes="seen").values_list("pk", flat=True))
+    assert count == len(updated)
+    assert {int(r["object_id"]) for r in records} == updated
+
+
+def test_bulk_create_of_expressions_without_keys_shows_no_sql(db: str, records: Records) -> None:
+    # With ignore_conflicts Django sets no primary keys: the rows cannot be read back, and
+    # no row's value may be shown as the expression's text.
+    from django.db.models import Value
+    from django.db.models.functions import Upper
+
+    records.clear()
+    Customer.objects.using(db).bulk_create(
+        [Customer(name=Upper(Value(name)), notes=name) for name in ("ada", "grace", "linus")],
+        ignore_conflicts=True,
+    )
+    assert len(records) == 3
+    assert all("name" not in r["changes"] for r in records), records
+    assert [r["changes"]["notes"][1] for r in records] == ["ada", "grace", "linus"]

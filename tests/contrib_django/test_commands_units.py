@@ -136,3 +136,20 @@ def test_call_command_gets_status_output_and_exit_status(
         call_command("audit_logs_status", only=["nope"], stdout=io.StringIO(), stderr=err)
     assert exited.value.code == 2
     assert "--only" in err.getvalue() and "'nope'" in err.getvalue()
+
+
+def test_call_command_with_a_bad_log_level_exits_2_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A keyword given to ``call_command`` skips Django's parser: ``log_level="LOUD"`` went
+    to ``Logger.setLevel`` and ended in a ValueError traceback."""
+    from django.core.management import call_command
+
+    from tests.django_project.bootstrap import ensure_django
+
+    ensure_django()
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exited:
+        call_command("consume_audit_logs", log_level="LOUD")
+    assert exited.value.code == 2
+    assert "--log-level" in capsys.readouterr().err

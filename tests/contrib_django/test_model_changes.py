@@ -281,3 +281,150 @@ def test_many_to_many_set_and_a_masked_relation(db: str, records: Records) -> No
         str(red.pk): {"customers": [[customer.pk], []]},
         str(blue.pk): {"customers": [[], [customer.pk]]},
     }
+
+
+def test_save_of_an_expression_records_the_value_it_wrote(db: str, records: Records) -> None:
+    # Django writes an expression as SQL and leaves it on the instance: the record must
+    # hold the stored value, not the expression's text ("F(balance) + Value(1)").
+    from django.db.models import F, Value
+    from django.db.models.functions import Upper
+
+    customer = Customer.objects.using(db).create(name="Ada", balance=5)
+    records.clear()
+    customer.balance = F("balance") + 1
+    customer.save(using=db)
+    (update,) = records
+    assert update["changes"] == {"balance": ["5.00", "6.00"]}
+
+    records.clear()
+    Customer.objects.using(db).create(name=Upper(Value("grace")))
+    (create,) = records
+    assert create["changes"]["name"] == [None, "GRACE"]
+
+
+def test_a_masked_relation_names_no_related_key_anywhere(db: str, records: Records) -> None:
+    # The mask hid the keys in changes but extra["pks"] listed them.
+    from audit_logging.contrib.django import register
+
+    register(Customer, mask_fields=["api_secret", "tags"])
+    customer = Customer.objects.using(db).create(name="Ada")
+    secret_tag = Tag.objects.using(db).create(name="secret")
+    records.clear()
+    customer.tags.add(secret_tag)
+    (record,) = only(records, "shop.Customer")
+    assert record["changes"] == {"tags": [MASK, MASK]}
+    assert record["extra"] == {"m2m": "add", "field": "tags", "count": 1}
+
+
+@pytest.mark.parametrize("record_rolled_back", [False, True])
+def test_a_failing_app_commit_hook_neither_loses_nor_misreports_a_committed_change(
+    db: str, records: Records, options: dict[str, object], record_rolled_back: bool
+) -> None:
+    # Django stops at the first commit hook that raises and drops the rest: the change's
+    # record, queued behind the app's hook, was lost (or marked rolled_back: true) although
+    # the row was committed.
+    import gc
+
+    options["RECORD_ROLLED_BACK"] = record_rolled_back
+
+    def task_queue_down() -> None:
+        raise ConnectionError("broker down")
+
+    def commit_two_customers() -> None:
+        with transaction.atomic(using=db):
+            transaction.on_commit(task_queue_down, using=db)
+            Customer.objects.using(db).create(name="Ada")
+            Customer.objects.using(db).create(name="Grace")
+
+    records.clear()
+    with pytest.raises(ConnectionError):
+        commit_two_customers()
+    gc.collect()
+    committed = Customer.objects.using(db).filter(name__in=["Ada", "Grace"]).order_by("pk")
+    assert [(r["object_id"], r["extra"]) for r in records] == [
+        (str(customer.pk), None) for customer in committed
+    ]
+    assert len(records) == 2
+
+
+def test_a_rolled_back_savepoint_still_drops_its_records(db: str, records: Records) -> None:
+    records.clear()
+    with transaction.atomic(using=db):
+        kept = Customer.objects.using(db).create(name="kept")
+        try:
+            with transaction.atomic(using=db):
+                Customer.objects.using(db).create(name="dropped")
+                raise RuntimeError
+        except RuntimeError:
+            pass
+        transaction.on_commit(lambda: None, using=db)
+        Customer.objects.using(db).create(name="after")
+    assert [r["object_repr"] for r in records] == ["kept", "after"]
+    assert records[0]["object_id"] == str(kept.pk)
+
+
+def test_a_change_is_by_the_user_who_made_it_though_it_commits_after_logout(
+    db: str, records: Records
+) -> None:
+    # The record was built at commit from the request's context as it was then: a change
+    # made before logout() in the same transaction (ATOMIC_REQUESTS) carried no user.
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    from tests._stack import unique
+
+    user = User.objects.create_user(unique("leaver"), password="pw-0123456789")
+    user_id = str(user.pk)
+    try:
+        Customer.objects.using(db).create(name=user.username)
+        client = Client()
+        client.force_login(user)
+        records.clear()
+        closed = client.post(f"/review/close-account/{db}/", {"name": user.username})
+        assert closed.status_code == 200
+    finally:
+        user.delete()
+    (deleted,) = only(records, "shop.Customer")
+    assert deleted["action"] == "DELETE"
+    assert (deleted["user_id"], deleted["username"]) == (user_id, user.username)
+    assert deleted["session_key"] is not None
+
+
+def test_capture_on_commit_callbacks_sees_the_record_behind_an_earlier_app_hook(
+    db: str, records: Records
+) -> None:
+    # What the README tells TestCase users: captureOnCommitCallbacks reads the hooks queued
+    # inside its block by position, so a record's callback must stay where Django put it.
+    from django.test import TestCase
+
+    calls: list[str] = []
+
+    class UndoError(Exception):
+        pass
+
+    def capture_inside_a_transaction() -> None:
+        with transaction.atomic(using=db):
+            transaction.on_commit(lambda: calls.append("app hook"), using=db)
+            with TestCase.captureOnCommitCallbacks(using=db, execute=True) as captured:
+                Customer.objects.using(db).create(name="Ada")
+            assert len(captured) == 1
+            raise UndoError  # as a TestCase ends: nothing commits
+
+    records.clear()
+    with pytest.raises(UndoError):
+        capture_inside_a_transaction()
+    assert [r["object_repr"] for r in records] == ["Ada"]
+    assert calls == []
+
+
+def test_delete_after_saving_an_expression_shows_no_sql(db: str, records: Records) -> None:
+    from django.db.models import F
+
+    customer = Customer.objects.using(db).create(name="Ada", balance=5)
+    customer.balance = F("balance") + 1
+    customer.save(using=db)
+    records.clear()
+    customer.delete()
+    (deleted,) = records
+    assert "balance" not in deleted["changes"]
+    assert deleted["changes"]["name"] == ["Ada", None]

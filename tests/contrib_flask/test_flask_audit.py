@@ -177,3 +177,25 @@ def test_set_up_twice_on_one_app_is_refused() -> None:
     FlaskAudit(app, settings=settings)
     with pytest.raises(ConfigurationError, match="FlaskAudit.*'twice'"):
         FlaskAudit(app, settings=settings)
+
+
+def test_the_per_request_record_carries_the_user_and_the_session(
+    records: list[dict[str, Any]],
+) -> None:
+    # The WSGI middleware emits it when the response is closed, after Flask popped the
+    # request: get_user and the session could no longer be read, so it had neither.
+    from audit_logging.middleware._request import RequestAudit
+
+    def current_user() -> tuple[str, str] | None:
+        name = session.get("user")
+        return (name, name) if isinstance(name, str) else None
+
+    client = make_app(get_user=current_user, audit_requests=RequestAudit()).test_client()
+    client.post("/login/ada").close()
+    login_key = records[0]["session_key"]
+    records.clear()
+    client.post("/quiet").close()  # no record of its own: only the request's
+    (record,) = records
+    assert record["action"] == "HTTP_REQUEST"
+    assert (record["user_id"], record["username"]) == ("ada", "ada")
+    assert record["session_key"] == login_key is not None

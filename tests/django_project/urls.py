@@ -6,4 +6,5 @@ from django.urls import URLPattern, URLResolver, include, path
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("auth/", include("tests.django_project.shop.views_auth")),
+    path("review/", include("tests.django_project.shop.views_review")),
 ]

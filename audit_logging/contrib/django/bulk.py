@@ -79,7 +79,7 @@ class AuditedQuerySetMixin(_QuerySet):
             if ignore_conflicts or update_conflicts:
                 # Some rows may have been skipped or updated instead: the record says so.
                 extra["on_conflict"] = "ignore" if ignore_conflicts else "update"
-            events = [_created(entry, obj, extra) for obj in created]
+            events = _created(entry, created, extra, _write_db(self))
         record_on_commit(events, _write_db(self))
         return created
 
@@ -125,8 +125,13 @@ class AuditedQuerySetMixin(_QuerySet):
         using = _write_db(self)
         limit = django_option("BULK_ROW_LIMIT")
         with transaction.atomic(using=using, savepoint=False):
-            reading = self.using(using).values("pk", *(f.attname for f in fields))
-            found = list(reading.order_by()[: limit + 1])
+            # The rows by primary key: a filter across a relation (orders__total__gte=0)
+            # yields a row per match, which would count one row many times against the limit.
+            matched = self.using(using).order_by().values("pk")
+            reading = entry.model._base_manager.using(using).filter(pk__in=matched)
+            found = list(reading.order_by().values("pk", *(f.attname for f in fields))[
+                : limit + 1
+            ])
             if len(found) > limit:
                 count = super().update(**kwargs)
                 event = summary_event(entry, "UPDATE", operation="update", count=count,
@@ -135,7 +140,11 @@ class AuditedQuerySetMixin(_QuerySet):
                 record_on_commit([event], using)
                 return count
             before = {row.pop("pk"): row for row in found}
-            count = super().update(**kwargs)
+            # Only rows read above (and matching still): a row another transaction commits
+            # meanwhile would be updated with no record (under READ COMMITTED the UPDATE
+            # sees it), as if this update had run just before that commit.
+            read = self.filter(pk__in=list(before))
+            count = super(AuditedQuerySetMixin, read).update(**kwargs)
             record_on_commit(_updated(entry, fields, before, using, "update"), using)
         return count
 
@@ -234,14 +243,45 @@ def _updated(
     return events
 
 
-def _created(entry: Registration, instance: models.Model, extra: dict[str, Any]) -> Event:
-    rendering = Rendering(entry.tracked)
+def _created(
+    entry: Registration, objs: Sequence[models.Model], extra: dict[str, Any], using: str
+) -> list[Event]:
     fields = entry.tracked.fields
-    changes = rendering.created(fields, signals.current_row(instance, fields))
-    return row_event(
-        entry, "CREATE", pk=instance.pk, shown=object_repr(instance), changes=changes,
-        rendering=rendering, extra=dict(extra),
-    )
+    rows = [signals.current_row(obj, fields) for obj in objs]
+    _read_back_expressions(entry, objs, rows, using)
+    events = []
+    for instance, row in zip(objs, rows, strict=True):
+        rendering = Rendering(entry.tracked)
+        events.append(row_event(
+            entry, "CREATE", pk=instance.pk, shown=object_repr(instance),
+            changes=rendering.created(fields, row), rendering=rendering, extra=dict(extra),
+        ))
+    return events
+
+
+def _read_back_expressions(
+    entry: Registration, objs: Sequence[models.Model], rows: list[dict[str, Any]], using: str
+) -> None:
+    """Values given as expressions (``Upper(Value("ada"))``) stay on the instances as
+    expressions: the rows holding some are read back (in batches), or, without a primary
+    key to read them by, those values are left out rather than shown as SQL."""
+    def written(row: dict[str, Any]) -> list[str]:
+        return [name for name, value in row.items() if hasattr(value, "resolve_expression")]
+
+    # (A list: without primary keys, as after ignore_conflicts, every key is None.)
+    pending = [(obj.pk, row) for obj, row in zip(objs, rows, strict=True) if written(row)]
+    if not pending:
+        return
+    names = {name for _, row in pending for name in written(row)}
+    fields = [f for f in entry.tracked.fields if f.attname in names]
+    keys = [pk for pk, _ in pending if pk is not None]
+    stored = _rows(entry, keys, fields, using) if keys else {}
+    for pk, row in pending:
+        for name in written(row):
+            if pk is not None and pk in stored and name in stored[pk]:
+                row[name] = stored[pk][name]
+            else:
+                del row[name]
 
 
 # Wrapping the managers of registered models.

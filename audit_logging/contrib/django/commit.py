@@ -57,24 +57,69 @@ def record_on_commit(events: list[Event], using: str) -> None:
     a transaction)."""
     if not events:
         return
-    batch = _Batch(events, current_context())
+    batch = _Batch(events, _as_now(current_context()))
     callback = _OnCommit(batch)
     if django_option("RECORD_ROLLED_BACK"):
         finalizer = weakref.finalize(callback, _rolled_back, batch)
         finalizer.atexit = False
     try:
-        transaction.on_commit(callback, using=using)
+        transaction.on_commit(callback, using=using, robust=True)
     except TransactionManagementError:
         # Manual transaction management (autocommit off, no atomic block): Django cannot say
         # when it commits; the change is recorded now rather than never.
         callback()
+        return
+    _run_ours_first(using)
+
+
+def _run_ours_first(using: str) -> None:
+    """Have the connection run the records' callbacks before the app's own commit hooks
+    (each group in the order it was queued). Django stops running a commit's hooks at the
+    first one that raises (a task queue down in ``on_commit(task.delay)``) and drops the
+    rest: a record queued behind it would be lost, or recorded as rolled back, for a change
+    that committed. Only the order of running changes, at commit: the queue itself is left
+    as Django keeps it (savepoint rollbacks filter it, ``captureOnCommitCallbacks`` reads
+    it by position)."""
+    connection: Any = transaction.get_connection(using)
+    if getattr(connection, "_audit_logging_ours_first", False):
+        return
+    run_hooks = connection.run_and_clear_commit_hooks
+
+    def run_and_clear_commit_hooks() -> None:
+        hooks = connection.run_on_commit
+        if isinstance(hooks, list):
+            hooks.sort(key=lambda hook: not isinstance(hook[1], _OnCommit))  # stable
+        run_hooks()
+
+    connection.run_and_clear_commit_hooks = run_and_clear_commit_hooks
+    connection._audit_logging_ours_first = True
+
+
+def _as_now(context: RequestContext | None) -> RequestContext | None:
+    """The request's context as it is when the change is made: the records leave at commit,
+    and by then the request may have logged its user out (or in as someone else), which
+    changes its context but not who made the change."""
+    if context is None:
+        return None
+    context.fields()  # the user (and session) looked up now, if not yet
+    frozen = RequestContext(
+        ip_address=context.ip_address,
+        user_agent=context.user_agent,
+        session_key=context.session_key,
+        request_id=context.request_id,
+        user_id=context.user_id,
+        username=context.username,
+    )
+    frozen.notes.update(context.notes)
+    frozen.truncated.extend(context.truncated)
+    return frozen
 
 
 def record_rolled_back(events: list[Event]) -> None:
     """Record ``events`` of a write that failed, marked rolled back, if ``RECORD_ROLLED_BACK``
     asks for them (else they are dropped, as the write was)."""
     if events and django_option("RECORD_ROLLED_BACK"):
-        send(_Batch(events, current_context()), rolled_back=True)
+        send(_Batch(events, _as_now(current_context())), rolled_back=True)
 
 
 def _rolled_back(batch: _Batch) -> None:

@@ -141,7 +141,8 @@ def _plan(
     for side, entry in watched:
         keys = {pair[side.index] for pair in pairs}
         if len(keys) > limit:
-            where = f"{mine.model._meta.label} {instance.pk}" if side is other else ""
+            shown = side is other and side.name not in entry.tracked.masked
+            where = f"{mine.model._meta.label} {instance.pk}" if shown else ""
             events.append(summary_event(
                 entry, "UPDATE", operation=f"{operation} on {side.name}", count=len(keys),
                 where=where, limit=limit,
@@ -160,8 +161,11 @@ def _plan(
             rendering = Rendering(entry.tracked)
             changes = {side.name: [rendering.related(side.name, before[key]),
                                    rendering.related(side.name, after)]}
-            extra = {"m2m": operation, "field": side.name, "pks": _pks(touched)[:100],
-                     "count": len(touched)}
+            extra: dict[str, Any] = {"m2m": operation, "field": side.name}
+            if side.name not in entry.tracked.masked:
+                # A masked relation shows which rows it gained or lost nowhere.
+                extra["pks"] = _pks(touched)[:100]
+            extra["count"] = len(touched)
             events.append(row_event(
                 entry, "UPDATE", pk=key, shown=named.get(key), changes=changes,
                 rendering=rendering, extra=extra,

@@ -140,7 +140,7 @@ def _post_save(
     fields = entry.tracked.only(update_fields)
     if not created and not fields:
         return  # only fields that are not recorded were saved
-    new = current_row(instance, fields)
+    new = stored_after_expressions(sender, instance, fields, using)
     rendering = Rendering(entry.tracked)
     if created or old is None:
         event = row_event(
@@ -176,12 +176,36 @@ def _post_delete(
 
 def deleted_event(entry: Registration, instance: models.Model, **extra: Any) -> Event:
     rendering = Rendering(entry.tracked)
-    old = current_row(instance, entry.tracked.fields)
+    # An expression still on the instance (saved with F("balance") + 1, not read again) is
+    # SQL, not the value the row held: left out, as the row is gone and cannot be read.
+    old = {
+        name: value
+        for name, value in current_row(instance, entry.tracked.fields).items()
+        if not hasattr(value, "resolve_expression")
+    }
     return row_event(
         entry, "DELETE", pk=instance.pk, shown=object_repr(instance),
         changes=rendering.deleted(entry.tracked.fields, old), rendering=rendering,
         extra=extra or None,
     )
+
+
+def stored_after_expressions(
+    model: type[models.Model], instance: models.Model, fields: Any, using: str
+) -> dict[str, Any]:
+    """The saved values of ``fields``: the instance's, except where it holds an expression
+    (``F("balance") + 1``, ``Upper(...)``), which Django wrote as SQL and leaves on the
+    instance until it is read again: those are read back from the row."""
+    row = current_row(instance, fields)
+    written = [f for f in fields if hasattr(row.get(f.attname), "resolve_expression")]
+    if written and instance.pk is not None:
+        stored = stored_values(model, written, instance.pk, using)
+        for field in written:
+            if stored is not None and field.attname in stored:
+                row[field.attname] = stored[field.attname]
+            else:
+                row.pop(field.attname)  # not readable: left out rather than shown as SQL
+    return row
 
 
 def current_row(instance: models.Model, fields: Any) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from audit_logging.errors import ConfigurationError
 EXIT_BAD_SETTING = 2
 # The consumer's own loggers: its one line per batch and its reports.
 CONSUMER_LOGGERS = ("audit_logging.consumer", "audit_logging.indexer")
+KNOWN_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 class Command(BaseCommand):
@@ -54,8 +55,10 @@ class Command(BaseCommand):
         # A project's LOGGING often holds "audit_logging" at WARNING (the web app's capture
         # speaks only when something is wrong): --log-level still sets what the consumer
         # says, and LOGGING where it goes.
-        for name in CONSUMER_LOGGERS:
-            logging.getLogger(name).setLevel(options.get("log_level") or "INFO")
+        level = options.get("log_level") or "INFO"
+        if level in KNOWN_LEVELS:  # else the consumer's parser refuses it (exit 2), below
+            for name in CONSUMER_LOGGERS:
+                logging.getLogger(name).setLevel(level)
         code = consumer_main(
             library_argv(build_parser(), options),
             environ,
