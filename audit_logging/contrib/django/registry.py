@@ -36,8 +36,9 @@ def _boolean(name: str, value: Any) -> bool:
 DJANGO_OPTIONS["BULK_ROW_LIMIT"] = DjangoOption(
     1000,
     _positive_int,
-    "Rows of one bulk write (or one model's rows in a cascade) recorded one by one; over it,"
-    " one summary record names the model, the filter and the count.",
+    "Rows of one bulk write recorded one by one (for QuerySet.delete of a registered model,"
+    " each model's rows in its cascade too); over it, one summary record names the model,"
+    " the filter and the count.",
 )
 DJANGO_OPTIONS["RECORD_ROLLED_BACK"] = DjangoOption(
     False,
