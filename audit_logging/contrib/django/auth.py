@@ -10,6 +10,7 @@ management command calling ``authenticate``) the records carry what the signal g
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Final
 
 from django.contrib.auth import get_user_model
@@ -23,9 +24,11 @@ from audit_logging.contrib.django.middleware import (
     stored_session,
     user_identity,
 )
+from audit_logging.errors import AuditLoggingError
 from audit_logging.record import STRING_LIMITS
 
 OBJECT_TYPE: Final = "User"
+library_logger = logging.getLogger("audit_logging.contrib.django")
 # An attempted username is the client's text: cut before it is copied anywhere.
 MAX_ATTEMPTED_USERNAME: Final = STRING_LIMITS["username"]
 _UID_PREFIX: Final = "audit_logging.contrib.django.auth."
@@ -52,10 +55,30 @@ def _session_fields(request: Any) -> dict[str, Any]:
     raw = session_key_of(request)
     context = current_context()
     if context is None:
-        return {"session_key": raw} if raw is not None else {}
+        return _session_outside_requests(request)
     # Stored as the middleware stored the request's first key: from the Django settings.
     context.session_key = stored_session(request, library_settings()) if raw else None
     return {}
+
+
+def _session_outside_requests(request: Any) -> dict[str, Any]:
+    """The session of a signal sent with no request context bound (no middleware, a test's
+    ``force_login``), stored as the middleware would store it: from the Django settings, so
+    without AUDIT_LOG_HASH_KEY in hash mode it is left out rather than refused."""
+    if request is None or session_key_of(request) is None:
+        return {}
+    stored = stored_session(request, library_settings())
+    return {"session_key": stored} if stored is not None else {}
+
+
+def _record(**fields: Any) -> None:
+    """Log one auth record; a record that cannot be made is reported on the library's
+    logger, never raised into ``login()``, ``logout()`` or ``authenticate()``: a user's
+    login must not fail because of its audit record."""
+    try:
+        log_audit_event(**fields)
+    except AuditLoggingError:
+        library_logger.exception("The %s audit record could not be made", fields["action"])
 
 
 def logged_in(sender: Any, request: Any = None, user: Any = None, **_: Any) -> None:
@@ -63,7 +86,7 @@ def logged_in(sender: Any, request: Any = None, user: Any = None, **_: Any) -> N
     fields = _session_fields(request) if request is not None else {}
     # Records logged later in this request are by the user who just logged in.
     bind_user(*identity)
-    log_audit_event(
+    _record(
         action="LOGIN",
         object_type=OBJECT_TYPE,
         object_id=identity[0],
@@ -77,15 +100,14 @@ def logged_in(sender: Any, request: Any = None, user: Any = None, **_: Any) -> N
 def logged_out(sender: Any, request: Any = None, user: Any = None, **_: Any) -> None:
     # Sent before Django flushes the session: the key is the session that ends.
     identity = user_identity(user) or (None, None)
-    raw = session_key_of(request) if request is not None else None
-    log_audit_event(
+    _record(
         action="LOGOUT",
         object_type=OBJECT_TYPE,
         object_id=identity[0],
         object_repr=identity[1],
         user_id=identity[0],
         username=identity[1],
-        **({"session_key": raw} if raw is not None and current_context() is None else {}),
+        **(_session_outside_requests(request) if current_context() is None else {}),
     )
     bind_user(None, None)
     context = current_context()
@@ -108,14 +130,10 @@ def attempted_username(credentials: Any) -> str | None:
 
 def login_failed(sender: Any, credentials: Any = None, request: Any = None, **_: Any) -> None:
     username = attempted_username(credentials)
-    fields = {}
-    if request is not None and current_context() is None:
-        raw = session_key_of(request)
-        if raw is not None:
-            fields["session_key"] = raw
+    fields = _session_outside_requests(request) if current_context() is None else {}
     # user_id=None: the attempt is anonymous, whoever the session belongs to; the name
     # tried is the username (so a search by username finds the failures too).
-    log_audit_event(
+    _record(
         action="LOGIN_FAILED",
         object_type=OBJECT_TYPE,
         object_repr=None if username is None else username[:MAX_ATTEMPTED_USERNAME],
