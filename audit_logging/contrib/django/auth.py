@@ -81,34 +81,28 @@ def _record(**fields: Any) -> None:
         library_logger.exception("The %s audit record could not be made", fields["action"])
 
 
+def _record_about(
+    identity: tuple[str | None, str | None], action: str, fields: dict[str, Any]
+) -> None:
+    """A record of ``action`` by the user it is about, who is also its object."""
+    user_id, username = identity
+    _record(action=action, object_type=OBJECT_TYPE, object_id=user_id, object_repr=username,
+            user_id=user_id, username=username, **fields)
+
+
 def logged_in(sender: Any, request: Any = None, user: Any = None, **_: Any) -> None:
     identity = user_identity(user) or (None, None)
     fields = _session_fields(request) if request is not None else {}
     # Records logged later in this request are by the user who just logged in.
     bind_user(*identity)
-    _record(
-        action="LOGIN",
-        object_type=OBJECT_TYPE,
-        object_id=identity[0],
-        object_repr=identity[1],
-        user_id=identity[0],
-        username=identity[1],
-        **fields,
-    )
+    _record_about(identity, "LOGIN", fields)
 
 
 def logged_out(sender: Any, request: Any = None, user: Any = None, **_: Any) -> None:
     # Sent before Django flushes the session: the key is the session that ends.
     identity = user_identity(user) or (None, None)
-    _record(
-        action="LOGOUT",
-        object_type=OBJECT_TYPE,
-        object_id=identity[0],
-        object_repr=identity[1],
-        user_id=identity[0],
-        username=identity[1],
-        **(_session_outside_requests(request) if current_context() is None else {}),
-    )
+    fields = _session_outside_requests(request) if current_context() is None else {}
+    _record_about(identity, "LOGOUT", fields)
     bind_user(None, None)
     context = current_context()
     if context is not None:
