@@ -46,18 +46,19 @@ class Server:
             f"--bind={HOST}:{self.port}",
             "--backlog=256",
             "--log-level=warning",
-            f"--error-logfile={log_path}",
+            "--error-logfile=-",
         ]
         pythonpath = os.pathsep.join(filter(None, [str(HERE.parent), env.get("PYTHONPATH")]))
-        self.proc = subprocess.Popen(
-            command,
-            env={**env, "PYTHONPATH": pythonpath},
-            cwd=log_path.parent,  # no .env of the repository's is read
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        with log_path.open("ab") as log:  # gunicorn's log and whatever else the app prints
+            self.proc = subprocess.Popen(
+                command,
+                env={**env, "PYTHONPATH": pythonpath},
+                cwd=log_path.parent,  # no .env of the repository's is read
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self._wait_ready(workers)
 
     def _wait_ready(self, workers: int) -> None:
