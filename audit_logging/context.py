@@ -16,6 +16,8 @@ from typing import Any
 
 # (user_id, username) for the current request, computed on first use.
 UserResolver = Callable[[], "tuple[str | None, str | None] | None"]
+# The session key in its stored form, or None while the request has no session yet.
+SessionResolver = Callable[[], "str | None"]
 
 # Record fields a context can fill, in the order RequestContext.fields() yields them.
 CONTEXT_FIELDS = ("ip_address", "user_agent", "session_key", "request_id", "user_id", "username")
@@ -44,6 +46,9 @@ class RequestContext:
     truncated: list[str] = dataclasses.field(init=False, default_factory=list)
     _resolver: UserResolver | None = dataclasses.field(init=False, default=None, repr=False)
     _resolved: bool = dataclasses.field(init=False, default=True, repr=False)
+    _session_resolver: SessionResolver | None = dataclasses.field(
+        init=False, default=None, repr=False
+    )
 
     def __post_init__(self, user_resolver: UserResolver | None) -> None:
         self._resolver = user_resolver
@@ -60,10 +65,32 @@ class RequestContext:
         if found is not None:
             self.user_id, self.username = found
 
+    def resolve_user_with(self, resolver: UserResolver) -> None:
+        """Find the user with ``resolver`` when a record first needs it (a framework's
+        user is known only once its own middleware ran)."""
+        self._resolver = resolver
+        self._resolved = False
+
+    def resolve_session_with(self, resolver: SessionResolver) -> None:
+        """Find the stored session key with ``resolver`` when a record needs it, until it
+        gives one: a session may start in the middle of a request (a login)."""
+        self._session_resolver = resolver
+
+    def _resolve_session(self) -> None:
+        try:
+            found = self._session_resolver() if self._session_resolver is not None else None
+        except Exception:  # noqa: BLE001 - an app's session lookup must not break its logging
+            return
+        if found is not None:
+            self.session_key = found
+            self._session_resolver = None
+
     def fields(self) -> dict[str, Any]:
         """The record fields this context fills (absent ones left out)."""
         if not self._resolved:
             self._resolve_user()
+        if self._session_resolver is not None:
+            self._resolve_session()
         values = (
             self.ip_address,
             self.user_agent,

@@ -54,6 +54,7 @@ def _is_checked_utc(timestamp: str) -> bool:
         and timestamp[4] == "-"
         and timestamp[7] == "-"
         and timestamp[10] == "T"
+        and timestamp[:7].isascii()  # str.isdigit alone takes '²' (which int() refuses)
         and timestamp[:4].isdigit()
         and timestamp[5:7].isdigit()
     )
@@ -65,7 +66,9 @@ def index_month(prefix: str, index: str) -> tuple[int, int] | None:
     if rest == index or len(rest) != 7 or rest[4] != ".":
         return None
     year, month = rest[:4], rest[5:]
-    if not (year.isdigit() and month.isdigit() and 1 <= int(month) <= 12):
+    # ASCII only: an index named with '²' or '٣' digits is not the consumer's (and int()
+    # refuses '²').
+    if not (rest.isascii() and year.isdigit() and month.isdigit() and 1 <= int(month) <= 12):
         return None
     return int(year), int(month)
 

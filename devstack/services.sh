@@ -86,6 +86,8 @@ start() {
   AUDIT_LOG_AWS_S3_BUCKET="$bucket" bash "$DEVSTACK_DIR/s3.sh" start || failed+=(s3)
   # promtool and prometheus for tests/deploy/ (only installed: no daemon is started).
   bash "$DEVSTACK_DIR/prometheus.sh" install || failed+=(prometheus)
+  # nginx for the README's "Behind a proxy" test (only installed: no daemon is started).
+  bash "$DEVSTACK_DIR/nginx.sh" install || failed+=(nginx)
   # PostgreSQL for the Django tests (model capture on a real server) and the benchmarks.
   bash "$DEVSTACK_DIR/postgres.sh" start || failed+=(postgres)
   wait "$os_pid" || failed+=(opensearch)

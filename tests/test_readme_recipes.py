@@ -85,20 +85,31 @@ def test_fastapi_recipe(app_env: Settings) -> None:
 def test_flask_recipe(app_env: Settings) -> None:
     module = load("flask", "recipe_flask")
     client = module.app.test_client()
+    environ = {"REMOTE_ADDR": "10.0.0.9"}
+    headers = {"User-Agent": "flask-test", "X-Forwarded-For": "192.0.2.44"}
+    anonymous = client.post("/invoices/inv_1/void", headers=headers, environ_base=environ)
+    assert anonymous.status_code == 200
+    assert "Set-Cookie" not in anonymous.headers  # no cookie for an anonymous visitor
+    assert client.post("/login", headers=headers, environ_base=environ).status_code == 200
     with client.session_transaction() as session:
-        session["user_id"] = "u-42"
-        session["username"] = "grace"
-    response = client.post("/invoices/inv_9/void", headers={"User-Agent": "flask-test"},
-                           environ_base={"REMOTE_ADDR": "192.0.2.44"})
+        session["cart"] = ["sku-1"]  # the app changes its session: the cookie changes
+    response = client.post("/invoices/inv_9/void", headers=headers, environ_base=environ)
     assert response.status_code == 200
     assert response.headers["X-Request-ID"]
     assert audit_logging.flush(timeout=30) == 0
-    (record,) = stream_records(app_env, app_env.rabbitmq_stream_name, 1)
-    assert (record["action"], record["object_id"]) == ("DELETE", "inv_9")
-    assert (record["user_id"], record["username"]) == ("u-42", "grace")
-    assert record["ip_address"] == "192.0.2.44"
-    assert record["user_agent"] == "flask-test"
-    assert record["session_key"].startswith("hmac-sha256:")
+    records = stream_records(app_env, app_env.rabbitmq_stream_name, 3)
+    first, login, void = sorted(records, key=lambda r: r["timestamp"])
+    assert (first["action"], first["object_id"]) == ("DELETE", "inv_1")
+    assert first["session_key"] is None and first["user_id"] is None
+    assert (login["action"], login["user_id"], login["username"]) == ("LOGIN", "u-42", "grace")
+    assert (void["action"], void["object_id"]) == ("DELETE", "inv_9")
+    assert (void["user_id"], void["username"]) == ("u-42", "grace")
+    # One session from the login on, although Flask's cookie changed in between.
+    assert login["session_key"].startswith("hmac-sha256:")
+    assert void["session_key"] == login["session_key"]
+    for record in records:
+        assert record["ip_address"] == "192.0.2.44"
+        assert record["user_agent"] == "flask-test"
 
 
 class _StubUser:

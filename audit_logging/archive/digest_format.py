@@ -65,9 +65,9 @@ def digest_key_re(s3_prefix: str, stream: str) -> re.Pattern[str]:
     return re.compile(
         "^"
         + re.escape(digest_dir(s3_prefix, stream))
-        + r"year=\d{4}/month=\d{2}/day=\d{2}/"
+        + r"year=[0-9]{4}/month=[0-9]{2}/day=[0-9]{2}/"
         + re.escape(f"{stream}-")
-        + r"(\d{20})-(\d{20})\.json$"
+        + r"([0-9]{20})-([0-9]{20})\.json\Z"
     )
 
 

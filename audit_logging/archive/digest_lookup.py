@@ -144,7 +144,8 @@ class DigestFinder:
                 name = info.base_name
                 if info.type == pafs.FileType.Directory and name.startswith(level):
                     value = name[len(level):]
-                    if value.isdigit():  # anything else is not the consumer's
+                    # anything else is not the consumer's ('²' and '٣' pass str.isdigit)
+                    if value.isascii() and value.isdigit():
                         found.append((int(value), f"{folder}{name}/"))
             kept = self._children[folder] = [path for _, path in sorted(found)]
         return kept

@@ -64,7 +64,7 @@ KINDS: Final = {
     "its digest reference in RabbitMQ",
     "no_digest": "a stream with objects, or with a stored digest reference, but no digest",
 }
-_DEAD_LETTER_RE: Final = re.compile(r"dead-letter/(.+)-(\d{20})-(\d{20})\.ndjson")
+_DEAD_LETTER_RE: Final = re.compile(r"dead-letter/(.+)-([0-9]{20})-([0-9]{20})\.ndjson")
 SAMPLE: Final = 10
 _KEY_SHOWN: Final = 300
 

@@ -15,8 +15,10 @@ from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
 PARQUET_SUFFIX: Final = ".parquet"
+# [0-9], not \d (which takes every script's digits, '٣' too), and \Z, not $ (which takes a
+# key ending in a newline): a key is the consumer's only when it is exactly what it writes.
 _FILE_RE: Final = re.compile(
-    r"year=(\d{4})/month=(\d{2})/day=(\d{2})/(.+)-(\d{20})-(\d{20})\.parquet$"
+    r"year=([0-9]{4})/month=([0-9]{2})/day=([0-9]{2})/(.+)-([0-9]{20})-([0-9]{20})\.parquet\Z"
 )
 
 
@@ -35,7 +37,9 @@ def archive_key(s3_prefix: str, stream: str, day: str, first: int, last: int) ->
 
 def archive_key_re(s3_prefix: str, day: str, stream: str) -> re.Pattern[str]:
     return re.compile(
-        "^" + re.escape(f"{day_dir(s3_prefix, day)}{stream}-") + r"(\d{20})-(\d{20})\.parquet$"
+        "^"
+        + re.escape(f"{day_dir(s3_prefix, day)}{stream}-")
+        + r"([0-9]{20})-([0-9]{20})\.parquet\Z"
     )
 
 

@@ -168,7 +168,9 @@ class ArchiveStore:
             if info.type == pafs.FileType.Directory and base.startswith(name):
                 value = base[len(name):]
                 # A stray folder (month=13) is not the archive's: passed over, not fatal.
-                if value.isdigit() and (name != "month=" or 1 <= int(value) <= 12):
+                # ASCII only: str.isdigit also takes '²' (which int() refuses) and '٣'.
+                if (value.isascii() and value.isdigit()
+                        and (name != "month=" or 1 <= int(value) <= 12)):
                     values.append(value)
         return sorted(values)
 

@@ -191,10 +191,12 @@ def main(
     *,
     on_uploaded: Callable[[str], None] | None = None,
     verify_minimum: float = MINIMUM_EVERY,
+    prog: str = PROG,
 ) -> int:
     """The consumer's command line; ``on_uploaded`` is called with each archive key right
     after its upload (the crash tests end the process there); ``verify_minimum``: the
-    shortest ``--verify-every`` (tests check in seconds, not minutes)."""
+    shortest ``--verify-every`` (tests check in seconds, not minutes); ``prog``: the command
+    its error messages name (``manage.py consume_audit_logs`` runs this too)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=args.log_level,
@@ -212,7 +214,7 @@ def main(
         _require_extras(args)
         settings, options = _load(args, os.environ if environ is None else environ, verify_minimum)
     except (ConfigurationError, MissingExtraError) as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
 
     from audit_logging.consumer.supervisor import Supervisor

@@ -65,7 +65,9 @@ def dead_letter_key(s3_prefix: str, stream: str, first: int, last: int) -> str:
 
 def dead_letter_key_re(s3_prefix: str, stream: str) -> re.Pattern[str]:
     return re.compile(
-        "^" + re.escape(f"{dead_letter_dir(s3_prefix)}{stream}-") + r"(\d{20})-(\d{20})\.ndjson$"
+        "^"
+        + re.escape(f"{dead_letter_dir(s3_prefix)}{stream}-")
+        + r"([0-9]{20})-([0-9]{20})\.ndjson\Z"
     )
 
 

@@ -346,6 +346,6 @@ def _offsets(key: str, stream: str) -> tuple[int, int] | None:
     if suffix is None or not name.startswith(head):
         return None
     parts = name[len(head) : -len(suffix)].split("-")
-    if len(parts) != 2 or not all(len(p) == 20 and p.isdigit() for p in parts):
+    if len(parts) != 2 or not all(len(p) == 20 and p.isascii() and p.isdigit() for p in parts):
         return None
     return int(parts[0]), int(parts[1])

@@ -23,6 +23,7 @@ __all__ = [
 ]
 
 DEFAULT_METRICS_HOST = "127.0.0.1"
+MAX_OFFSET = 2**64 - 1  # a stream offset is an unsigned 64-bit number
 StartKind = Literal["first", "last", "next", "offset", "timestamp"]
 
 
@@ -48,15 +49,19 @@ def parse_start(text: str, setting: str = "--from") -> StartFrom:
     word = text.strip()
     if word.lower() in ("first", "last", "next"):
         return StartFrom(word.lower())  # type: ignore[arg-type]
-    if word.isdigit():
+    refused = ConfigurationError(
+        setting, f"must be first, last, next, an offset or an ISO 8601 time, got {text[:100]!r}"
+    )
+    # ASCII digits only (str.isdigit also takes '²', which int() refuses, and '٣'), and at
+    # most an offset's 20 digits (int() refuses past 4,300).
+    if word.isascii() and word.isdigit():
+        if len(word) > 20 or int(word) > MAX_OFFSET:
+            raise refused
         return StartFrom("offset", int(word))
     try:
         moment = dt.datetime.fromisoformat(word)
     except ValueError:
-        raise ConfigurationError(
-            setting,
-            f"must be first, last, next, an offset or an ISO 8601 time, got {text!r}",
-        ) from None
+        raise refused from None
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ConfigurationError(
             setting, f"needs a time zone (for example 2026-01-31T00:00:00Z), got {text!r}"
@@ -97,8 +102,10 @@ class ConsumerOptions:
 
 def parse_metrics_port(text: str, flag: str = "--metrics-port") -> int:
     word = text.strip()
-    if not word.isdigit() or not 0 < int(word) < 65536:
-        raise ConfigurationError(flag, f"must be a TCP port from 1 to 65535, got {text!r}")
+    if not (word.isascii() and word.isdigit() and len(word) <= 5 and 0 < int(word) < 65536):
+        raise ConfigurationError(
+            flag, f"must be a TCP port from 1 to 65535, got {text[:100]!r}"
+        )
     return int(word)
 
 

@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from socket import AF_INET6, socket
 from typing import Any, Final
@@ -97,6 +98,9 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = READ_TIMEOUT
     server_version = "audit-logging"
     sys_version = ""
+    # Until a request line parses, http.server takes the client for HTTP/0.9 and answers a
+    # bare body without a status line (to a TLS ClientHello, for one): answer as HTTP/1.0.
+    default_request_version = "HTTP/1.0"
 
     def setup(self) -> None:
         super().setup()
@@ -116,6 +120,12 @@ class _Handler(BaseHTTPRequestHandler):
             _log.exception("the %s endpoint failed", self._path())
             response = json_response(500, {"error": "internal error"})
         self._send(response)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        # http.server's own error page is HTML quoting the request line (escaped, up to
+        # 64 KiB); the routes answer JSON, and a fixed line per status echoes nothing.
+        self.close_connection = True
+        self._send(json_response(code, {"error": HTTPStatus(code).phrase.lower()}))
 
     def _not_get(self) -> None:
         if self._path() in self.server.routes:

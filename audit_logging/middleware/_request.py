@@ -20,6 +20,7 @@ from typing import Any, Final
 from audit_logging.context import RequestContext, UserResolver
 from audit_logging.errors import ConfigurationError
 from audit_logging.middleware._forwarded import ClientAddress
+from audit_logging.middleware._server_rewrite import notice_rewritten_client
 from audit_logging.record import STRING_LIMITS
 from audit_logging.session_key import stored_session_key
 from audit_logging.settings import Settings
@@ -62,6 +63,7 @@ class RequestFacts:
     headers: Mapping[str, str]  # lower-case names, joined with ", " when repeated
     method: str
     path: str
+    peer_port: int | None = None  # None when the server does not say
     started: float = field(default_factory=time.perf_counter)
 
 
@@ -82,21 +84,13 @@ class ContextBuilder:
             forwarded_header if forwarded_header is not None else self.settings.forwarded_header,
         )
         self.session_cookie = session_cookie
-        reads_sessions = session_cookie is not None or session_provided
-        if (
-            reads_sessions
-            and self.settings.session_key_mode == "hash"
-            and self.settings.hash_key is None
-        ):
-            raise ConfigurationError(
-                "AUDIT_LOG_HASH_KEY",
-                "is required to store session keys hashed (AUDIT_LOG_SESSION_KEY_MODE=hash); "
-                "set it, or set AUDIT_LOG_SESSION_KEY_MODE=drop, or pass session_cookie=None",
-            )
+        if session_cookie is not None or session_provided:
+            require_hash_key(self.settings, "session_cookie=None")
 
     def build(
         self, facts: RequestFacts, raw_session: str | None, user_resolver: UserResolver | None
     ) -> RequestContext:
+        notice_rewritten_client(facts.peer, facts.peer_port, facts.headers, self.client_ip.trusted)
         ip, note = self.client_ip(facts.peer, facts.headers)
         user_agent, cut = clean_user_agent(facts.headers.get("user-agent"))
         if raw_session is None and self.session_cookie is not None:
@@ -115,6 +109,17 @@ class ContextBuilder:
         if cut:
             context.truncated.append("user_agent")
         return context
+
+
+def require_hash_key(settings: Settings, opt_out: str) -> None:
+    """Refuse to read session keys that could only be stored hashed without a key to hash
+    them with; ``opt_out`` names the option that reads no session."""
+    if settings.session_key_mode == "hash" and settings.hash_key is None:
+        raise ConfigurationError(
+            "AUDIT_LOG_HASH_KEY",
+            "is required to store session keys hashed (AUDIT_LOG_SESSION_KEY_MODE=hash); "
+            f"set it, or set AUDIT_LOG_SESSION_KEY_MODE=drop, or pass {opt_out}",
+        )
 
 
 def clean_user_agent(given: str | None) -> tuple[str | None, bool]:

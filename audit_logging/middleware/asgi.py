@@ -88,11 +88,13 @@ class AuditMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        client = scope.get("client") or (None, None)
         facts = RequestFacts(
-            peer=(scope.get("client") or (None,))[0],
+            peer=client[0],
             headers=_headers(scope),
             method=scope.get("method", "GET"),
             path=scope.get("path", ""),
+            peer_port=client[1] if isinstance(client[1], int) else None,
         )
         get_user = self.get_user
         resolver = (lambda: get_user(scope)) if get_user is not None else None

@@ -33,11 +33,11 @@ PAGE: Final = 1000
 DEAD_LETTER_PAGES: Final = 10
 # Folders tried, newest first, before saying a stream has no archive object or digest.
 DAY_FOLDERS_TRIED: Final = 7
-_YEAR_RE: Final = re.compile(r"year=(\d{4})/")
-_MONTH_RE: Final = re.compile(r"month=(\d{2})/")
-_DAY_RE: Final = re.compile(r"day=(\d{2})/")
+_YEAR_RE: Final = re.compile(r"year=([0-9]{4})/")
+_MONTH_RE: Final = re.compile(r"month=([0-9]{2})/")
+_DAY_RE: Final = re.compile(r"day=([0-9]{2})/")
 _OFFSET_DIGITS: Final = 20
-_OWN_RE: Final = re.compile(r"\d{20}-")
+_OWN_RE: Final = re.compile(r"[0-9]{20}-")
 _MAX_OFFSET: Final = 2**64
 
 

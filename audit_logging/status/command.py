@@ -18,7 +18,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 from audit_logging.errors import ConfigurationError, MissingExtraError, describe_error, shown
@@ -85,7 +85,10 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """Status's command line; the settings come from ``environ`` (default ``os.environ``)
+    and a ``.env`` file (``manage.py audit_logs_status`` passes ``settings.AUDIT_LOGGING``
+    filled in)."""
     # The clients' own log lines (with tracebacks) would bury the screen: each failure is
     # reported in it, in one line.
     for name in ("opensearch", "rstream", "botocore", "urllib3"):
@@ -93,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         parts = parse_parts(args.only)
-        settings = Settings.load()
+        settings = Settings.load(environ=environ)
         if "archive" in parts:
             settings.require("s3_bucket")
         names = [check_consumer_name(name) for name in args.names or [DEFAULT_CONSUMER_NAME]]

@@ -47,7 +47,7 @@ def _monthly(prefix: str, rows: Any) -> list[MonthlyIndex]:
         health = row.get("health")
         found.append(MonthlyIndex(
             name,
-            int(count) if isinstance(count, str) and count.isdigit() else None,
+            int(count) if isinstance(count, str) and count.isascii() and count.isdigit() else None,
             health if isinstance(health, str) else None,
         ))
     return sorted(found, key=lambda item: item.index)[-MAX_INDICES:]

@@ -54,7 +54,9 @@ def as_bytes(value: str | bytes) -> bytes:
         return value.encode("utf-8")
 
 
-def run_asgi(headers: Headers, client: str | None = "198.51.100.7", **options: Any) -> Outcome:
+def run_asgi(
+    headers: Headers, client: str | None = "198.51.100.7", port: int = 40000, **options: Any
+) -> Outcome:
     async def app(scope: Any, receive: Any, send: Any) -> None:
         audit.info("Viewed", extra={"action": "VIEW", "object_type": "Page"})
         await send({"type": "http.response.start", "status": 200, "headers": []})
@@ -65,7 +67,7 @@ def run_asgi(headers: Headers, client: str | None = "198.51.100.7", **options: A
     scope = {
         "type": "http", "method": "GET", "path": "/", "raw_path": b"/", "query_string": b"",
         "headers": [(name.lower().encode("latin-1"), as_bytes(v)) for name, v in headers],
-        "client": None if client is None else (client, 40000),
+        "client": None if client is None else (client, port),
     }
     sent: list[MutableMapping[str, Any]] = []
 
@@ -82,7 +84,7 @@ def run_asgi(headers: Headers, client: str | None = "198.51.100.7", **options: A
     return Outcome(start["status"], ids[0] if len(ids) == 1 else None, list(records))
 
 
-def wsgi_environ(headers: Headers, client: str | None) -> dict[str, Any]:
+def wsgi_environ(headers: Headers, client: str | None, port: int = 40000) -> dict[str, Any]:
     """The environ a server builds: repeated fields joined (Cookie with "; ", as HTTP/2
     servers do, others with ","), values as latin-1 text."""
     environ: dict[str, Any] = {
@@ -91,6 +93,7 @@ def wsgi_environ(headers: Headers, client: str | None) -> dict[str, Any]:
     }
     if client is not None:
         environ["REMOTE_ADDR"] = client
+        environ["REMOTE_PORT"] = str(port)
     for name, value in headers:
         key = "HTTP_" + name.upper().replace("-", "_")
         text = as_bytes(value).decode("latin-1")
@@ -100,7 +103,9 @@ def wsgi_environ(headers: Headers, client: str | None) -> dict[str, Any]:
     return environ
 
 
-def run_wsgi(headers: Headers, client: str | None = "198.51.100.7", **options: Any) -> Outcome:
+def run_wsgi(
+    headers: Headers, client: str | None = "198.51.100.7", port: int = 40000, **options: Any
+) -> Outcome:
     def app(environ: Any, start_response: Any) -> Iterable[bytes]:
         audit.info("Viewed", extra={"action": "VIEW", "object_type": "Page"})
         start_response("200 OK", [("Content-Type", "text/plain")])
@@ -115,7 +120,7 @@ def run_wsgi(headers: Headers, client: str | None = "198.51.100.7", **options: A
         return lambda data: None
 
     with capture_audit_records(hash_key=HASH_KEY) as records:
-        body = middleware(wsgi_environ(headers, client), start_response)
+        body = middleware(wsgi_environ(headers, client, port), start_response)
         try:
             b"".join(body)
         finally:

@@ -1,0 +1,3 @@
+"""A connection that sends nothing and closes its side."""
+REQUEST = b""
+EXPECT = (None,)
