@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
+import hashlib
+import hmac
+import json
 import os
 import re
+import subprocess
 import sys
 import types
 from collections.abc import Iterator
@@ -20,7 +23,8 @@ from audit_logging.settings import Settings
 from tests._stack import stream_records
 
 pytestmark = pytest.mark.services
-README = Path(__file__).resolve().parent.parent / "README.md"
+REPO = Path(__file__).resolve().parent.parent
+README = REPO / "README.md"
 HASH_KEY = "recipe-hash-key-0123456789"
 
 
@@ -85,15 +89,20 @@ def test_fastapi_recipe(app_env: Settings) -> None:
 def test_flask_recipe(app_env: Settings) -> None:
     module = load("flask", "recipe_flask")
     client = module.app.test_client()
-    environ = {"REMOTE_ADDR": "10.0.0.9"}
-    headers = {"User-Agent": "flask-test", "X-Forwarded-For": "192.0.2.44"}
-    anonymous = client.post("/invoices/inv_1/void", headers=headers, environ_base=environ)
+    # buffered: each response read whole and closed, as a server does (the context of the
+    # request is released at close)
+    options: dict[str, Any] = {
+        "headers": {"User-Agent": "flask-test", "X-Forwarded-For": "192.0.2.44"},
+        "environ_base": {"REMOTE_ADDR": "10.0.0.9"},
+        "buffered": True,
+    }
+    anonymous = client.post("/invoices/inv_1/void", **options)
     assert anonymous.status_code == 200
     assert "Set-Cookie" not in anonymous.headers  # no cookie for an anonymous visitor
-    assert client.post("/login", headers=headers, environ_base=environ).status_code == 200
+    assert client.post("/login", **options).status_code == 200
     with client.session_transaction() as session:
         session["cart"] = ["sku-1"]  # the app changes its session: the cookie changes
-    response = client.post("/invoices/inv_9/void", headers=headers, environ_base=environ)
+    response = client.post("/invoices/inv_9/void", **options)
     assert response.status_code == 200
     assert response.headers["X-Request-ID"]
     assert audit_logging.flush(timeout=30) == 0
@@ -110,47 +119,51 @@ def test_flask_recipe(app_env: Settings) -> None:
     for record in records:
         assert record["ip_address"] == "192.0.2.44"
         assert record["user_agent"] == "flask-test"
+    assert audit_logging.context.current_context() is None  # released after each request
 
 
-class _StubUser:
-    is_authenticated = True
-    pk = 7
+def test_django_recipe(app_env: Settings, tmp_path: Path) -> None:
+    """The README's settings block and view, in a project run by its own process: capture
+    configured by the app, the login recorded, the view's record with the request's
+    context, and ``manage.py check`` content."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.django_project.settings_djcore_readme",
+           "DJANGO_TEST_SQLITE": str(tmp_path / "db.sqlite3"), "PYTHONPATH": str(REPO),
+           "AUDIT_LOG_SOURCE": "from-the-environment"}
+    check = subprocess.run(
+        [sys.executable, str(REPO / "tests" / "django_project" / "manage.py"), "check"],
+        env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert check.returncode == 0, check.stderr
+    assert "System check identified no issues" in check.stdout, check.stdout + check.stderr
+    drive = subprocess.run([sys.executable, "-m", "tests.recipes.django_drive"], env=env,
+                           capture_output=True, text=True, timeout=120, check=False)
+    assert drive.returncode == 0, drive.stderr
+    out = json.loads(drive.stdout.strip().splitlines()[-1])
+    assert out["status"] == [200, 200] and out["unconfirmed"] == 0, out
+    assert out["request_id"] == "req-refund"
 
-    def get_username(self) -> str:
-        return "django-admin"
+    records = stream_records(app_env, app_env.rabbitmq_stream_name, 3)
+    assert [(r["action"], r["object_type"]) for r in records] == [
+        ("LOGIN", "User"), ("VIEW", "Dashboard"), ("UPDATE", "Order")]
+    session = "hmac-sha256:" + hmac.new(
+        HASH_KEY.encode(), out["session"].encode(), hashlib.sha256).hexdigest()
+    for record in records:
+        assert (record["user_id"], record["username"]) == (out["user_id"], "grace")
+        assert record["ip_address"] == "198.51.100.23"  # the recipe trusts 10.0.0.0/8
+        assert record["user_agent"] == "readme-django"
+        assert record["session_key"] == session
+        # The environment wins over the recipe's AUDIT_LOGGING (it names mq.internal).
+        assert record["source"] == "from-the-environment"
+    update = records[2]
+    assert (update["object_id"], update["request_id"]) == ("ord_5", "req-refund")
+    assert update["changes"] == {"status": ["paid", "refunded"]}
 
 
-def stub_authentication(get_response: Any) -> Any:
-    """Stands in for django.contrib.auth's middleware (which needs a database)."""
-    def middleware(request: Any) -> Any:
-        request.user = _StubUser()
-        return get_response(request)
+def test_the_test_project_uses_the_readme_settings() -> None:
+    """The README's MIDDLEWARE and LOGGING are what the in-process Django tests run with."""
+    namespace: dict[str, Any] = {}
+    exec(compile(recipe("django-settings"), "<README recipe django-settings>", "exec"), namespace)
+    from tests.django_project import settings as project
 
-    return middleware
-
-
-def test_django_recipe(app_env: Settings) -> None:
-    from django.conf import settings as django_settings
-
-    if not django_settings.configured:
-        django_settings.configure(
-            DEBUG=False, SECRET_KEY="recipe-test", ALLOWED_HOSTS=["*"],
-            ROOT_URLCONF="tests.recipes.django_urls",
-            MIDDLEWARE=["tests.test_readme_recipes.stub_authentication",
-                        "recipe_django_middleware.audit_user"],
-            INSTALLED_APPS=[],
-        )
-    load("django-middleware", "recipe_django_middleware")
-    wsgi = load("django-wsgi", "recipe_django_wsgi")
-    transport = httpx.WSGITransport(app=wsgi.application, remote_addr="198.51.100.9")
-    with httpx.Client(transport=transport, base_url="http://app") as http:
-        response = http.post("/orders/ord_5/refund", headers={"Cookie": "sessionid=dj-sess"})
-    assert response.status_code == 200, response.text
-    assert audit_logging.flush(timeout=30) == 0
-    (record,) = stream_records(app_env, app_env.rabbitmq_stream_name, 1)
-    assert (record["action"], record["object_id"]) == ("UPDATE", "ord_5")
-    assert (record["user_id"], record["username"]) == ("7", "django-admin")
-    assert record["ip_address"] == "198.51.100.9"
-    assert record["session_key"].startswith("hmac-sha256:")
-    assert "dj-sess" not in record["session_key"]
-    _ = os, importlib
+    assert namespace["MIDDLEWARE"] == project.MIDDLEWARE
+    assert namespace["LOGGING"] == project.LOGGING
+    assert set(namespace["INSTALLED_APPS"]) <= set(project.INSTALLED_APPS)

@@ -20,6 +20,7 @@ from audit_logging.middleware._request import (
     RequestAudit,
     RequestFacts,
     emit_request_record,
+    port_number,
 )
 from audit_logging.settings import Settings
 
@@ -67,7 +68,7 @@ class AuditWSGIMiddleware:
             headers=_headers(environ),
             method=environ.get("REQUEST_METHOD", "GET"),
             path=environ.get("PATH_INFO", ""),
-            peer_port=_port(environ.get("REMOTE_PORT")),
+            peer_port=port_number(environ.get("REMOTE_PORT")),
         )
         get_user = self.get_user
         resolver = (lambda: get_user(environ)) if get_user is not None else None
@@ -143,11 +144,6 @@ def _headers(environ: Environ) -> dict[str, str]:
         for key, value in environ.items()
         if key.startswith("HTTP_")
     }
-
-
-def _port(value: object) -> int | None:
-    text = str(value) if value is not None else ""
-    return int(text) if text.isdigit() and len(text) <= 5 else None
 
 
 def _status_code(status: str) -> int:

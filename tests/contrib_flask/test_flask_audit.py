@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from flask import Flask, session
+from flask.testing import FlaskClient
 
 from audit_logging.contrib.flask import SESSION_ID_KEY, FlaskAudit
 from audit_logging.errors import ConfigurationError
@@ -19,8 +20,18 @@ HASH_KEY = "flask-test-hash-key-0123456789"
 audit = logging.getLogger("audit")
 
 
+class ClosingClient(FlaskClient):
+    """Reads each response whole and closes it, as a server does: the middleware releases
+    the request's context at close, which the test client otherwise leaves to the test."""
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("buffered", True)
+        return super().open(*args, **kwargs)
+
+
 def make_app(**options: Any) -> Flask:
     app = Flask(__name__)
+    app.test_client_class = ClosingClient
     app.secret_key = "test-secret"
     FlaskAudit(app, settings=Settings.load(env_file=None, hash_key=HASH_KEY), **options)
 

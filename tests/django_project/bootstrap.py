@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 
 _lock = threading.Lock()
@@ -10,14 +9,21 @@ _migrated: set[str] = set()
 
 
 def ensure_django() -> None:
-    """Set Django up with ``tests.django_project.settings`` (once per process)."""
+    """Set Django up with ``tests.django_project.settings_in_process`` (once per process),
+    without ``DJANGO_SETTINGS_MODULE``: a subprocess a test starts inherits the environment,
+    and must not inherit these settings."""
+    import importlib
+
     import django
     from django.apps import apps
+    from django.conf import settings
 
     with _lock:
         if apps.ready:
             return
-        os.environ["DJANGO_SETTINGS_MODULE"] = "tests.django_project.settings"
+        if not settings.configured:
+            module = importlib.import_module("tests.django_project.settings_in_process")
+            settings.configure(**{k: getattr(module, k) for k in dir(module) if k.isupper()})
         django.setup()
 
 

@@ -27,6 +27,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "audit_logging.contrib.django.middleware.AuditMiddleware",
 ]
 
 _SQLITE = os.environ.get(
@@ -52,6 +53,9 @@ DATABASES = {
 # (the tests point it at the local stack and their own stream).
 AUDIT_LOGGING: dict[str, object] = {
     "AUDIT_LOG_SOURCE": "django-test-project",
+    # Not a secret: a test project's key (the middleware needs one to hash session keys).
+    "AUDIT_LOG_HASH_KEY": "django-test-project-hash-key",
+    "TRUSTED_PROXIES": ["10.0.0.0/8"],
 }
 
 LOGGING = {
@@ -60,5 +64,6 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "loggers": {
         "audit_logging": {"handlers": ["console"], "level": "WARNING", "propagate": False},
+        "audit": {"level": "INFO", "propagate": False},
     },
 }

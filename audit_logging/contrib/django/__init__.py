@@ -5,3 +5,30 @@ request's context (:mod:`.middleware`), records logins and logouts, records the 
 the models given to :func:`register` (bulk writes included), and adds the management commands
 ``consume_audit_logs`` and ``audit_logs_status``. Needs the ``[django]`` extra.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from audit_logging.contrib.django.bulk import AuditedQuerySetMixin
+    from audit_logging.contrib.django.registry import register, unregister
+
+__all__ = ["AuditedQuerySetMixin", "register", "unregister"]
+
+# Imported on first use: this package is imported by INSTALLED_APPS before Django's models
+# are ready, and the model-capture modules import Django's model layer.
+_LAZY = {
+    "register": "audit_logging.contrib.django.registry",
+    "unregister": "audit_logging.contrib.django.registry",
+    "AuditedQuerySetMixin": "audit_logging.contrib.django.bulk",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
