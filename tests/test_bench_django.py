@@ -20,7 +20,7 @@ def test_smoke_run_audits_every_request_and_reports_each_ratio(settings: Setting
     results = bench_django.measure(settings, bench_django.SMOKE)
 
     measures = {r.measure for r in results}
-    ours = bench_django.LABELS["ours" if bench_django.contrib_available() else "wsgi"]
+    ours = bench_django.LABELS["ours"]
     for base in ("django-auditlog", "no audit"):
         for what in ("requests/s", "p50 latency", "p99 latency", "CPU per request"):
             assert f"{what}, {ours} vs {base}" in measures

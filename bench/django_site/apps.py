@@ -19,7 +19,6 @@ class BenchSiteConfig(AppConfig):
 
             auditlog.register(Customer)
         elif VARIANT == "ours":
-            import importlib
+            from audit_logging.contrib.django import register
 
-            # Until the Django app's register() is on main; then a plain import.
-            importlib.import_module("audit_logging.contrib.django").register(Customer)
+            register(Customer)
