@@ -139,15 +139,38 @@ def _paths(start: int, count: int) -> list[str]:
     return [f"/customers/{(n * 211) % CUSTOMERS + 1}/visit" for n in range(start, start + count)]
 
 
+class _DisturbedError(Exception):
+    """A process measured in a round (a gunicorn worker, a PostgreSQL backend) went away
+    during it: its CPU time is lost, so the round is run again."""
+
+
+ATTEMPTS: Final = 3  # per variant and round
+
+
 def _round(env: dict[str, str], database: str, plan: Plan, tally: _Tally, log: Path) -> None:
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            _attempt(env, database, plan, tally, log)
+            return
+        except _DisturbedError as exc:
+            if attempt == ATTEMPTS:
+                raise RuntimeError(f"bench django: {exc}") from None
+            print(f"bench django: round run again: {exc}", flush=True)
+
+
+def _attempt(env: dict[str, str], database: str, plan: Plan, tally: _Tally, log: Path) -> None:
     server = Server(env, WORKERS, log)
     try:
         warm = drive(server.port, _paths(tally.served, plan.warmup), CONCURRENCY)
-        backends = _backends(database)
-        cpu, db_cpu = server.cpu_seconds(), _cpu_seconds(backends)
-        load = drive(server.port, _paths(tally.served + plan.warmup, plan.requests), CONCURRENCY)
+        tally.served += len(warm.latencies)
+        gunicorn, backends = server.processes(), _backends(database)
+        cpu, db_cpu = _cpu_seconds(gunicorn), _cpu_seconds(backends)
+        load = drive(server.port, _paths(tally.served, plan.requests), CONCURRENCY)
+        tally.served += len(load.latencies)
         time.sleep(SETTLE)
-        cpu, db_cpu = server.cpu_seconds() - cpu, _cpu_seconds(backends) - db_cpu
+        cpu, db_cpu = _cpu_seconds(gunicorn) - cpu, _cpu_seconds(backends) - db_cpu
+        if len(server.processes()) != len(gunicorn):
+            raise _DisturbedError(f"gunicorn restarted a worker:\n{server.log()}")
     finally:
         code = server.stop()
     if warm.failed or load.failed or code != 0:
@@ -162,7 +185,6 @@ def _round(env: dict[str, str], database: str, plan: Plan, tally: _Tally, log: P
     tally.p99.append(1000 * percentile(load.latencies, 99))
     tally.cpu.append(1000 * cpu / answered)
     tally.db_cpu.append(1000 * db_cpu / answered)
-    tally.served += plan.warmup + answered
 
 
 def _backends(database: str) -> list[psutil.Process]:
@@ -175,9 +197,13 @@ def _backends(database: str) -> list[psutil.Process]:
 
 
 def _cpu_seconds(processes: Sequence[psutil.Process]) -> float:
+    """User + system CPU time of ``processes`` (every thread of theirs)."""
     total = 0.0
     for process in processes:
-        times = process.cpu_times()
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            raise _DisturbedError(f"process {process.pid} went away mid-round") from None
         total += times.user + times.system
     return total
 
