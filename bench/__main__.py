@@ -1,9 +1,9 @@
 """``python -m bench [AREA ...]``: run the benchmarks and write bench/results.md and .json.
 
 Each ``bench/bench_<area>.py`` module has ``run(settings) -> list[Result]`` (the areas are
-found by that name: capture, api, consumer, failover, scaleout, archive); every figure it
-reports is a ratio against a baseline measured in the same run, or, where nothing compares (a
-latency, a failover takeover), a value against an absolute goal.
+found by that name: capture, api, consumer, failover, scaleout, archive, django); every
+figure it reports is a ratio against a baseline measured in the same run, or, where nothing
+compares (a latency, a failover takeover), a value against an absolute goal.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+import psycopg
 import pyarrow.parquet as pq
 from rstream import Consumer, Producer
 from rstream.exceptions import OffsetNotFound, StreamNotAvailable
@@ -34,7 +35,11 @@ if TYPE_CHECKING:
     from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef, ObjectTypeDef
     from opensearchpy import OpenSearch
 
-LOCAL_ENV: Final = HERE.parent / "devstack" / "local.env"
+DEVSTACK: Final = HERE.parent / "devstack"
+LOCAL_ENV: Final = DEVSTACK / "local.env"
+POSTGRES_DSN: Final = os.environ.get(
+    "BENCH_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5433/postgres"
+)
 _LOG_TIME: Final = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
 
 
@@ -126,6 +131,35 @@ def stored_offset(settings: Settings, name: str) -> int | None:
     raise AssertionError("unreachable")
 
 
+def ensure_postgres() -> None:
+    """devstack's PostgreSQL (``devstack/postgres.sh``), started if it does not answer."""
+    try:
+        psycopg.connect(POSTGRES_DSN, connect_timeout=3).close()
+    except psycopg.OperationalError:
+        subprocess.run(["bash", str(DEVSTACK / "postgres.sh"), "start"], check=True)
+
+
+def stack_environ(settings: Settings) -> dict[str, str]:
+    """The environment of a process of the library's run on the local stack: this one's,
+    less its own RabbitMQ, OpenSearch, AWS and AUDIT_LOG_ settings, with devstack's and the
+    settings' stream, index prefix and S3 prefix instead."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("RABBITMQ_", "OPENSEARCH_", "AUDIT_LOG_", "AWS_"))
+    }
+    env.update(read_env_file(LOCAL_ENV))
+    env.update(
+        {
+            "RABBITMQ_STREAM_NAME": settings.rabbitmq_stream_name,
+            "AUDIT_LOG_STREAM_PARTITIONS": str(settings.stream_partitions),
+            "OPENSEARCH_INDEX_PREFIX": settings.opensearch_index_prefix,
+            "AUDIT_LOG_S3_PREFIX": settings.s3_prefix,
+        }
+    )
+    return env
+
+
 def log_time(line: str) -> float:
     """The wall-clock time a consumer log line was written."""
     match = _LOG_TIME.match(line)
@@ -148,22 +182,7 @@ class ConsumerProcess:
     ) -> None:
         """``env``: more variables (e.g. PYTHONPATH naming another tree to run)."""
         self.name = name
-        extra_env = env or {}
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("RABBITMQ_", "OPENSEARCH_", "AUDIT_LOG_", "AWS_"))
-        }
-        env.update(read_env_file(LOCAL_ENV))
-        env.update(
-            {
-                "RABBITMQ_STREAM_NAME": settings.rabbitmq_stream_name,
-                "AUDIT_LOG_STREAM_PARTITIONS": str(settings.stream_partitions),
-                "OPENSEARCH_INDEX_PREFIX": settings.opensearch_index_prefix,
-                "AUDIT_LOG_S3_PREFIX": settings.s3_prefix,
-            }
-        )
-        env.update(extra_env)
+        env = stack_environ(settings) | (env or {})
         self.workdir = Path(tempfile.mkdtemp(prefix=f"{name}-"))
         self.log_path = self.workdir / "consumer.log"
         command = [sys.executable, "-m", "audit_logging.consumer", "--consumer-name", name]

@@ -43,8 +43,8 @@ from rstream import AMQPMessage, ConfirmationStatus, Producer, Properties
 from audit_logging.handlers.handler import AuditHandler
 from audit_logging.settings import Settings
 from audit_logging.testing import CapturingTransport
-from bench._results import HERE, Result, median, percentile
-from bench._stack import delete_stream
+from bench._results import Result, median, percentile
+from bench._stack import DEVSTACK, POSTGRES_DSN, delete_stream, ensure_postgres
 
 AREA: Final = "capture"
 MESSAGE: Final = "Created customer"
@@ -63,10 +63,6 @@ RAW_BATCH: Final = 250  # what the publisher puts in one publish frame
 DRAIN_TIMEOUT: Final = 120.0
 BROKER_TIMEOUT: Final = 120.0
 
-DEVSTACK: Final = HERE.parent / "devstack"
-POSTGRES_DSN: Final = os.environ.get(
-    "BENCH_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5433/postgres"
-)
 
 # The columns of a schema-v1 record; the insert baseline writes one row of them per event.
 _TABLE_DDL: Final = """
@@ -626,13 +622,6 @@ async def _raw_rate(settings: Settings, bodies: Sequence[bytes]) -> float:
 # -- the run ---------------------------------------------------------------------------------
 
 
-def _ensure_postgres() -> None:
-    try:
-        psycopg.connect(POSTGRES_DSN, connect_timeout=3).close()
-    except psycopg.OperationalError:
-        subprocess.run(["bash", str(DEVSTACK / "postgres.sh"), "start"], check=True)
-
-
 def _delete_stream(settings: Settings) -> None:
     try:
         asyncio.run(delete_stream(settings))
@@ -652,7 +641,7 @@ def _measures() -> list[Callable[[Settings], list[Result]]]:
 
 
 def run(settings: Settings) -> list[Result]:
-    _ensure_postgres()
+    ensure_postgres()
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="bench-capture-spool-") as spool:
         own = dataclasses.replace(
