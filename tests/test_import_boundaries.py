@@ -81,30 +81,38 @@ def test_capture_imports_without_prometheus_client(module: str) -> None:
     assert not [m for m in loaded if m.startswith("audit_logging.metrics")], module
 
 
-def test_the_capture_metrics_without_the_extra_name_it() -> None:
+@pytest.mark.parametrize(
+    ("module", "package", "extra"),
+    [
+        ("audit_logging.metrics.capture", "prometheus_client", "metrics"),
+        ("audit_logging.contrib.django", "django", "django"),
+        ("audit_logging.contrib.flask", "flask", "flask"),
+    ],
+)
+def test_a_feature_without_its_extra_names_it(module: str, package: str, extra: str) -> None:
     script = textwrap.dedent(
-        """
+        f"""
         import importlib, importlib.abc, sys
         class Block(importlib.abc.MetaPathFinder):
             def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] == "prometheus_client":
-                    raise ImportError(f"blocked for this test: {name}")
+                if name.split(".")[0] == {package!r}:
+                    raise ImportError(f"blocked for this test: {{name}}")
                 return None
         sys.meta_path.insert(0, Block())
         from audit_logging.errors import MissingExtraError
         try:
-            import audit_logging.metrics.capture
+            import {module}
         except MissingExtraError as exc:
             print(exc)
         else:
-            raise SystemExit("imported without prometheus_client")
+            raise SystemExit("imported without {package}")
         """
     )
     done = subprocess.run(
         [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stderr
-    assert "pip install 'audit-logging-pipeline[metrics]'" in done.stdout, done.stdout
+    assert f"pip install 'audit-logging-pipeline[{extra}]'" in done.stdout, done.stdout
 
 
 def test_the_consumer_and_the_api_never_import_each_other() -> None:

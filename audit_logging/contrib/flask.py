@@ -17,7 +17,12 @@ import secrets
 from collections.abc import Callable, Iterable
 from typing import Final
 
-from flask import Flask, Response, has_request_context, session
+from audit_logging.errors import MissingExtraError
+
+try:
+    from flask import Flask, Response, has_request_context, session
+except ImportError:
+    raise MissingExtraError("flask", "flask") from None
 
 from audit_logging.context import current_context
 from audit_logging.errors import ConfigurationError

@@ -10,6 +10,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from audit_logging.errors import MissingExtraError
+
+try:
+    import django  # noqa: F401 - only to say which extra is missing
+except ImportError:
+    raise MissingExtraError("django", "django") from None
+
 if TYPE_CHECKING:
     from audit_logging.contrib.django.bulk import AuditedQuerySetMixin
     from audit_logging.contrib.django.registry import register, unregister
