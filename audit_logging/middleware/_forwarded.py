@@ -235,3 +235,10 @@ def _node_address(hop: str) -> IPAddress:
     if hop.startswith("[") and address.version != 6:
         raise _Unreadable("an invalid address")
     return normalized(address)
+
+
+def port_number(value: object) -> int | None:
+    """A port as a server or a forwarding hop gives it, None when absent or not one: ASCII
+    digits only (str.isdigit also takes '²', which int() refuses, and '٤'), at most five."""
+    text = str(value) if value is not None else ""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 5 else None

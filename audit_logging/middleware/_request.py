@@ -111,13 +111,6 @@ class ContextBuilder:
         return context
 
 
-def port_number(value: object) -> int | None:
-    """A peer's port as a server gave it (``REMOTE_PORT``), None when absent or not one."""
-    text = str(value) if value is not None else ""
-    # ASCII digits: str.isdigit also takes '²', which int() refuses.
-    return int(text) if text.isascii() and text.isdigit() and len(text) <= 5 else None
-
-
 def require_hash_key(settings: Settings, opt_out: str) -> None:
     """Refuse to read session keys that could only be stored hashed without a key to hash
     them with; ``opt_out`` names the option that reads no session."""

@@ -31,7 +31,7 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Final
 
-from audit_logging.middleware._forwarded import IPNetwork
+from audit_logging.middleware._forwarded import IPNetwork, port_number
 
 library_logger = logging.getLogger("audit_logging")
 
@@ -122,16 +122,19 @@ def _forwarded_hops(value: str) -> Iterator[str]:
 
 
 def _host_port(hop: str) -> tuple[str, int]:
-    """A hop as servers split it: ``[v6]:port``, ``v4:port``, else the whole hop, port 0."""
+    """A hop as servers split it: ``[v6]:port``, ``v4:port``, else the whole hop, port 0.
+    The hop is the client's text: a port that is not one leaves the hop whole."""
     if hop.startswith("["):
         host, sep, rest = hop[1:].partition("]")
-        if sep and rest.startswith(":") and rest[1:].isdigit():
-            return host, int(rest[1:])
+        port = port_number(rest[1:]) if sep and rest.startswith(":") else None
+        if port is not None:
+            return host, port
         return (host, 0) if sep and not rest else (hop, 0)
     if hop.count(":") == 1:
-        host, _, port = hop.partition(":")
-        if port.isdigit():
-            return host, int(port)
+        host, _, text = hop.partition(":")
+        port = port_number(text)
+        if port is not None:
+            return host, port
     return hop, 0
 
 

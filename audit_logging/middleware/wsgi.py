@@ -15,12 +15,12 @@ from types import TracebackType
 from typing import Any
 
 from audit_logging.context import RequestContext, _current
+from audit_logging.middleware._forwarded import port_number
 from audit_logging.middleware._request import (
     ContextBuilder,
     RequestAudit,
     RequestFacts,
     emit_request_record,
-    port_number,
 )
 from audit_logging.settings import Settings
 

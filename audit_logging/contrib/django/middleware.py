@@ -38,13 +38,12 @@ from audit_logging.contrib.django.conf import (
     library_settings,
 )
 from audit_logging.errors import ConfigurationError
-from audit_logging.middleware._forwarded import parse_trusted_proxies
+from audit_logging.middleware._forwarded import parse_trusted_proxies, port_number
 from audit_logging.middleware._request import (
     ContextBuilder,
     RequestAudit,
     RequestFacts,
     emit_request_record,
-    port_number,
 )
 from audit_logging.record import STRING_LIMITS
 from audit_logging.session_key import stored_session_key
